@@ -1,0 +1,64 @@
+"""bayesreview: Bayesian random-effects meta-analysis of response rates from small studies.
+
+The public API::
+
+    studies = load_dataset("calcinosis_cutis")      # or read_studies("my_studies.csv")
+    crude_table(studies, by="group")                 # the review's crude percentages
+    result = fit(studies, outcome="any")             # hierarchical beta-binomial model
+    result.summary()                                 # crude next to posterior, per modality
+
+Heavy dependencies (PyMC, ArviZ, matplotlib) are imported only when a model is fitted or a
+figure drawn, so reading data and the command line's ``--help`` stay quick.
+"""
+
+from importlib import import_module
+from typing import Any
+
+from bayesreview.data import (
+    clopper_pearson,
+    crude_table,
+    dataset_info,
+    list_datasets,
+    load_dataset,
+    load_published,
+    read_studies,
+    reconcile,
+)
+from bayesreview.errors import BayesReviewError, ConvergenceWarning, DataError, SpecError
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported on first use (PEP 562)
+_LAZY = {
+    "ModelSpec": "bayesreview.spec",
+    "Prior": "bayesreview.spec",
+    "load_spec": "bayesreview.spec",
+    "shipped_models": "bayesreview.spec",
+}
+
+__all__ = [
+    "BayesReviewError",
+    "ConvergenceWarning",
+    "DataError",
+    "SpecError",
+    "__version__",
+    "clopper_pearson",
+    "crude_table",
+    "dataset_info",
+    "list_datasets",
+    "load_dataset",
+    "load_published",
+    "read_studies",
+    "reconcile",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bayesreview' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

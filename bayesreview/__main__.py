@@ -1,0 +1,5 @@
+"""``python -m bayesreview`` runs the command line (see :mod:`bayesreview.cli`)."""
+
+from bayesreview.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,571 @@
+"""The study table: schema, validation, outcome counts, the crude table and reconciliation.
+
+One row per study arm. Required columns are ``study``, ``modality`` and ``n`` with either the
+four outcome categories ``complete``, ``partial``, ``none`` and ``unknown`` (which sum to ``n``)
+or a single ``events`` column for one outcome. Optional columns with a meaning of their own are
+``year``, ``group``, ``design`` and ``risk_of_bias``; every other column is carried along and may
+be used as a covariate. Rates are on the 0-1 scale throughout.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bayesreview._resources import resource_dir
+from bayesreview.errors import DataError
+
+__all__ = [
+    "CATEGORIES",
+    "OUTCOMES",
+    "RISK_OF_BIAS_LEVELS",
+    "clopper_pearson",
+    "crude_table",
+    "dataset_info",
+    "list_datasets",
+    "load_dataset",
+    "load_published",
+    "outcome_counts",
+    "read_studies",
+    "reconcile",
+]
+
+#: Outcome categories a study reports; they partition its ``n`` patients.
+CATEGORIES: tuple[str, ...] = ("complete", "partial", "none", "unknown")
+#: Outcomes that can be analysed: ``any`` is complete or partial response.
+OUTCOMES: tuple[str, ...] = ("complete", "partial", "any")
+#: Allowed risk-of-bias ratings, in order (empty means not known).
+RISK_OF_BIAS_LEVELS: tuple[str, ...] = ("low", "moderate", "high")
+#: Allowed rules for patients whose response is unknown.
+UNKNOWN_RULES: tuple[str, ...] = ("failure", "exclude")
+
+_MAX_COUNT = 10**9  # guards the int64 sums; no real study is this large
+_MAX_PROBLEMS_SHOWN = 40
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and validation
+# --------------------------------------------------------------------------------------------
+
+
+def read_studies(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """Read and validate a table of studies.
+
+    Parameters
+    ----------
+    source
+        Path to a CSV file (comma separated, header row) or a pandas DataFrame. Neither is
+        modified: a DataFrame is copied.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per study arm, in the input order, with a fresh ``RangeIndex``. Counts are
+        ``int64``; ``study``, ``modality``, ``group`` (equal to ``modality`` when absent) and
+        ``design`` are strings; ``risk_of_bias`` is an ordered categorical with the levels
+        ``low < moderate < high`` and missing values where a rating is not known; ``year`` is a
+        nullable integer. Extra columns are carried along unchanged.
+
+    Raises
+    ------
+    DataError
+        Listing every problem found, each naming its row (1-based, counting data rows) and
+        study label and column: a missing file, an empty or non-CSV file, duplicated headers,
+        missing required columns, an empty table, counts that are missing, not whole numbers,
+        negative, infinite or too large, categories that do not sum to ``n``, ``events > n``,
+        ``n = 0``, a duplicated study within a modality, or an unknown risk-of-bias rating.
+    """
+    if isinstance(source, pd.DataFrame):
+        if source.columns.duplicated().any():
+            dup = sorted({str(c) for c in source.columns[source.columns.duplicated()]})
+            raise DataError(f"duplicated column name(s): {', '.join(dup)}")
+        frame = source.copy(deep=True)
+        frame.columns = [str(c) for c in frame.columns]
+        label = "the DataFrame"
+    elif isinstance(source, str | os.PathLike):
+        frame = _read_csv(Path(source))
+        label = str(source)
+    else:
+        raise DataError(
+            f"read_studies() takes a CSV path or a pandas DataFrame, got {type(source).__name__}"
+        )
+    studies = _validate(frame, label)
+    studies.attrs["source"] = label
+    return studies
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"{path}: file does not exist")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a CSV file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: file is empty")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text CSV file ({exc.reason} at byte {exc.start})")
+    if "\x00" in text:
+        raise DataError(f"{path}: not a CSV file (it contains binary data)")
+    try:
+        header = next(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+    header = [h.strip() for h in header]
+    duplicated = sorted({h for h in header if header.count(h) > 1})
+    if duplicated:
+        raise DataError(f"{path}: duplicated column name(s) in the header: {', '.join(duplicated)}")
+    try:
+        frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable CSV file ({first})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+class _Problems:
+    """Collects every problem found, so that the user sees them all at once."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._labels = (
+            frame["study"].astype(object).where(frame["study"].notna(), None).tolist()
+            if "study" in frame
+            else [None] * len(frame)
+        )
+        self.messages: list[str] = []
+
+    def add(self, row: int | None, column: str | None, text: str) -> None:
+        where = []
+        if row is not None:
+            study = self._labels[row]
+            where.append(f"row {row + 1}" + (f" (study {study!r})" if _present(study) else ""))
+        if column is not None:
+            where.append(f"column {column!r}")
+        self.messages.append((", ".join(where) + ": " if where else "") + text)
+
+    def raise_if_any(self, label: str) -> None:
+        if not self.messages:
+            return
+        shown = self.messages[:_MAX_PROBLEMS_SHOWN]
+        more = len(self.messages) - len(shown)
+        lines = [f"{label}: {len(self.messages)} problem(s) in the study table:"]
+        lines += [f"  - {m}" for m in shown]
+        if more:
+            lines.append(f"  ... and {more} more")
+        raise DataError("\n".join(lines))
+
+
+def _present(value: object) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+def _parse_count(value: object) -> tuple[int | None, str | None]:
+    """One count cell -> (integer, None) or (None, what is wrong)."""
+    if isinstance(value, bool | np.bool_):
+        return None, f"is not a number ({value!r})"
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None, "is missing"
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None, "is missing"
+        try:
+            return _check_range(int(text))
+        except ValueError:
+            pass
+        try:
+            value = float(text)
+        except ValueError:
+            return None, f"is not a number ({text!r})"
+    if isinstance(value, int | np.integer):
+        return _check_range(int(value))
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return None, "is missing (NaN)"
+        if math.isinf(value):
+            return None, f"is infinite ({value})"
+        if not float(value).is_integer():
+            return None, f"is not a whole number ({value})"
+        return _check_range(int(value))
+    return None, f"is not a number ({value!r})"
+
+
+def _check_range(count: int) -> tuple[int | None, str | None]:
+    if count < 0:
+        return None, f"is negative ({count})"
+    if count > _MAX_COUNT:
+        return None, f"is implausibly large ({count} > {_MAX_COUNT})"
+    return count, None
+
+
+def _parse_count_column(frame: pd.DataFrame, column: str, problems: _Problems) -> np.ndarray:
+    """Validated int64 counts of ``column``; rows with a problem get -1 and are reported."""
+    values = frame[column]
+    if pd.api.types.is_integer_dtype(values.dtype) and not values.isna().any():
+        counts = values.to_numpy(dtype=np.int64)
+        for row in np.flatnonzero((counts < 0) | (counts > _MAX_COUNT)):
+            problems.add(int(row), column, _check_range(int(counts[row]))[1] or "")
+        return np.where((counts < 0) | (counts > _MAX_COUNT), -1, counts)
+    counts = np.full(len(values), -1, dtype=np.int64)
+    for row, value in enumerate(values.astype(object).tolist()):
+        parsed, problem = _parse_count(value)
+        if problem is None:
+            counts[row] = parsed
+        else:
+            problems.add(row, column, problem)
+    return counts
+
+
+def _clean_text(series: pd.Series) -> pd.Series:
+    """Strings stripped of surrounding space; missing or blank cells become ``pd.NA``."""
+    text = series.astype(object).map(lambda v: str(v).strip() if _present(v) else None)
+    text = text.map(lambda v: None if v in ("", "nan", "<NA>") else v)
+    return text.astype("string")
+
+
+def _validate(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    has_categories = any(c in frame.columns for c in CATEGORIES)
+    count_columns = list(CATEGORIES) if has_categories or "events" not in frame else ["events"]
+    required = ["study", "modality", "n", *count_columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        hint = (
+            " (give the four outcome categories complete, partial, none, unknown, or a single"
+            " events column)"
+            if any(c in CATEGORIES or c == "events" for c in missing)
+            else ""
+        )
+        raise DataError(f"{label}: missing required column(s): {', '.join(missing)}{hint}")
+    if len(frame) == 0:
+        raise DataError(f"{label}: the study table is empty (a header but no rows)")
+
+    frame = frame.reset_index(drop=True)
+    problems = _Problems(frame)
+    out = frame.copy()
+
+    for column in ("study", "modality"):
+        out[column] = _clean_text(frame[column])
+        for row in np.flatnonzero(out[column].isna().to_numpy()):
+            problems.add(int(row), column, "is empty")
+    out["group"] = (
+        _clean_text(frame["group"]).fillna(out["modality"])
+        if "group" in frame
+        else out["modality"]
+    )
+    if "design" in frame:
+        out["design"] = _clean_text(frame["design"]).str.lower().str.replace(" ", "_")
+
+    counts = {c: _parse_count_column(frame, c, problems) for c in ["n", *count_columns]}
+    valid = np.all([counts[c] >= 0 for c in counts], axis=0)
+    n = counts["n"]
+    for row in np.flatnonzero(valid & (n == 0)):
+        problems.add(int(row), "n", "is 0: a study must have at least one patient")
+    if has_categories:
+        total = sum(counts[c] for c in CATEGORIES)
+        for row in np.flatnonzero(valid & (total != n)):
+            parts = " + ".join(f"{c} {counts[c][row]}" for c in CATEGORIES)
+            problems.add(
+                int(row), "n", f"outcome categories do not sum to n: {parts} = {total[row]} != {n[row]}"
+            )
+    else:
+        for row in np.flatnonzero(valid & (counts["events"] > n)):
+            problems.add(int(row), "events", f"events {counts['events'][row]} > n {n[row]}")
+    for column, values in counts.items():
+        out[column] = np.where(values >= 0, values, 0).astype(np.int64)
+
+    if "year" in frame:
+        year = pd.to_numeric(frame["year"], errors="coerce")
+        given = frame["year"].map(_present)
+        bad = given & (year.isna() | (year % 1 != 0))
+        for row in np.flatnonzero(bad.to_numpy()):
+            problems.add(int(row), "year", f"is not a whole number ({frame['year'].iloc[row]!r})")
+        out["year"] = year.where(~bad).round().astype("Int64")
+
+    if "risk_of_bias" in frame:
+        rating = _clean_text(frame["risk_of_bias"]).str.lower()
+        unknown = rating.notna() & ~rating.isin(RISK_OF_BIAS_LEVELS)
+        for row in np.flatnonzero(unknown.to_numpy()):
+            problems.add(
+                int(row),
+                "risk_of_bias",
+                f"unknown level {frame['risk_of_bias'].iloc[row]!r}; allowed: "
+                f"{', '.join(RISK_OF_BIAS_LEVELS)} or empty where not known",
+            )
+        out["risk_of_bias"] = pd.Categorical(
+            rating.where(~unknown).astype(object).where(rating.notna() & ~unknown, None),
+            categories=list(RISK_OF_BIAS_LEVELS),
+            ordered=True,
+        )
+
+    keys = out[["modality", "study"]].astype(object)
+    duplicated = keys.duplicated(keep=False) & out["study"].notna().to_numpy()
+    for row in np.flatnonzero(duplicated.to_numpy()):
+        first = int(np.flatnonzero((keys == keys.iloc[row]).all(axis=1).to_numpy())[0])
+        if first != row:
+            problems.add(
+                int(row),
+                "study",
+                f"duplicate of row {first + 1}: study {out['study'].iloc[row]!r} appears twice "
+                f"in modality {out['modality'].iloc[row]!r}",
+            )
+
+    problems.raise_if_any(label)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Bundled data sets
+# --------------------------------------------------------------------------------------------
+
+
+def _registry() -> dict[str, dict]:
+    with open(resource_dir("data") / "datasets.toml", "rb") as handle:
+        return tomllib.load(handle)
+
+
+def list_datasets() -> list[str]:
+    """Names of the data sets bundled with bayesreview, sorted."""
+    return sorted(_registry())
+
+
+def dataset_info(name: str) -> dict:
+    """Metadata of a bundled data set: title, citation, files and published totals.
+
+    For ``"calcinosis_cutis"`` this includes ``risk_of_bias_totals`` (low 10, moderate 19,
+    high 11 of 40 studies), the only risk-of-bias information in the review's text.
+    """
+    registry = _registry()
+    if name not in registry:
+        raise DataError(f"unknown data set {name!r}; bundled: {', '.join(sorted(registry))}")
+    return dict(registry[name])
+
+
+def load_dataset(name: str = "calcinosis_cutis") -> pd.DataFrame:
+    """Load a bundled data set as a validated study table (see :func:`read_studies`).
+
+    Parameters
+    ----------
+    name
+        Data set name; default ``"calcinosis_cutis"`` (Nowaczyk et al. 2021, Table 1: 40 studies,
+        136 patients). :func:`list_datasets` lists them all.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The study table; ``.attrs["metadata"]`` holds :func:`dataset_info`.
+    """
+    info = dataset_info(name)
+    studies = read_studies(resource_dir("data") / info["studies"])
+    studies.attrs["metadata"] = info
+    studies.attrs["source"] = f"bundled:{name}"
+    return studies
+
+
+def load_published(name: str = "calcinosis_cutis") -> pd.DataFrame:
+    """The published summary table of a bundled data set, exactly as printed.
+
+    Columns: the grouping column (``group`` for calcinosis_cutis), ``outcome``, ``events``,
+    ``n``, ``percent`` (as printed, rounded) and ``source`` (where in the paper).
+    """
+    info = dataset_info(name)
+    published = pd.read_csv(resource_dir("data") / info["published"])
+    published.attrs["by"] = info.get("published_by", published.columns[0])
+    return published
+
+
+# --------------------------------------------------------------------------------------------
+# Outcomes and the crude table
+# --------------------------------------------------------------------------------------------
+
+
+def _check_unknown_rule(unknown: str) -> None:
+    if unknown not in UNKNOWN_RULES:
+        raise DataError(f"unknown={unknown!r}: must be one of {', '.join(UNKNOWN_RULES)}")
+
+
+def outcomes_of(studies: pd.DataFrame) -> tuple[str, ...]:
+    """Outcomes a study table supports: complete/partial/any, or ``events`` alone."""
+    return OUTCOMES if "complete" in studies else ("events",)
+
+
+def outcome_counts(
+    studies: pd.DataFrame, outcome: str = "any", unknown: str = "failure"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Events and denominators of one outcome, per study.
+
+    Parameters
+    ----------
+    studies
+        A validated study table.
+    outcome
+        ``"complete"``, ``"partial"`` or ``"any"`` (complete or partial); ``"events"`` for a
+        table that gives only ``events`` and ``n``.
+    unknown
+        ``"failure"`` (default; the review's convention) counts patients with unknown response
+        as non-responders; ``"exclude"`` removes them from the denominator.
+
+    Returns
+    -------
+    (events, trials)
+        Two int64 arrays, one value per study.
+    """
+    _check_unknown_rule(unknown)
+    allowed = outcomes_of(studies)
+    if outcome not in allowed:
+        raise DataError(f"outcome={outcome!r}: this study table supports {', '.join(allowed)}")
+    n = studies["n"].to_numpy(dtype=np.int64)
+    if outcome == "events":
+        return studies["events"].to_numpy(dtype=np.int64), n
+    complete = studies["complete"].to_numpy(dtype=np.int64)
+    partial = studies["partial"].to_numpy(dtype=np.int64)
+    events = {"complete": complete, "partial": partial, "any": complete + partial}[outcome]
+    trials = n - studies["unknown"].to_numpy(dtype=np.int64) if unknown == "exclude" else n
+    return events, trials
+
+
+def clopper_pearson(
+    events: np.ndarray | Sequence[int] | int,
+    trials: np.ndarray | Sequence[int] | int,
+    level: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Clopper-Pearson) confidence interval of a binomial proportion.
+
+    Returns lower and upper bounds on the 0-1 scale; NaN where ``trials`` is 0.
+    """
+    x = np.asarray(events, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    alpha = 1.0 - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lower = np.where(x > 0, stats.beta.ppf(alpha / 2, x, n - x + 1), 0.0)
+        upper = np.where(x < n, stats.beta.ppf(1 - alpha / 2, x + 1, n - x), 1.0)
+    empty = n == 0
+    return np.where(empty, np.nan, lower), np.where(empty, np.nan, upper)
+
+
+def crude_table(
+    studies: pd.DataFrame,
+    by: str = "modality",
+    unknown: str = "failure",
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Crude pooled counts and proportions per level of ``by``, with exact intervals.
+
+    This is what reviews usually report (every patient counted alike, no study effects).
+
+    Parameters
+    ----------
+    studies
+        A validated study table (:func:`read_studies`).
+    by
+        Column to group by; default ``"modality"`` (``"group"`` pools, e.g., all lasers).
+    unknown
+        ``"failure"`` (default) keeps unknown responses in the denominator, which reproduces
+        the review's Table 2; ``"exclude"`` drops them.
+    level
+        Confidence level of the Clopper-Pearson intervals; default 0.95.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per level of ``by`` in order of first appearance: ``by``, ``studies``, ``n``
+        (patients), the category counts, ``any`` (complete + partial), ``denominator`` (``n``,
+        less ``unknown`` when excluded), and for each outcome ``<outcome>_rate``,
+        ``<outcome>_lower``, ``<outcome>_upper`` on the 0-1 scale.
+    """
+    _check_unknown_rule(unknown)
+    if by not in studies.columns:
+        raise DataError(f"by={by!r}: no such column; columns are {', '.join(studies.columns)}")
+    if studies[by].isna().any():
+        rows = ", ".join(str(r + 1) for r in np.flatnonzero(studies[by].isna().to_numpy())[:10])
+        raise DataError(f"column {by!r} is missing in row(s) {rows}; cannot group by it")
+    count_columns = [c for c in (*CATEGORIES, "events") if c in studies]
+    grouped = studies.groupby(by, sort=False, observed=True)
+    table = grouped[["n", *count_columns]].sum()
+    table.insert(0, "studies", grouped.size())
+    outcomes = outcomes_of(studies)
+    if "complete" in table:
+        table["any"] = table["complete"] + table["partial"]
+    table["denominator"] = table["n"] - (table["unknown"] if unknown == "exclude" else 0)
+    for outcome in outcomes:
+        lower, upper = clopper_pearson(table[outcome], table["denominator"], level)
+        table[f"{outcome}_rate"] = table[outcome] / table["denominator"]
+        table[f"{outcome}_lower"] = lower
+        table[f"{outcome}_upper"] = upper
+    return table.reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# Reconciliation against a published summary
+# --------------------------------------------------------------------------------------------
+
+
+def reconcile(
+    studies: pd.DataFrame, published: pd.DataFrame, by: str | None = None
+) -> pd.DataFrame:
+    """Every cell where the study-level data and a published summary disagree.
+
+    Parameters
+    ----------
+    studies
+        A validated study table.
+    published
+        Published counts, one row per level and outcome, with the columns ``by``, ``outcome``
+        (one of complete, partial, none, unknown, any), ``events`` and ``n`` (as from
+        :func:`load_published`).
+    by
+        The grouping column shared by both tables; default ``published.attrs["by"]`` or else
+        the first column of ``published`` that is also a column of ``studies``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``level``, ``quantity`` (an outcome's events, or ``n``), ``from_studies`` and
+        ``published``; no rows when the two agree everywhere the summary reports.
+    """
+    if by is None:
+        by = published.attrs.get("by") or next(
+            (c for c in published.columns if c in studies.columns and c not in CATEGORIES), None
+        )
+    missing = [c for c in (by, "outcome", "events", "n") if c is None or c not in published]
+    if missing:
+        raise DataError(
+            "published table: missing column(s) "
+            + ", ".join(str(c) for c in missing)
+            + f"; it needs the grouping column, outcome, events and n (by={by!r})"
+        )
+    crude = crude_table(studies, by=by).set_index(by)
+    rows: list[dict] = []
+    seen_n: set = set()
+    for record in published.itertuples(index=False):
+        level, outcome = getattr(record, by), record.outcome
+        if outcome not in (*CATEGORIES, "any"):
+            raise DataError(f"published table: unknown outcome {outcome!r} for level {level!r}")
+        found = level in crude.index
+        from_studies = int(crude.at[level, outcome]) if found else 0
+        if from_studies != int(record.events):
+            rows.append(
+                {"level": level, "quantity": outcome, "from_studies": from_studies,
+                 "published": int(record.events)}
+            )
+        study_n = int(crude.at[level, "n"]) if found else 0
+        if level not in seen_n and study_n != int(record.n):
+            seen_n.add(level)
+            rows.append(
+                {"level": level, "quantity": "n", "from_studies": study_n,
+                 "published": int(record.n)}
+            )
+    return pd.DataFrame(rows, columns=["level", "quantity", "from_studies", "published"])
