@@ -30,6 +30,9 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; imported on first use (PEP 562)
 _LAZY = {
+    "Fit": "bayesreview.fitting",
+    "fit": "bayesreview.fitting",
+    "load_fit": "bayesreview.fitting",
     "ModelSpec": "bayesreview.spec",
     "Prior": "bayesreview.spec",
     "load_spec": "bayesreview.spec",

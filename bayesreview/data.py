@@ -262,9 +262,7 @@ def _validate(frame: pd.DataFrame, label: str) -> pd.DataFrame:
         for row in np.flatnonzero(out[column].isna().to_numpy()):
             problems.add(int(row), column, "is empty")
     out["group"] = (
-        _clean_text(frame["group"]).fillna(out["modality"])
-        if "group" in frame
-        else out["modality"]
+        _clean_text(frame["group"]).fillna(out["modality"]) if "group" in frame else out["modality"]
     )
     if "design" in frame:
         out["design"] = _clean_text(frame["design"]).str.lower().str.replace(" ", "_")
@@ -279,7 +277,9 @@ def _validate(frame: pd.DataFrame, label: str) -> pd.DataFrame:
         for row in np.flatnonzero(valid & (total != n)):
             parts = " + ".join(f"{c} {counts[c][row]}" for c in CATEGORIES)
             problems.add(
-                int(row), "n", f"outcome categories do not sum to n: {parts} = {total[row]} != {n[row]}"
+                int(row),
+                "n",
+                f"outcome categories do not sum to n: {parts} = {total[row]} != {n[row]}",
             )
     else:
         for row in np.flatnonzero(valid & (counts["events"] > n)):
@@ -558,14 +558,22 @@ def reconcile(
         from_studies = int(crude.at[level, outcome]) if found else 0
         if from_studies != int(record.events):
             rows.append(
-                {"level": level, "quantity": outcome, "from_studies": from_studies,
-                 "published": int(record.events)}
+                {
+                    "level": level,
+                    "quantity": outcome,
+                    "from_studies": from_studies,
+                    "published": int(record.events),
+                }
             )
         study_n = int(crude.at[level, "n"]) if found else 0
         if level not in seen_n and study_n != int(record.n):
             seen_n.add(level)
             rows.append(
-                {"level": level, "quantity": "n", "from_studies": study_n,
-                 "published": int(record.n)}
+                {
+                    "level": level,
+                    "quantity": "n",
+                    "from_studies": study_n,
+                    "published": int(record.n),
+                }
             )
     return pd.DataFrame(rows, columns=["level", "quantity", "from_studies", "published"])

@@ -76,6 +76,7 @@ _DIST_WORDS: dict[str, tuple[str, dict[str, str]]] = {
     "halfstudent_t": ("Half-Student-t", {"nu": "df", "sigma": "scale"}),
     "exponential": ("Exponential", {"lam": "rate"}),
 }
+# Escapes of a TOML basic string; other control characters are written as \uXXXX.
 _TOML_ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",
@@ -99,8 +100,9 @@ class _KeyInfo(NamedTuple):
 _PRIOR_KEYS: dict[str, _KeyInfo] = {
     "intercept": _KeyInfo(
         "location",
-        "logit of each modality's mean response rate at the reference bias level",
-        "mean rate",
+        "each modality's logit response rate at the reference bias level (the logit of the mean "
+        "rate for beta-binomial, the mean study logit for logit-normal)",
+        "rate",
         expit,
     ),
     "bias": _KeyInfo(
@@ -122,9 +124,7 @@ _PRIOR_KEYS: dict[str, _KeyInfo] = {
         None,
         None,
     ),
-    "tau": _KeyInfo(
-        "scale", "SD of the study logits around the modality's mean logit", None, None
-    ),
+    "tau": _KeyInfo("scale", "SD of the study logits around the modality's mean logit", None, None),
     "log_tau": _KeyInfo(
         "location",
         "log of the common between-study SD tau (logit scale) that modalities are pooled toward",
@@ -187,9 +187,7 @@ def _model_prior_keys(likelihood: str, heterogeneity: str) -> tuple[str, ...]:
 
 def _is_finite_number(value: object) -> bool:
     """Return whether ``value`` is a finite real number (``bool`` is not a number here)."""
-    return (
-        isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    )
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _checked_params(dist: object, raw: Mapping[str, object], where: str) -> tuple:
@@ -352,20 +350,17 @@ class Prior:
             return np.where(x >= 0, np.log(2.0) + logpdf, -np.inf)
         return logpdf
 
-    def interval(self, mass: float = 0.95) -> tuple[float, float]:
-        """Return the equal-tailed interval holding ``mass`` of the prior (default 95%)."""
-        tails = np.array([(1 - mass) / 2, (1 + mass) / 2])
-        if self.dist in _FOLDED:
-            tails = (1 + tails) / 2
-        low, high = self._scipy().ppf(tails)
-        return float(low), float(high)
+    def quantile(self, q: Any) -> np.ndarray:
+        """Return the quantile function (inverse CDF) at probabilities ``q``."""
+        q = np.asarray(q, dtype=float)
+        return self._scipy().ppf((1 + q) / 2 if self.dist in _FOLDED else q)
 
 
 class _PriorMap(Mapping[str, Prior]):
     """A read-only, hashable and picklable mapping from prior key to :class:`Prior`."""
 
-    def __init__(self, items: Mapping[str, Prior] | tuple = ()) -> None:
-        self._data = dict(items)
+    def __init__(self, items: Mapping[str, Prior] | None = None) -> None:
+        self._data = dict(items or {})
 
     def __getitem__(self, key: str) -> Prior:
         return self._data[key]
@@ -383,23 +378,20 @@ class _PriorMap(Mapping[str, Prior]):
         return repr(self._data)
 
 
-def _checked_priors(
-    section: str, raw: object, likelihood: str, heterogeneity: str
-) -> _PriorMap:
-    """Validate one table of priors (``priors`` or ``conditional_priors``) of a model."""
+def _checked_priors(section: str, raw: object, keys: tuple[str, ...], model: str) -> _PriorMap:
+    """Validate one table of priors (``priors`` or ``conditional_priors``) of a model.
+
+    ``keys`` are the prior keys the model uses; ``model`` names it in error messages.
+    """
     if not isinstance(raw, Mapping):
         raise SpecError(f"{section}: must be a table of priors keyed by name, got {raw!r}")
-    keys = _model_prior_keys(likelihood, heterogeneity)
     checked = {}
     for key, value in raw.items():
         where = f"{section}.{key}"
         if key not in _PRIOR_KEYS:
             raise SpecError(f"{where}: unknown prior key; prior keys are {', '.join(_PRIOR_KEYS)}")
         if key not in keys:
-            raise SpecError(
-                f"{where}: not used by a {likelihood} model with {heterogeneity} heterogeneity, "
-                f"whose priors are {', '.join(keys)}"
-            )
+            raise SpecError(f"{where}: not used by {model}, whose priors are {', '.join(keys)}")
         prior = value if isinstance(value, Prior) else Prior.from_dict(value, where)
         family = _PRIOR_KEYS[key].family
         if prior.dist not in _FAMILY_DISTS[family]:
@@ -412,6 +404,7 @@ def _checked_priors(
 
 
 def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise SpecError naming ``key`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise SpecError(f"{key}: must be one of {', '.join(choices)}, got {value!r}")
 
@@ -419,7 +412,8 @@ def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
 def _toml_string(text: str) -> str:
     """Quote ``text`` as a TOML basic string."""
     quoted = "".join(
-        _TOML_ESCAPES.get(c, f"\\u{ord(c):04X}" if ord(c) < 0x20 or ord(c) == 0x7F else c) for c in text
+        _TOML_ESCAPES.get(c, f"\\u{ord(c):04X}" if ord(c) < 0x20 or ord(c) == 0x7F else c)
+        for c in text
     )
     return f'"{quoted}"'
 
@@ -475,17 +469,15 @@ class ModelSpec:
         _check_choice("heterogeneity", self.heterogeneity, HETEROGENEITIES)
         if self.outcome is not None:
             _check_choice("outcome", self.outcome, OUTCOMES)
-        for section in ("priors", "conditional_priors"):
-            checked = _checked_priors(
-                section, getattr(self, section), self.likelihood, self.heterogeneity
-            )
-            object.__setattr__(self, section, checked)
         keys = _model_prior_keys(self.likelihood, self.heterogeneity)
+        model = f"a {self.likelihood} model with {self.heterogeneity} heterogeneity"
+        for section in ("priors", "conditional_priors"):
+            checked = _checked_priors(section, getattr(self, section), keys, model)
+            object.__setattr__(self, section, checked)
         for key in keys:
             if key not in self.priors:
                 raise SpecError(
-                    f"priors.{key}: missing; a {self.likelihood} model with {self.heterogeneity} "
-                    f"heterogeneity needs priors for {', '.join(keys)}"
+                    f"priors.{key}: missing; {model} needs priors for {', '.join(keys)}"
                 )
 
     @classmethod
@@ -553,7 +545,7 @@ class ModelSpec:
         return d
 
     def to_toml(self) -> str:
-        """Return the specification as TOML text, one prior per line with its meaning."""
+        """Return the specification as TOML text, each prior under a comment saying what it is."""
         d = self.to_dict()
         lines = [f"# Model specification {self.name!r}, written by bayesreview."]
         for key in ("name", "description", "likelihood", "heterogeneity", "outcome"):
@@ -568,7 +560,7 @@ class ModelSpec:
                     f"{k} = {_toml_string(v) if isinstance(v, str) else repr(v)}"
                     for k, v in table.items()
                 )
-                lines.append(f"{key} = {{ {fields} }}  # {_PRIOR_KEYS[key].meaning}")
+                lines += [f"# {_PRIOR_KEYS[key].meaning}", f"{key} = {{ {fields} }}"]
         return "\n".join(lines) + "\n"
 
     def prior(self, key: str, stage: str = "marginal") -> Prior:
@@ -654,14 +646,20 @@ class ModelSpec:
 
 
 def _describe_prior(key: str, prior: Prior) -> str:
-    """Return one line saying what the prior of ``key`` is and what it means."""
+    """Return one line saying what the prior of ``key`` is and what it means.
+
+    A location prior is summarised by its central 95% interval, a scale prior by the value
+    that 95% of its mass lies below.
+    """
     info = _PRIOR_KEYS[key]
-    low, high = prior.interval()
-    line = f"  {key} ~ {prior.describe()}: {info.meaning}; 95% prior interval {low:.3g} to {high:.3g}"
+    line = f"  {key} ~ {prior.describe()}: {info.meaning}"
+    if info.family == "scale":
+        return f"{line}; 95% prior mass below {prior.quantile(0.95):.3g}."
+    low, high = prior.quantile([0.025, 0.975])
+    line += f"; 95% prior interval {low:.3g} to {high:.3g}"
     if info.transform is not None:
         line += (
-            f", i.e. {info.natural_scale} {info.transform(low):.3g} to "
-            f"{info.transform(high):.3g}"
+            f", i.e. {info.natural_scale} {info.transform(low):.3g} to {info.transform(high):.3g}"
         )
     return line + "."
 

@@ -1,0 +1,280 @@
+"""From a study table to the arrays a model needs: outcome counts, group and bias codes.
+
+Everything here is pure pandas/numpy. :class:`ModelData` is what the PyMC builders in
+:mod:`bayesreview.models` and the post-processing in :mod:`bayesreview.quantities` consume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from bayesreview.data import OUTCOMES, outcome_counts, outcomes_of
+from bayesreview.errors import DataError
+
+#: Outcomes ``fit`` accepts: one outcome, or ``"response"`` (complete, partial and any together).
+FIT_OUTCOMES: tuple[str, ...] = (*OUTCOMES, "response", "events")
+
+
+@dataclass(frozen=True)
+class Bias:
+    """How the bias (or study-design) covariate enters the model.
+
+    ``kind`` is ``"categorical"`` (one logit shift per non-reference level, missing levels
+    marginalised) or ``"numeric"`` (one slope). ``codes`` holds, per row, the level index
+    (reference = 0, missing = -1) or the numeric value.
+    """
+
+    column: str
+    kind: str
+    levels: tuple[str, ...] = ()
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    prior_counts: tuple[float, ...] = ()
+
+    @property
+    def n_missing(self) -> int:
+        return int((self.codes < 0).sum()) if self.kind == "categorical" else 0
+
+    @property
+    def observed_counts(self) -> np.ndarray:
+        """Studies per level among those whose level is known (categorical only)."""
+        known = self.codes[self.codes >= 0].astype(int)
+        return np.bincount(known, minlength=len(self.levels))
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """The arrays behind one fit.
+
+    Attributes
+    ----------
+    outcome
+        ``"any"``, ``"complete"``, ``"partial"``, ``"events"``, or ``"response"`` for the joint
+        sequential model (stage 1: any response of ``trials``; stage 2: complete of ``any``).
+    groups
+        Labels of the pooled units (modalities), in order of first appearance.
+    group_idx, trials, events
+        Per row: group index, denominator, and events of the modelled outcome. For
+        ``"response"``, ``events`` holds any-response counts and ``complete`` the complete
+        responses (the second stage's events; its trials are ``events``).
+    weights
+        How many identical studies a row stands for (1 unless collapsed).
+    study
+        Study labels per row (``"k identical studies"`` after collapsing).
+    """
+
+    outcome: str
+    by: str
+    unknown: str
+    groups: tuple[str, ...]
+    group_idx: np.ndarray
+    trials: np.ndarray
+    events: np.ndarray
+    study: tuple[str, ...]
+    weights: np.ndarray
+    complete: np.ndarray | None = None
+    bias: Bias | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.trials)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def joint(self) -> bool:
+        return self.outcome == "response"
+
+    @property
+    def reported_outcomes(self) -> tuple[str, ...]:
+        """Outcomes a fit reports: all three for the joint model, else the one fitted."""
+        return ("complete", "partial", "any") if self.joint else (self.outcome,)
+
+    def stage_counts(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(stage name, events, trials) of each likelihood stage."""
+        if self.joint:
+            return [("", self.events, self.trials), ("_cond", self.complete, self.events)]
+        return [("", self.events, self.trials)]
+
+    def structure(self) -> tuple:
+        """What fixes the compiled model: shapes and the bias structure, not the counts."""
+        bias = (
+            None
+            if self.bias is None
+            else (self.bias.kind, len(self.bias.levels), self.bias.n_missing > 0)
+        )
+        return (self.outcome, self.n_rows, self.n_groups, bias)
+
+
+def _bias(
+    studies: pd.DataFrame,
+    column: str,
+    reference: str | None,
+    prior_counts,
+) -> Bias:
+    if column not in studies:
+        raise DataError(f"bias={column!r}: no such column; columns are {', '.join(studies)}")
+    values = studies[column]
+    if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(values.dtype):
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            levels = [str(c) for c in values.cat.categories]
+            if reference is None:
+                reference = levels[0] if values.cat.ordered else None
+        else:
+            levels = sorted({str(v) for v in values.dropna()})
+        labels = values.astype(object).where(values.notna(), None)
+        labels = labels.map(lambda v: None if v is None else str(v))
+        if reference is None:
+            counts = labels.value_counts()
+            if counts.empty:
+                raise DataError(
+                    f"bias={column!r}: no study has a known level, so no reference level can be "
+                    "chosen; give bias_reference and the level names through a categorical column"
+                )
+            reference = str(counts.index[0])
+        if reference not in levels:
+            raise DataError(
+                f"bias_reference={reference!r} is not a level of column {column!r} "
+                f"(levels: {', '.join(levels)})"
+            )
+        levels = [reference] + [lv for lv in levels if lv != reference]
+        if len(levels) < 2:
+            raise DataError(
+                f"bias={column!r}: only one level ({levels[0]!r}); a covariate needs at least two"
+            )
+        index = {lv: i for i, lv in enumerate(levels)}
+        codes = np.array([index[v] if v is not None else -1 for v in labels], dtype=np.int64)
+        if prior_counts is None:
+            counts_tuple = tuple(1.0 for _ in levels)
+        else:
+            if isinstance(prior_counts, dict):
+                unknown = sorted(set(prior_counts) - set(levels))
+                if unknown:
+                    raise DataError(
+                        f"bias_prior_counts: unknown level(s) {', '.join(map(str, unknown))}; "
+                        f"levels of {column!r}: {', '.join(levels)}"
+                    )
+                counts_tuple = tuple(float(prior_counts.get(lv, 1.0)) for lv in levels)
+            else:
+                counts_tuple = tuple(float(c) for c in prior_counts)
+                if len(counts_tuple) != len(levels):
+                    raise DataError(
+                        f"bias_prior_counts: {len(counts_tuple)} values for {len(levels)} levels "
+                        f"({', '.join(levels)}); give a dict level -> count"
+                    )
+            if not all(np.isfinite(c) and c > 0 for c in counts_tuple):
+                raise DataError("bias_prior_counts: every count must be a finite number > 0")
+        return Bias(column, "categorical", tuple(levels), codes, counts_tuple)
+
+    numeric = values.to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(numeric))
+    if bad.size:
+        rows = ", ".join(str(r + 1) for r in bad[:10])
+        raise DataError(
+            f"bias={column!r} is numeric but missing or infinite in row(s) {rows}; only a "
+            "categorical covariate's missing levels can be marginalised"
+        )
+    if prior_counts is not None:
+        raise DataError("bias_prior_counts applies to a categorical bias covariate only")
+    return Bias(column, "numeric", (), numeric)
+
+
+def model_data(
+    studies: pd.DataFrame,
+    outcome: str = "any",
+    by: str = "modality",
+    bias: str | None = None,
+    bias_reference: str | None = None,
+    bias_prior_counts=None,
+    unknown: str = "failure",
+    collapse: bool = False,
+) -> ModelData:
+    """Arrays for one fit (see :func:`bayesreview.fit` for the arguments).
+
+    With ``collapse=True`` rows identical in group, bias code, trials and events (and complete
+    events for the joint model) are merged into one row with a weight: the beta-binomial
+    likelihood depends on a study only through these, so the posterior is unchanged.
+    """
+    if outcome not in FIT_OUTCOMES:
+        raise DataError(f"outcome={outcome!r}: must be one of {', '.join(FIT_OUTCOMES)}")
+    available = outcomes_of(studies)
+    if outcome == "response" and "complete" not in studies:
+        raise DataError("outcome='response' needs the complete/partial/none/unknown columns")
+    if by not in studies:
+        raise DataError(f"by={by!r}: no such column; columns are {', '.join(studies.columns)}")
+    if studies[by].isna().any():
+        rows = ", ".join(str(r + 1) for r in np.flatnonzero(studies[by].isna().to_numpy())[:10])
+        raise DataError(f"column {by!r} (by) is missing in row(s) {rows}")
+    labels = studies[by].astype(str).to_numpy()
+    groups = tuple(pd.unique(labels))
+    group_idx = pd.Index(groups).get_indexer(labels).astype(np.int64)
+
+    if outcome == "response":
+        any_events, trials = outcome_counts(studies, "any", unknown)
+        complete = outcome_counts(studies, "complete", unknown)[0]
+        events = any_events
+    else:
+        if outcome not in available:
+            raise DataError(
+                f"outcome={outcome!r}: this study table supports {', '.join(available)}"
+            )
+        events, trials = outcome_counts(studies, outcome, unknown)
+        complete = None
+
+    bias_info = None if bias is None else _bias(studies, bias, bias_reference, bias_prior_counts)
+    data = ModelData(
+        outcome=outcome,
+        by=by,
+        unknown=unknown,
+        groups=groups,
+        group_idx=group_idx,
+        trials=trials.astype(np.int64),
+        events=events.astype(np.int64),
+        study=tuple(studies["study"].astype(str)),
+        weights=np.ones(len(studies), dtype=np.int64),
+        complete=None if complete is None else complete.astype(np.int64),
+        bias=bias_info,
+    )
+    return collapse_identical(data) if collapse else data
+
+
+def collapse_identical(data: ModelData) -> ModelData:
+    """Merge rows identical in everything the beta-binomial likelihood sees, with weights."""
+    columns = [data.group_idx, data.trials, data.events]
+    if data.complete is not None:
+        columns.append(data.complete)
+    if data.bias is not None:
+        columns.append(data.bias.codes)
+    keys = np.column_stack([np.asarray(c, dtype=float) for c in columns])
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(first)  # keep the order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    weights = np.bincount(rank[inverse], weights=data.weights, minlength=len(order))
+    rows = first[order]
+    study = tuple(
+        data.study[r] if w == 1 else f"{int(w)} studies like {data.study[r]}"
+        for r, w in zip(rows, weights, strict=True)
+    )
+    bias = None
+    if data.bias is not None:
+        b = data.bias
+        bias = Bias(b.column, b.kind, b.levels, b.codes[rows], b.prior_counts)
+    return ModelData(
+        outcome=data.outcome,
+        by=data.by,
+        unknown=data.unknown,
+        groups=data.groups,
+        group_idx=data.group_idx[rows],
+        trials=data.trials[rows],
+        events=data.events[rows],
+        study=study,
+        weights=weights.astype(np.int64),
+        complete=None if data.complete is None else data.complete[rows],
+        bias=bias,
+    )

@@ -1,0 +1,657 @@
+"""Fitting: sampling, diagnostics, the :class:`Fit` result, saving and loading.
+
+``fit(studies)`` prepares the arrays (:mod:`bayesreview.design`), builds the PyMC model
+(:mod:`bayesreview.models`), samples it, and computes what a reviewer reads
+(:mod:`bayesreview.quantities`) into an ArviZ ``InferenceData``. A compiled model is kept for
+the rest of the session and reused for data of the same shape, so refits (leave-one-out,
+prior grids, simulations) skip compilation.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesreview import __version__
+from bayesreview.data import clopper_pearson, read_studies
+from bayesreview.design import ModelData, collapse_identical, model_data
+from bayesreview.errors import BayesReviewError, ConvergenceWarning, DataError
+from bayesreview.spec import ModelSpec, load_spec
+
+#: Samplers ``fit`` can use. ``"nutpie"`` (Rust NUTS on a numba-compiled model) is the default
+#: where installed; ``"pymc"`` is PyMC's own NUTS, the fallback.
+SAMPLERS = ("nutpie", "pymc")
+
+#: Above this many studies, per-study draws (log-likelihood, replicates) are not stored.
+MAX_STUDIES_FOR_STUDY_DRAWS = 5000
+
+#: NUTS target acceptance rate. Higher than the samplers' 0.8 default: hierarchical models of
+#: few, tiny studies have funnel-like posteriors where smaller steps avoid divergences.
+TARGET_ACCEPT = 0.95
+
+_RHAT_MAX = 1.01
+_ESS_MIN = 400
+
+
+def _default_sampler() -> str:
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:  # pragma: no cover - nutpie is a dependency
+        return "pymc"
+    return "nutpie"
+
+
+# --------------------------------------------------------------------------------------------
+# Sampling, with compiled models reused for data of the same shape
+# --------------------------------------------------------------------------------------------
+
+_COMPILED: dict[tuple, Any] = {}
+
+
+def _data_arrays(data: ModelData) -> dict[str, np.ndarray]:
+    """Values of the model's ``pm.Data`` containers for ``data``."""
+    arrays = {"group_idx": data.group_idx, "weights": data.weights.astype(float)}
+    if data.bias is not None:
+        codes = data.bias.codes
+        arrays["bias_code"] = codes if data.bias.kind == "numeric" else np.maximum(codes, 0)
+        if data.bias.kind == "categorical" and data.bias.n_missing:
+            arrays["bias_known"] = (codes >= 0).astype(float)
+    for suffix, events, trials in data.stage_counts():
+        arrays[f"events{suffix}"] = events
+        arrays[f"trials{suffix}"] = trials
+    return arrays
+
+
+def _compiled_model(data: ModelData, spec: ModelSpec, sampler: str):
+    """(model, compiled nutpie model or None), built once per structure and spec."""
+    from bayesreview.models import build_model
+
+    key = (
+        sampler,
+        spec,
+        data.structure(),
+        data.groups,
+        None if data.bias is None else (data.bias.levels, data.bias.prior_counts),
+    )
+    if key not in _COMPILED:
+        model = build_model(data, spec)
+        compiled = None
+        if sampler == "nutpie":
+            import nutpie
+
+            compiled = nutpie.compile_pymc_model(model)
+        _COMPILED[key] = (model, compiled)
+    return _COMPILED[key]
+
+
+def _sample(
+    data: ModelData,
+    spec: ModelSpec,
+    sampler: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    progressbar: bool,
+) -> tuple[az.InferenceData, list[str]]:
+    """Sample the model; returns the InferenceData and the names of the free parameters."""
+    model, compiled = _compiled_model(data, spec, sampler)
+    free = [rv.name for rv in model.free_RVs]
+    arrays = _data_arrays(data)
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = compiled.with_data(**arrays)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            idata = nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=seed,
+                progress_bar=progressbar,
+                cores=chains,
+                save_warmup=False,
+                target_accept=TARGET_ACCEPT,
+            )
+        return idata, free
+    import pymc as pm
+
+    with model:
+        pm.set_data(arrays)
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=1,
+            random_seed=seed,
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+            target_accept=TARGET_ACCEPT,
+            return_inferencedata=True,
+        )
+    return idata, free
+
+
+# --------------------------------------------------------------------------------------------
+# The result object
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fit:
+    """A fitted meta-analysis: the posterior and what it says.
+
+    Attributes
+    ----------
+    idata
+        ArviZ InferenceData: ``posterior`` (model parameters and the derived ``rate``,
+        ``rate_mix``, ``rate_pred``, ``rate_pred_mix``, ``rate_sd`` over outcome x group),
+        ``log_likelihood`` (one value per study), ``posterior_predictive``, ``observed_data``,
+        ``constant_data`` and ``sample_stats``.
+    studies
+        The validated study table that was fitted.
+    spec
+        The model specification.
+    data
+        The arrays the model saw (uncollapsed).
+    settings
+        The arguments of :func:`fit` (outcome, by, bias, unknown, draws, seed, ...).
+    """
+
+    idata: az.InferenceData
+    studies: pd.DataFrame
+    spec: ModelSpec
+    data: ModelData
+    settings: dict[str, Any]
+
+    # ---- basic facts ----------------------------------------------------------------------
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """Outcomes this fit reports (all three for ``outcome="response"``)."""
+        return self.data.reported_outcomes
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The pooled units (levels of ``by``), in order of first appearance."""
+        return self.data.groups
+
+    def draws(self, name: str, outcome: str | None = None) -> xr.DataArray:
+        """Posterior draws of a derived quantity (e.g. ``"rate"``), stacked over chains."""
+        array = self.idata.posterior[name]
+        if outcome is not None:
+            array = array.sel(outcome=outcome)
+        return array.stack(sample=("chain", "draw"))
+
+    def _rng(self, purpose: int) -> np.random.Generator:
+        return np.random.default_rng([int(self.settings["seed"]), purpose])
+
+    # ---- tables ---------------------------------------------------------------------------
+
+    def crude(self, level: float = 0.95) -> pd.DataFrame:
+        """Crude counts per outcome and group, with the same denominators as the model."""
+        rows = []
+        for outcome in self.outcomes:
+            events, trials = _outcome_events(self.data, outcome)
+            for g, group in enumerate(self.groups):
+                mask = self.data.group_idx == g
+                x, n = int(events[mask].sum()), int(trials[mask].sum())
+                lower, upper = clopper_pearson(x, n, level)
+                rows.append(
+                    {
+                        "outcome": outcome,
+                        "modality": group,
+                        "studies": int(mask.sum()),
+                        "n": n,
+                        "events": x,
+                        "crude": x / n if n else np.nan,
+                        "crude_lower": float(lower),
+                        "crude_upper": float(upper),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def summary(self, level: float = 0.95, adjusted: bool = True) -> pd.DataFrame:
+        """Crude and posterior side by side: one row per outcome x modality.
+
+        Parameters
+        ----------
+        level
+            Probability mass of the intervals; default 0.95 (equal-tailed).
+        adjusted
+            With a bias covariate: ``True`` (default) reports the rate at the reference level
+            (the bias-adjusted rate); ``False`` the rate averaged over the observed mix of
+            studies' levels. The two are identical without a covariate.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``outcome``, ``modality``, ``studies``, ``n`` (patients in the denominator),
+            ``events``, ``crude`` with its exact ``crude_lower``/``crude_upper``,
+            ``post_mean``, ``post_median``, ``post_lower``, ``post_upper`` (the population
+            mean response rate), ``pred_lower``/``pred_upper`` (a new study's rate), and
+            ``heterogeneity`` (posterior median of the between-study SD of the true rates)
+            with ``heterogeneity_lower``/``heterogeneity_upper``. Rates on the 0-1 scale.
+        """
+        tail = (1 - level) / 2
+        rate = self.draws("rate" if adjusted else "rate_mix")
+        pred = self.draws("rate_pred" if adjusted else "rate_pred_mix")
+        spread = self.draws("rate_sd")
+        table = self.crude(level)
+        q = [tail, 0.5, 1 - tail]
+        rate_q = rate.quantile(q, dim="sample")
+        pred_q = pred.quantile([tail, 1 - tail], dim="sample")
+        spread_q = spread.quantile(q, dim="sample")
+        mean = rate.mean("sample")
+        columns = {
+            k: []
+            for k in (
+                "post_mean",
+                "post_median",
+                "post_lower",
+                "post_upper",
+                "pred_lower",
+                "pred_upper",
+                "heterogeneity",
+                "heterogeneity_lower",
+                "heterogeneity_upper",
+            )
+        }
+        for row in table.itertuples():
+            where = {"outcome": row.outcome, "group": row.modality}
+            columns["post_mean"].append(float(mean.sel(where)))
+            r = rate_q.sel(where).values
+            columns["post_lower"].append(r[0])
+            columns["post_median"].append(r[1])
+            columns["post_upper"].append(r[2])
+            p = pred_q.sel(where).values
+            columns["pred_lower"].append(p[0])
+            columns["pred_upper"].append(p[1])
+            s = spread_q.sel(where).values
+            columns["heterogeneity_lower"].append(s[0])
+            columns["heterogeneity"].append(s[1])
+            columns["heterogeneity_upper"].append(s[2])
+        for name, values in columns.items():
+            table[name] = np.asarray(values, dtype=float)
+        return table
+
+    def study_estimates(self, level: float = 0.95) -> pd.DataFrame:
+        """Shrunken per-study rates next to the crude ones, one row per outcome x study.
+
+        Beta-binomial: exact conjugate draws p_j | y, theta ~ Beta(mu_j phi + y_j,
+        (1 - mu_j) phi + n_j - y_j), one per posterior draw; logit-normal: the posterior of
+        invlogit(alpha + beta + tau e_j). Columns: ``outcome``, ``study``, ``modality``,
+        ``events``, ``n``, ``crude``, ``crude_lower``, ``crude_upper``, ``post_mean``,
+        ``post_median``, ``post_lower``, ``post_upper``.
+        """
+        from bayesreview.quantities import study_rates
+
+        posterior = _flat_posterior(self.idata.posterior)
+        rates = study_rates(posterior, self.data, self.spec.likelihood, self._rng(2))
+        tail = (1 - level) / 2
+        rows = []
+        for outcome in self.outcomes:
+            events, trials = _outcome_events(self.data, outcome)
+            lower, upper = clopper_pearson(events, trials, level)
+            draws = rates[outcome]
+            quantiles = np.quantile(draws, [tail, 0.5, 1 - tail], axis=0)
+            frame = pd.DataFrame(
+                {
+                    "outcome": outcome,
+                    "study": list(self.data.study),
+                    "modality": [self.groups[g] for g in self.data.group_idx],
+                    "events": events,
+                    "n": trials,
+                    "crude": np.where(trials > 0, events / np.maximum(trials, 1), np.nan),
+                    "crude_lower": lower,
+                    "crude_upper": upper,
+                    "post_mean": draws.mean(axis=0),
+                    "post_median": quantiles[1],
+                    "post_lower": quantiles[0],
+                    "post_upper": quantiles[2],
+                }
+            )
+            if "year" in self.studies:
+                frame.insert(2, "year", self.studies["year"].to_numpy())
+            rows.append(frame)
+        return pd.concat(rows, ignore_index=True)
+
+    def diagnostics(self) -> pd.DataFrame:
+        """R-hat, bulk and tail ESS per model parameter, and the number of divergences.
+
+        One row per scalar parameter (study effects of the logit-normal model included);
+        ``divergences`` is the fit's total, repeated on every row.
+        """
+        names = [v for v in self.idata.posterior.data_vars if v in self.settings["free_vars"]]
+        summary = az.summary(
+            self.idata, var_names=names, kind="diagnostics", round_to="none"
+        ).rename(columns={"r_hat": "r_hat", "ess_bulk": "ess_bulk", "ess_tail": "ess_tail"})
+        summary = summary[["r_hat", "ess_bulk", "ess_tail"]].rename_axis("parameter")
+        summary["divergences"] = self.divergences
+        return summary.reset_index()
+
+    @property
+    def divergences(self) -> int:
+        """Number of divergent transitions after tuning."""
+        stats = self.idata.sample_stats
+        name = "diverging" if "diverging" in stats else None
+        return int(stats[name].sum()) if name else 0
+
+    def convergence_problems(self) -> list[str]:
+        """What the diagnostics say is wrong, in plain words (empty when all is well)."""
+        table = self.diagnostics()
+        problems = []
+        worst_rhat = table["r_hat"].max()
+        if not worst_rhat <= _RHAT_MAX:
+            bad = table.loc[table["r_hat"].idxmax(), "parameter"]
+            problems.append(f"R-hat up to {worst_rhat:.3f} (> {_RHAT_MAX}) for {bad}")
+        low_ess = min(table["ess_bulk"].min(), table["ess_tail"].min())
+        if not low_ess >= _ESS_MIN:
+            problems.append(f"effective sample size down to {low_ess:.0f} (< {_ESS_MIN})")
+        if self.divergences:
+            problems.append(f"{self.divergences} divergent transition(s)")
+        return problems
+
+    # ---- comparisons, figures and checks (computed in their own modules) -------------------
+
+    def compare(
+        self, outcome: str | None = None, threshold: float = 0.0, adjusted: bool = True
+    ) -> pd.DataFrame:
+        """Pairwise P(rate_a - rate_b > threshold); see :func:`bayesreview.compare.pairwise`."""
+        from bayesreview.compare import pairwise
+
+        return pairwise(self, outcome=outcome, threshold=threshold, adjusted=adjusted)
+
+    def ranks(self, outcome: str | None = None, adjusted: bool = True) -> pd.DataFrame:
+        """P(best), mean rank, SUCRA and rank probabilities; see :func:`bayesreview.compare.ranks`."""
+        from bayesreview.compare import ranks
+
+        return ranks(self, outcome=outcome, adjusted=adjusted)
+
+    def forest_plot(self, outcome: str | None = None, **kwargs: Any):
+        """Forest plot of studies and pooled rates; see :func:`bayesreview.plots.forest_plot`."""
+        from bayesreview.plots import forest_plot
+
+        return forest_plot(self, outcome=outcome, **kwargs)
+
+    def loo(self, **kwargs: Any):
+        """PSIS-LOO with Pareto-k warnings naming studies; see :func:`bayesreview.checks.loo`."""
+        from bayesreview.checks import loo
+
+        return loo(self, **kwargs)
+
+    def ppc(self, **kwargs: Any) -> pd.DataFrame:
+        """Posterior predictive checks with Bayesian p-values; see :func:`bayesreview.checks.ppc`."""
+        from bayesreview.checks import ppc
+
+        return ppc(self, **kwargs)
+
+    # ---- storage --------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fit to a netCDF file, whole or not at all.
+
+        The spec (TOML), the study table (CSV), the fit settings (JSON) and the package
+        version are stored as attributes, so :func:`load_fit` needs nothing else.
+        """
+        path = Path(path)
+        idata = self.idata.copy()
+        idata.posterior.attrs.update(
+            {
+                "bayesreview_version": __version__,
+                "bayesreview_spec": self.spec.to_toml(),
+                "bayesreview_studies": self.studies.to_csv(index=False),
+                "bayesreview_settings": json.dumps(self.settings),
+            }
+        )
+        temporary = path.with_name(f".{path.name}.partial")
+        try:
+            idata.to_netcdf(str(temporary), engine="h5netcdf")
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return path
+
+
+def _outcome_events(data: ModelData, outcome: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-study events and denominators of one reported outcome."""
+    if data.joint:
+        complete = data.complete
+        events = {"any": data.events, "complete": complete, "partial": data.events - complete}
+        return events[outcome], data.trials
+    return data.events, data.trials
+
+
+def _flat_posterior(posterior: xr.Dataset) -> dict[str, np.ndarray]:
+    """Posterior variables as arrays shaped (chains x draws, ...)."""
+    out = {}
+    for name, array in posterior.data_vars.items():
+        values = array.values
+        out[name] = values.reshape((-1, *values.shape[2:]))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# fit() and load_fit()
+# --------------------------------------------------------------------------------------------
+
+
+def fit(
+    studies: pd.DataFrame | str | os.PathLike,
+    outcome: str = "any",
+    model: str | os.PathLike | ModelSpec = "beta_binomial",
+    by: str = "modality",
+    bias: str | None = None,
+    bias_reference: str | None = None,
+    bias_prior_counts: dict[str, float] | list[float] | None = None,
+    unknown: str = "failure",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    progressbar: bool = True,
+    sampler: str | None = None,
+) -> Fit:
+    """Fit a Bayesian random-effects meta-analysis of response rates.
+
+    Parameters
+    ----------
+    studies
+        A study table (DataFrame or CSV path); validated with :func:`read_studies`.
+    outcome
+        ``"any"`` (default: complete or partial response), ``"complete"``, ``"partial"``, or
+        ``"response"``: the joint sequential model (any response, then complete given any)
+        reporting all three, coherent in every draw (complete <= any).
+    model
+        A shipped specification name (``"beta_binomial"``, the default; ``"logit_normal"``;
+        ``"response"``), a path to a ``.toml`` file, or a :class:`ModelSpec`.
+    by
+        Column whose levels are pooled separately; default ``"modality"``.
+    bias
+        Optional covariate column: categorical (e.g. ``"risk_of_bias"``, ``"design"``; a logit
+        shift per non-reference level, missing levels marginalised) or numeric (a slope).
+        Default None.
+    bias_reference
+        Reference level; default the first level of an ordered categorical (``low`` for
+        risk_of_bias), else the most common level.
+    bias_prior_counts
+        Dirichlet prior counts of the level probabilities used for studies whose level is
+        missing, as a dict level -> count; default 1 per level.
+    unknown
+        ``"failure"`` (default) counts unknown responses as non-responders; ``"exclude"``
+        removes them from the denominators.
+    draws, tune, chains
+        Posterior draws per chain (default 1000), tuning steps (1000), chains (4).
+    seed
+        Random seed; the same seed and data give identical numbers. Default: drawn at random
+        (and recorded in ``settings``).
+    progressbar
+        Show the sampler's progress; default True.
+    sampler
+        ``"nutpie"`` (default where installed) or ``"pymc"``.
+
+    Returns
+    -------
+    Fit
+
+    Warns
+    -----
+    ConvergenceWarning
+        When R-hat > 1.01, ESS < 400 or any transition diverged; the message says what to try.
+    """
+    studies = studies if _is_validated(studies) else read_studies(studies)
+    spec = load_spec(model)
+    sampler = sampler or _default_sampler()
+    if sampler not in SAMPLERS:
+        raise BayesReviewError(f"sampler={sampler!r}: must be one of {', '.join(SAMPLERS)}")
+    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if not isinstance(value, int | np.integer) or value < least:
+            raise BayesReviewError(f"{name}={value!r}: must be a whole number >= {least}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    data = model_data(studies, outcome, by, bias, bias_reference, bias_prior_counts, unknown)
+    settings = {
+        "outcome": outcome,
+        "model": spec.name,
+        "by": by,
+        "bias": bias,
+        "bias_reference": None
+        if data.bias is None or data.bias.kind == "numeric"
+        else data.bias.levels[0],
+        "bias_prior_counts": None
+        if data.bias is None or data.bias.kind == "numeric"
+        else dict(zip(data.bias.levels, data.bias.prior_counts, strict=True)),
+        "unknown": unknown,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "seed": int(seed),
+        "sampler": sampler,
+    }
+    fitted_data = collapse_identical(data) if spec.likelihood == "beta_binomial" else data
+    idata, free = _sample(fitted_data, spec, sampler, draws, tune, chains, int(seed), progressbar)
+    result = _assemble(idata, studies, spec, data, {**settings, "free_vars": free})
+    problems = result.convergence_problems()
+    if problems:
+        warnings.warn(
+            "The sampler may not have converged: " + "; ".join(problems) + ". Try more tuning "
+            "and draws (tune=2000, draws=2000), check the priors in the model specification, "
+            "or look at fit.diagnostics() for the parameter concerned.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def _is_validated(studies) -> bool:
+    return isinstance(studies, pd.DataFrame) and "source" in studies.attrs
+
+
+def _assemble(
+    idata: az.InferenceData,
+    studies: pd.DataFrame,
+    spec: ModelSpec,
+    data: ModelData,
+    settings: dict[str, Any],
+) -> Fit:
+    """Add the derived quantities and the per-study groups to a sampled InferenceData."""
+    from bayesreview.quantities import log_likelihood, pooled_rates, replicate_events
+
+    posterior = idata.posterior
+    flat = _flat_posterior(posterior)
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    rng = np.random.default_rng([settings["seed"], 1])
+    coords = {"chain": posterior.chain.values, "draw": posterior.draw.values}
+    outcome_group = {"outcome": list(data.reported_outcomes), "group": list(data.groups)}
+    derived = pooled_rates(flat, data, spec.likelihood, rng)
+    variables = {
+        name: xr.DataArray(
+            values.reshape(chains, draws, *values.shape[1:]),
+            dims=("chain", "draw", "outcome", "group"),
+            coords={**coords, **outcome_group},
+        )
+        for name, values in derived.items()
+    }
+    new_posterior = posterior.assign(variables)
+    groups = {"posterior": new_posterior, "sample_stats": idata.sample_stats}
+
+    study_coords = {**coords, "study": list(data.study)}
+    observed = {"events": ("study", data.events)}
+    constant = {
+        "trials": ("study", data.trials),
+        "group_idx": ("study", data.group_idx),
+    }
+    if data.joint:
+        observed["events_cond"] = ("study", data.complete)
+    if data.bias is not None:
+        constant["bias_code"] = ("study", data.bias.codes)
+    groups["observed_data"] = xr.Dataset(observed, coords={"study": list(data.study)})
+    groups["constant_data"] = xr.Dataset(constant, coords={"study": list(data.study)})
+    if data.n_rows <= MAX_STUDIES_FOR_STUDY_DRAWS:
+        loglik = log_likelihood(flat, data, spec.likelihood)
+        groups["log_likelihood"] = xr.Dataset(
+            {"events": (("chain", "draw", "study"), loglik.reshape(chains, draws, -1))},
+            coords=study_coords,
+        )
+        replicates = replicate_events(flat, data, spec.likelihood, rng)
+        groups["posterior_predictive"] = xr.Dataset(
+            {
+                k: (("chain", "draw", "study"), v.reshape(chains, draws, -1))
+                for k, v in replicates.items()
+            },
+            coords=study_coords,
+        )
+    new = az.InferenceData(**groups)
+    return Fit(idata=new, studies=studies, spec=spec, data=data, settings=settings)
+
+
+def load_fit(path: str | os.PathLike) -> Fit:
+    """Load a fit written by :meth:`Fit.save`, without refitting and without unpickling.
+
+    Raises
+    ------
+    BayesReviewError
+        When the file is missing, is not a netCDF file, or was not written by bayesreview.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BayesReviewError(f"{path}: no such file")
+    try:
+        idata = az.from_netcdf(str(path), engine="h5netcdf")
+    except Exception as exc:  # noqa: BLE001 - netCDF/HDF5 raise many kinds
+        raise BayesReviewError(f"{path}: not a readable netCDF fit file ({exc})") from None
+    attrs = idata.posterior.attrs if "posterior" in idata else {}
+    needed = ("bayesreview_spec", "bayesreview_studies", "bayesreview_settings")
+    if not all(k in attrs for k in needed):
+        raise BayesReviewError(f"{path}: not a bayesreview fit (its attributes are missing)")
+    import tomllib
+
+    spec = ModelSpec.from_dict(tomllib.loads(attrs["bayesreview_spec"]), source=str(path))
+    try:
+        studies = read_studies(pd.read_csv(io.StringIO(attrs["bayesreview_studies"])))
+    except DataError as exc:
+        raise BayesReviewError(f"{path}: its stored study table is invalid: {exc}") from None
+    settings = json.loads(attrs["bayesreview_settings"])
+    data = model_data(
+        studies,
+        settings["outcome"],
+        settings["by"],
+        settings["bias"],
+        settings["bias_reference"],
+        settings["bias_prior_counts"],
+        settings["unknown"],
+    )
+    idata.load()
+    return Fit(idata=idata, studies=studies, spec=spec, data=data, settings=settings)

@@ -1,0 +1,214 @@
+"""PyMC model builders: one function per likelihood, combined by :func:`build_model`.
+
+Notation (DESIGN §3): study j in group (modality) m[j], events y_j of n_j, bias level b[j].
+
+Beta-binomial (study rate marginalised)::
+
+    y_j ~ BetaBinomial(n_j, mu_j phi_m, (1 - mu_j) phi_m),  logit mu_j = alpha_m + beta_b
+
+Logit-normal (binomial-normal GLMM, non-centred)::
+
+    y_j ~ Binomial(n_j, p_j),  logit p_j = alpha_m + beta_b + tau_m e_j,  e_j ~ Normal(0, 1)
+
+A categorical bias covariate adds ``beta`` for each non-reference level (the reference level's
+shift is 0). Where a study's level is missing, its likelihood is the mixture
+``sum_k pi_k L_j(k)``, computed with log-sum-exp; ``pi ~ Dirichlet(prior counts)`` and a study
+whose level is known contributes ``log pi_b`` as well (its level is data about ``pi``).
+
+The joint response model has two stages sharing the bias level: any response of n_j, then
+complete response of the y_j responders; the second stage's variables end in ``_cond``.
+
+Every data array is a ``pm.Data`` container, so a compiled model can be refitted on new counts
+of the same shape; a study is left out by setting its weight to 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayesreview.design import ModelData
+from bayesreview.errors import SpecError
+from bayesreview.spec import ModelSpec
+
+
+def _log_binomial_coefficient(n, y):
+    return pt.gammaln(n + 1) - pt.gammaln(y + 1) - pt.gammaln(n - y + 1)
+
+
+def _log_rising_factorial(x, k):
+    """log Gamma(x + k) - log Gamma(x) for x > 0, k >= 0.
+
+    The difference of two log-gammas cancels catastrophically for huge x (a beta-binomial with
+    a huge concentration), where the sampler would see a wrong, possibly very high density; there
+    the asymptotic expansion k log x + k (k - 1) / (2 x) is accurate (error O(k^3 / x^2)).
+    """
+    asymptotic = k * pt.log(x) + k * (k - 1) / (2 * x)
+    return pt.switch(x > 1e8, asymptotic, pt.gammaln(x + k) - pt.gammaln(x))
+
+
+def beta_binomial_logp(y, n, logit_mu, log_phi):
+    """Elementwise log BetaBinomial(y | n, mu phi, (1 - mu) phi), mu = invlogit(logit_mu).
+
+    Written as log C(n, y) + log (a)_y + log (b)_(n-y) - log (phi)_n with rising factorials,
+    a = mu phi, b = (1 - mu) phi, so that a + b = phi exactly.
+    """
+    a = pt.exp(log_phi + pt.log(pt.sigmoid(logit_mu)))
+    b = pt.exp(log_phi + pt.log(pt.sigmoid(-logit_mu)))
+    return (
+        _log_binomial_coefficient(n, y)
+        + _log_rising_factorial(a, y)
+        + _log_rising_factorial(b, n - y)
+        - _log_rising_factorial(pt.exp(log_phi), n)
+    )
+
+
+def binomial_logit_logp(y, n, logit_p):
+    """Elementwise log Binomial(y | n, invlogit(logit_p)), stable for large |logit_p|."""
+    return (
+        _log_binomial_coefficient(n, y)
+        + y * pt.log(pt.sigmoid(logit_p))
+        + (n - y) * pt.log(pt.sigmoid(-logit_p))
+    )
+
+
+def _bias_shift(data: ModelData, spec: ModelSpec, stage: str, suffix: str, codes):
+    """The bias term: a (K,) vector of level shifts, a (J,) numeric term, or None."""
+    bias = data.bias
+    if bias is None:
+        return None
+    prior = spec.prior("bias", stage)
+    if bias.kind == "numeric":
+        slope = prior.to_pymc(f"beta{suffix}")
+        return slope * codes
+    beta = prior.to_pymc(f"beta{suffix}", dims="bias_level")
+    return pt.concatenate([pt.zeros(1), beta])
+
+
+def _log_scale_per_group(
+    spec: ModelSpec, stage: str, suffix: str, name: str, keys: tuple[str, str], n_groups: int
+):
+    """Log of the heterogeneity parameter per group, pooled as the spec says.
+
+    ``keys`` are the spec's prior names for the location of the log scale and its spread
+    across groups, e.g. ``("log_concentration", "log_concentration_sd")``.
+    """
+    if spec.heterogeneity == "partial_pooling":
+        centre = spec.prior(keys[0], stage).to_pymc(f"{name}{suffix}")
+        spread = spec.prior(keys[1], stage).to_pymc(f"{name}_sd{suffix}")
+        z = pm.Normal(f"{name}_z{suffix}", 0.0, 1.0, dims="group")
+        return centre + spread * z
+    if spec.heterogeneity == "per_modality":
+        return spec.prior(keys[0], stage).to_pymc(f"{name}{suffix}", dims="group")
+    return spec.prior(keys[0], stage).to_pymc(f"{name}{suffix}") * pt.ones(n_groups)
+
+
+def _linear_predictor(data: ModelData, spec: ModelSpec, stage: str, suffix: str, base, codes):
+    """base + bias term: (J,), or (J, K) with one column per level of a categorical covariate."""
+    shift = _bias_shift(data, spec, stage, suffix, codes)
+    if shift is None:
+        return base
+    if data.bias.kind == "numeric":
+        return base + shift
+    return base[:, None] + shift[None, :]
+
+
+def _per_row(values, logit):
+    """A per-row array shaped to broadcast against a (J,) or (J, K) linear predictor."""
+    return values[:, None] if logit.ndim == 2 else values
+
+
+def beta_binomial_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: str, y, n, g, codes):
+    """Beta-binomial log-likelihood per row: shape (J,), or (J, K) over the bias levels."""
+    alpha = spec.prior("intercept", stage).to_pymc(f"alpha{suffix}", dims="group")
+    log_phi = _log_scale_per_group(
+        spec,
+        stage,
+        suffix,
+        "log_phi",
+        ("log_concentration", "log_concentration_sd"),
+        data.n_groups,
+    )
+    pm.Deterministic(f"phi{suffix}", pt.exp(log_phi), dims="group")
+    logit = _linear_predictor(data, spec, stage, suffix, alpha[g], codes)
+    return beta_binomial_logp(
+        _per_row(y, logit), _per_row(n, logit), logit, _per_row(log_phi[g], logit)
+    )
+
+
+def logit_normal_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: str, y, n, g, codes):
+    """Logit-normal log-likelihood per row given the study effects e_j (non-centred)."""
+    alpha = spec.prior("intercept", stage).to_pymc(f"alpha{suffix}", dims="group")
+    if spec.heterogeneity == "partial_pooling":
+        log_tau = _log_scale_per_group(
+            spec, stage, suffix, "log_tau", ("log_tau", "log_tau_sd"), data.n_groups
+        )
+        tau = pm.Deterministic(f"tau{suffix}", pt.exp(log_tau), dims="group")
+    elif spec.heterogeneity == "per_modality":
+        tau = spec.prior("tau", stage).to_pymc(f"tau{suffix}", dims="group")
+    else:
+        tau_shared = spec.prior("tau", stage).to_pymc(f"tau_shared{suffix}")
+        tau = pm.Deterministic(f"tau{suffix}", tau_shared * pt.ones(data.n_groups), dims="group")
+    e = pm.Normal(f"e{suffix}", 0.0, 1.0, dims="row")
+    logit = _linear_predictor(data, spec, stage, suffix, alpha[g] + tau[g] * e, codes)
+    return binomial_logit_logp(_per_row(y, logit), _per_row(n, logit), logit)
+
+
+STAGE_BUILDERS = {"beta_binomial": beta_binomial_stage, "logit_normal": logit_normal_stage}
+
+
+def coords_of(data: ModelData) -> dict[str, list]:
+    """Coordinates (dimension labels) of the model's variables."""
+    coords: dict[str, list] = {"group": list(data.groups), "row": list(range(data.n_rows))}
+    if data.bias is not None and data.bias.kind == "categorical":
+        coords["bias_level"] = list(data.bias.levels[1:])
+        coords["level"] = list(data.bias.levels)
+    return coords
+
+
+def build_model(data: ModelData, spec: ModelSpec) -> pm.Model:
+    """The PyMC model of ``data`` under ``spec``.
+
+    The model's only likelihood term is the ``pm.Potential`` ``loglik``: the weighted sum of
+    per-study log-likelihoods (marginal over missing bias levels). Per-study values for LOO and
+    posterior predictive draws are computed after sampling (:mod:`bayesreview.quantities`).
+    """
+    if spec.likelihood not in STAGE_BUILDERS:
+        raise SpecError(f"likelihood: {spec.likelihood!r} has no model builder")
+    if spec.likelihood == "logit_normal" and np.any(data.weights > 1):
+        raise SpecError(
+            "likelihood: logit_normal gives every study its own random effect, so identical "
+            "studies cannot be collapsed; fit it with collapse=False"
+        )
+    stage_builder = STAGE_BUILDERS[spec.likelihood]
+    with pm.Model(coords=coords_of(data)) as model:
+        g = pm.Data("group_idx", data.group_idx, dims="row")
+        weights = pm.Data("weights", data.weights.astype(float), dims="row")
+        bias = data.bias
+        codes = None
+        if bias is not None:
+            codes = pm.Data(
+                "bias_code",
+                bias.codes if bias.kind == "numeric" else np.maximum(bias.codes, 0),
+                dims="row",
+            )
+        row_logp = 0.0
+        for suffix, events, trials in data.stage_counts():
+            stage = "conditional" if suffix else "marginal"
+            y = pm.Data(f"events{suffix}", events, dims="row")
+            n = pm.Data(f"trials{suffix}", trials, dims="row")
+            row_logp = row_logp + stage_builder(data, spec, stage, suffix, y, n, g, codes)
+        if bias is not None and bias.kind == "categorical":
+            rows = pt.arange(data.n_rows)
+            if bias.n_missing:
+                known = pm.Data("bias_known", (bias.codes >= 0).astype(float), dims="row")
+                pi = pm.Dirichlet("bias_level_prob", a=np.asarray(bias.prior_counts), dims="level")
+                log_pi = pt.log(pi)
+                given = row_logp[rows, codes] + log_pi[codes]
+                mixed = pm.math.logsumexp(row_logp + log_pi[None, :], axis=1, keepdims=False)
+                row_logp = known * given + (1.0 - known) * mixed
+            else:
+                row_logp = row_logp[rows, codes]
+        pm.Potential("loglik", pt.sum(weights * row_logp))
+    return model

@@ -1,0 +1,351 @@
+"""What a fit reports, computed from posterior draws with numpy: rates, predictions,
+heterogeneity, shrunken study estimates, per-study log-likelihoods and replicated data.
+
+Every function takes the posterior as plain arrays shaped ``(S, ...)`` (S = chains x draws,
+flattened) and the :class:`~bayesreview.design.ModelData` of the fit.
+
+The population mean rate of a group at linear predictor ``eta`` is, for the beta-binomial,
+``invlogit(eta)`` (mu is the mean of the Beta distribution of study rates) and, for the
+logit-normal, ``E[invlogit(eta + tau z)]``, z ~ Normal(0, 1), by Gauss-Hermite quadrature: the
+mean, not the median ``invlogit(eta)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from bayesreview.design import ModelData
+
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()  # expectations under Normal(0, 1)
+
+
+def beta_shapes(eta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Beta shapes (mu phi, (1 - mu) phi) at logit mu = eta, kept > 0 in floating point."""
+    tiny = np.finfo(float).tiny
+    return (
+        np.maximum(phi * special.expit(eta), tiny),
+        np.maximum(phi * special.expit(-eta), tiny),
+    )
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Posterior draws of one likelihood stage. ``scale`` is phi (beta-binomial) or tau."""
+
+    likelihood: str
+    alpha: np.ndarray  # (S, G)
+    scale: np.ndarray  # (S, G)
+    shift: np.ndarray | None  # (S, K) level shifts (reference 0), or (S,) numeric slope
+    effects: np.ndarray | None  # (S, J) logit-normal study effects e_j, else None
+
+    def eta(self, level_or_x, group: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Linear predictor (S, G) at one bias level index (categorical) or value (numeric)."""
+        alpha = self.alpha[:, group]
+        if self.shift is None:
+            return alpha
+        if self.shift.ndim == 1:
+            return alpha + self.shift[:, None] * level_or_x
+        return alpha + self.shift[:, [level_or_x]]
+
+    def mean_rate(self, eta: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Population mean rate at ``eta``; ``scale`` broadcasts against it."""
+        if self.likelihood == "beta_binomial":
+            return special.expit(eta)
+        return np.tensordot(special.expit(eta[..., None] + scale[..., None] * _NODES), _WEIGHTS, 1)
+
+    def second_moment(self, eta: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """E[p^2] of a new study's rate at ``eta``."""
+        if self.likelihood == "beta_binomial":
+            mu = special.expit(eta)
+            return mu * (mu * scale + 1.0) / (scale + 1.0)
+        p = special.expit(eta[..., None] + scale[..., None] * _NODES)
+        return np.tensordot(p**2, _WEIGHTS, 1)
+
+    def new_rate(self, eta: np.ndarray, scale: np.ndarray, rng: np.random.Generator):
+        """One draw of a new study's rate per posterior draw."""
+        if self.likelihood == "beta_binomial":
+            a, b = beta_shapes(eta, scale)
+            return rng.beta(a, b)
+        return special.expit(eta + scale * rng.standard_normal(eta.shape))
+
+
+def stages_from_posterior(posterior: dict[str, np.ndarray], data: ModelData, likelihood: str):
+    """The stages of a fit from flattened posterior arrays keyed by variable name."""
+    stages = []
+    for suffix, _, _ in data.stage_counts():
+        scale_name = "phi" if likelihood == "beta_binomial" else "tau"
+        stages.append(
+            Stage(
+                likelihood=likelihood,
+                alpha=posterior[f"alpha{suffix}"],
+                scale=posterior[f"{scale_name}{suffix}"],
+                shift=_shift(posterior.get(f"beta{suffix}"), data),
+                effects=posterior.get(f"e{suffix}"),
+            )
+        )
+    return stages
+
+
+def _shift(beta: np.ndarray | None, data: ModelData) -> np.ndarray | None:
+    if beta is None:
+        return None
+    if data.bias.kind == "numeric":
+        return beta
+    return np.concatenate([np.zeros((beta.shape[0], 1)), beta], axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Pooled rates per group
+# --------------------------------------------------------------------------------------------
+
+
+def level_weights(posterior: dict[str, np.ndarray], data: ModelData) -> tuple[list, np.ndarray]:
+    """The observed mix of studies over bias levels: (levels or values, weights (S, L)).
+
+    Categorical: the share of studies at each level, studies with a missing level counted by
+    the posterior level probabilities. Numeric: the distinct observed values, by frequency.
+    """
+    bias = data.bias
+    n_draws = next(iter(posterior.values())).shape[0]
+    if bias is None:
+        return [None], np.ones((n_draws, 1))
+    if bias.kind == "numeric":
+        values, counts = np.unique(bias.codes, return_counts=True)
+        return list(values), np.broadcast_to(counts / counts.sum(), (n_draws, len(values)))
+    known = np.bincount(bias.codes[bias.codes >= 0], minlength=len(bias.levels)).astype(float)
+    missing = float((bias.codes < 0).sum())
+    pi = posterior.get("bias_level_prob", np.zeros((n_draws, len(bias.levels))))
+    weights = (known[None, :] + missing * pi) / (known.sum() + missing)
+    return list(range(len(bias.levels))), weights
+
+
+def _outcome_moments(stages, levels, rng):
+    """Per level: dict outcome -> (mean (S,G), second moment (S,G), new-study draw (S,G))."""
+    per_level = []
+    for level in levels:
+        first = stages[0]
+        eta1 = first.eta(level)
+        m1 = first.mean_rate(eta1, first.scale)
+        s1 = first.second_moment(eta1, first.scale)
+        p1 = first.new_rate(eta1, first.scale, rng)
+        if len(stages) == 1:
+            per_level.append({"outcome": (m1, s1, p1)})
+            continue
+        second = stages[1]
+        eta2 = second.eta(level)
+        m2 = second.mean_rate(eta2, second.scale)
+        s2 = second.second_moment(eta2, second.scale)
+        p2 = second.new_rate(eta2, second.scale, rng)
+        per_level.append(
+            {
+                "complete": (m1 * m2, s1 * s2, p1 * p2),
+                "partial": (m1 * (1 - m2), s1 * (1 - 2 * m2 + s2), p1 * (1 - p2)),
+                "any": (m1, s1, p1),
+            }
+        )
+    return per_level
+
+
+def pooled_rates(
+    posterior: dict[str, np.ndarray], data: ModelData, likelihood: str, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Pooled quantities per draw, outcome and group, each shaped (S, O, G).
+
+    Keys: ``rate`` (population mean rate at the reference bias level: the bias-adjusted rate),
+    ``rate_mix`` (averaged over the observed mix of bias levels), ``rate_pred`` and
+    ``rate_pred_mix`` (a new study's rate: draws of the predictive distribution),
+    ``rate_sd`` (between-study standard deviation of the true rates at the reference level).
+    """
+    stages = stages_from_posterior(posterior, data, likelihood)
+    outcomes = data.reported_outcomes
+    levels, weights = level_weights(posterior, data)
+    reference = 0 if data.bias is None or data.bias.kind == "categorical" else 0.0
+    per_level = _outcome_moments(stages, levels, rng)
+    at_reference = _outcome_moments(stages, [reference], rng)[0]
+
+    def stack(values):
+        return np.stack(values, axis=1)
+
+    def key(outcome):
+        return "outcome" if len(stages) == 1 else outcome
+
+    rate = stack([at_reference[key(o)][0] for o in outcomes])
+    second = stack([at_reference[key(o)][1] for o in outcomes])
+    rate_pred = stack([at_reference[key(o)][2] for o in outcomes])
+    rate_mix = stack(
+        [
+            sum(w[:, None] * lv[key(o)][0] for w, lv in zip(weights.T, per_level, strict=True))
+            for o in outcomes
+        ]
+    )
+    # predictive draw over the mix: pick each draw's level with the mix probabilities
+    choice = _choose(weights, rng)
+    rate_pred_mix = stack(
+        [
+            np.select(
+                [choice[:, None] == i for i in range(len(levels))],
+                [lv[key(o)][2] for lv in per_level],
+            )
+            for o in outcomes
+        ]
+    )
+    return {
+        "rate": rate,
+        "rate_mix": rate_mix,
+        "rate_pred": rate_pred,
+        "rate_pred_mix": rate_pred_mix,
+        "rate_sd": np.sqrt(np.clip(second - rate**2, 0.0, None)),
+    }
+
+
+def _choose(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One category per row of an (S, L) matrix of probabilities."""
+    cumulative = np.cumsum(probabilities, axis=1)
+    u = rng.random(probabilities.shape[0]) * cumulative[:, -1]
+    return (u[:, None] > cumulative).sum(axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-study quantities
+# --------------------------------------------------------------------------------------------
+
+
+def _log_binom(n, y):
+    return special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
+
+
+def _stage_row_loglik(stage: Stage, eta: np.ndarray, y: np.ndarray, n: np.ndarray, g):
+    """Marginal log-likelihood of each study in one stage at linear predictor eta (S, J)."""
+    scale = stage.scale[:, g]
+    if stage.likelihood == "beta_binomial":
+        a, b = beta_shapes(eta, scale)
+        return _log_binom(n, y) + special.betaln(y + a, n - y + b) - special.betaln(a, b)
+    # integrate the study effect out with Gauss-Hermite quadrature
+    logit = eta[..., None] + scale[..., None] * _NODES
+    terms = y[:, None] * special.log_expit(logit) + (n - y)[:, None] * special.log_expit(-logit)
+    return _log_binom(n, y) + special.logsumexp(terms + np.log(_WEIGHTS), axis=-1)
+
+
+def _levels_loglik(stages, data: ModelData) -> np.ndarray | None:
+    """Log-likelihood of each study at each bias level, summed over stages: (S, J, K)."""
+    if data.bias is None or data.bias.kind != "categorical":
+        return None
+    out = []
+    for level in range(len(data.bias.levels)):
+        total = 0.0
+        for stage, (_, y, n) in zip(stages, data.stage_counts(), strict=True):
+            levels = np.full((stage.alpha.shape[0], data.n_rows), level)
+            total = total + _stage_row_loglik(
+                stage, _eta_at(stage, data, levels), y, n, data.group_idx
+            )
+        out.append(total)
+    return np.stack(out, axis=-1)
+
+
+def study_levels(
+    posterior: dict[str, np.ndarray], stages, data: ModelData, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Each study's bias level per draw (S, J): known levels as given, missing ones drawn from
+    their posterior probabilities (pi_k L_j(k), normalised)."""
+    if data.bias is None or data.bias.kind != "categorical":
+        return None
+    codes = np.broadcast_to(data.bias.codes, (stages[0].alpha.shape[0], data.n_rows)).copy()
+    missing = data.bias.codes < 0
+    if missing.any():
+        loglik = _levels_loglik(stages, data)[:, missing, :]
+        log_post = loglik + np.log(posterior["bias_level_prob"])[:, None, :]
+        prob = np.exp(log_post - special.logsumexp(log_post, axis=-1, keepdims=True))
+        flat = prob.reshape(-1, prob.shape[-1])
+        codes[:, missing] = _choose(flat, rng).reshape(prob.shape[:2])
+    return codes
+
+
+def _eta_at(stage: Stage, data: ModelData, levels: np.ndarray | None) -> np.ndarray:
+    eta = stage.alpha[:, data.group_idx]
+    if stage.shift is None:
+        return eta
+    if stage.shift.ndim == 1:
+        return eta + stage.shift[:, None] * data.bias.codes[None, :]
+    return eta + np.take_along_axis(stage.shift, levels, axis=1)
+
+
+def log_likelihood(posterior: dict[str, np.ndarray], data: ModelData, likelihood: str):
+    """Pointwise log-likelihood of each study's outcome (S, J), for PSIS-LOO.
+
+    The study effect is integrated out (beta-binomial exactly, logit-normal by quadrature), and
+    a missing bias level is marginalised over the posterior level probabilities; for the joint
+    model the two stages' terms are added.
+    """
+    stages = stages_from_posterior(posterior, data, likelihood)
+    by_level = _levels_loglik(stages, data)
+    if by_level is None:
+        total = 0.0
+        for stage, (_, y, n) in zip(stages, data.stage_counts(), strict=True):
+            total = total + _stage_row_loglik(
+                stage, _eta_at(stage, data, None), y, n, data.group_idx
+            )
+        return total
+    codes = data.bias.codes
+    known = codes >= 0
+    out = np.empty(by_level.shape[:2])
+    out[:, known] = np.take_along_axis(
+        by_level[:, known, :],
+        np.broadcast_to(codes[known], by_level.shape[:1] + (known.sum(),))[..., None],
+        axis=-1,
+    )[..., 0]
+    if (~known).any():
+        log_pi = np.log(posterior["bias_level_prob"])[:, None, :]
+        out[:, ~known] = special.logsumexp(by_level[:, ~known, :] + log_pi, axis=-1)
+    return out
+
+
+def study_rates(
+    posterior: dict[str, np.ndarray], data: ModelData, likelihood: str, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Shrunken study rates per draw (S, J) for each reported outcome.
+
+    Beta-binomial: the exact conditional p_j | y, theta ~ Beta(mu_j phi + y_j,
+    (1 - mu_j) phi + n_j - y_j), one draw per posterior draw. Logit-normal: invlogit of the
+    study's linear predictor with its posterior effect e_j. A missing bias level is drawn from
+    its posterior probabilities first.
+    """
+    stages = stages_from_posterior(posterior, data, likelihood)
+    levels = study_levels(posterior, stages, data, rng)
+    rates = []
+    for stage, (suffix, y, n) in zip(stages, data.stage_counts(), strict=True):
+        eta = _eta_at(stage, data, levels)
+        if likelihood == "beta_binomial":
+            a, b = beta_shapes(eta, stage.scale[:, data.group_idx])
+            rates.append(rng.beta(a + y, b + n - y))
+        else:
+            tau = stage.scale[:, data.group_idx]
+            rates.append(special.expit(eta + tau * posterior[f"e{suffix}"]))
+    if len(rates) == 1:
+        return {data.outcome: rates[0]}
+    return {"complete": rates[0] * rates[1], "partial": rates[0] * (1 - rates[1]), "any": rates[0]}
+
+
+def replicate_events(
+    posterior: dict[str, np.ndarray], data: ModelData, likelihood: str, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Posterior predictive replicates of each study's events (S, J), by stage name.
+
+    Each replicate draws a new study rate from the population distribution (the marginal
+    likelihood the model was fitted with), then the events; for the joint model the complete
+    responses are drawn among the replicated responders.
+    """
+    stages = stages_from_posterior(posterior, data, likelihood)
+    levels = study_levels(posterior, stages, data, rng)
+    out = {}
+    trials = np.broadcast_to(data.trials, (stages[0].alpha.shape[0], data.n_rows))
+    for stage, (suffix, _, _) in zip(stages, data.stage_counts(), strict=True):
+        eta = _eta_at(stage, data, levels)
+        p = stage.new_rate(eta, stage.scale[:, data.group_idx], rng)
+        events = rng.binomial(trials, p)
+        out["events" + suffix] = events
+        trials = events
+    return out
