@@ -33,6 +33,8 @@ _LAZY = {
     "Fit": "bayesreview.fitting",
     "fit": "bayesreview.fitting",
     "load_fit": "bayesreview.fitting",
+    "compare_models": "bayesreview.checks",
+    "sensitivity": "bayesreview.sensitivity",
     "ModelSpec": "bayesreview.spec",
     "Prior": "bayesreview.spec",
     "load_spec": "bayesreview.spec",

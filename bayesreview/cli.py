@@ -3,19 +3,40 @@
 Heavy libraries (PyMC, ArviZ, matplotlib) are imported inside the commands that need them, so
 ``bayesreview --help`` answers at once. Every :class:`~bayesreview.errors.BayesReviewError`
 becomes a one-line message on standard error and exit code 2, never a traceback.
+
+Commands
+--------
+``analyze [DATA]``
+    Fit the model and write summary.csv, comparison.csv, ranks.csv, crude.csv, studies.csv,
+    diagnostics.csv, forest plots (PNG, SVG, PDF), fit.nc and report.html into ``--out``.
+``report FIT.nc``
+    The same tables, figures and report from a saved fit, without refitting.
+``crude [DATA]``
+    The crude pooled table (what reviews print).
+``validate DATA``
+    Check a study table and list every problem at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from bayesreview import __version__
 from bayesreview.errors import BayesReviewError
 from bayesreview.formatting import percent
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+DEFAULT_OUT = "bayesreview-results"
+#: Outcomes ``analyze`` accepts (``events`` for a table with an ``events`` column only).
+ANALYZE_OUTCOMES = ("any", "complete", "partial", "response", "events")
+FIGURE_FORMATS = ("png", "svg", "pdf")
 
 
 def _add_data_argument(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -23,6 +44,20 @@ def _add_data_argument(parser: argparse.ArgumentParser, required: bool) -> None:
         "data",
         nargs=None if required else "?",
         help="study table (CSV)" + ("" if required else "; default: the bundled calcinosis data"),
+    )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"folder to write the results into (default: {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into DIR even if it is not empty (files of the same names are replaced)",
     )
 
 
@@ -34,6 +69,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bayesreview {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="fit the model and write tables, forest plots, the fit and an HTML report",
+        description=(
+            "Fit a Bayesian random-effects meta-analysis and write summary.csv, comparison.csv, "
+            "ranks.csv, crude.csv, studies.csv, diagnostics.csv, forest_<outcome>.png/.svg/.pdf, "
+            "fit.nc and report.html into DIR. Without DATA, the bundled calcinosis cutis review "
+            "is analysed with --outcome response --by group (the rows of its Table 2); with "
+            "DATA the defaults are --outcome any --by modality."
+        ),
+    )
+    _add_data_argument(analyze, required=False)
+    analyze.add_argument(
+        "--outcome",
+        choices=ANALYZE_OUTCOMES,
+        default=None,
+        help="any (complete or partial), complete, partial, or response (all three, fitted "
+        "jointly). Default: the model's outcome if it sets one, else response for the bundled "
+        "data and any for DATA",
+    )
+    analyze.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME|PATH",
+        help="shipped model (beta_binomial, logit_normal, response) or a .toml specification "
+        "(default: response for --outcome response, else beta_binomial)",
+    )
+    analyze.add_argument(
+        "--by",
+        default=None,
+        metavar="COLUMN",
+        help="column whose levels are pooled separately (default: group for the bundled data, "
+        "modality for DATA)",
+    )
+    analyze.add_argument(
+        "--bias",
+        default=None,
+        metavar="COLUMN",
+        help="bias covariate, e.g. risk_of_bias or design (default: none)",
+    )
+    analyze.add_argument(
+        "--unknown",
+        choices=["failure", "exclude"],
+        default="failure",
+        help="unknown responses count as failures (default) or are excluded",
+    )
+    analyze.add_argument(
+        "--draws", type=int, default=1000, metavar="N", help="draws per chain (default: 1000)"
+    )
+    analyze.add_argument(
+        "--seed", type=int, default=None, metavar="N", help="random seed (default: random)"
+    )
+    _add_output_arguments(analyze)
+    advanced = analyze.add_argument_group("advanced")
+    advanced.add_argument(
+        "--tune", type=int, default=None, metavar="N", help="tuning steps (default: --draws)"
+    )
+    advanced.add_argument("--chains", type=int, default=4, metavar="N", help="chains (default: 4)")
+    advanced.add_argument(
+        "--no-progress", action="store_true", help="do not show the sampler's progress bar"
+    )
+
+    report = commands.add_parser(
+        "report",
+        help="tables, forest plots and the HTML report of a saved fit (no refitting)",
+        description="Write the tables, forest plots and report.html of a fit saved as fit.nc.",
+    )
+    report.add_argument("fit", metavar="FIT.nc", help="a fit saved by `bayesreview analyze`")
+    _add_output_arguments(report)
 
     crude = commands.add_parser("crude", help="print the crude pooled table")
     _add_data_argument(crude, required=False)
@@ -76,7 +181,215 @@ def _format_crude(table) -> str:
     return "\n".join(lines)
 
 
+def format_summary(summary) -> str:
+    """The main results as a plain-text table: crude % next to the posterior, per modality.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        As from :meth:`bayesreview.Fit.summary`.
+    """
+    lines = []
+    width = max(8, *(len(str(m)) for m in summary["modality"]))
+    for outcome, rows in summary.groupby("outcome", sort=False):
+        lines.append(f"Outcome: {outcome}")
+        lines.append(
+            f"  {'modality':<{width}}  {'events/N':>8}  {'crude % (95% CI)':<18}"
+            f"  posterior median % (95% CrI)"
+        )
+        for r in rows.itertuples(index=False):
+            crude = f"{percent(r.crude)} ({percent(r.crude_lower)}-{percent(r.crude_upper)})"
+            post = f"{percent(r.post_median)} ({percent(r.post_lower)}-{percent(r.post_upper)})"
+            lines.append(
+                f"  {r.modality!s:<{width}}  {f'{r.events}/{r.n}':>8}  {crude:<18}  {post}"
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+# --------------------------------------------------------------------------------------------
+# Writing a results folder: everything in a temporary sibling folder first, then moved in
+# --------------------------------------------------------------------------------------------
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse a DIR that is a file, or a non-empty folder without --force (before any work)."""
+    if out.exists() and not out.is_dir():
+        raise BayesReviewError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise BayesReviewError(
+            f"--out {out}: folder is not empty; choose another folder or pass --force to "
+            "replace the files in it"
+        )
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise BayesReviewError(f"--out {out}: {parent} is not a folder")
+
+
+class _Staging:
+    """A temporary folder next to DIR; :meth:`commit` moves its files into DIR.
+
+    When DIR does not exist or is empty, the whole folder is renamed into place (one atomic
+    step). Otherwise (``--force``) each file replaces its namesake with ``os.replace`` and other
+    files in DIR are left alone. On error the temporary folder is removed, so DIR never holds a
+    half-written file.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+
+    def commit(self) -> list[str]:
+        names = sorted(p.name for p in self.path.iterdir())
+        if self.out.is_dir() and not any(self.out.iterdir()):
+            self.out.rmdir()
+        if not self.out.exists():
+            os.replace(self.path, self.out)
+        else:
+            for name in names:
+                os.replace(self.path / name, self.out / name)
+            self.path.rmdir()
+        return names
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _write_csv(frame, path: Path) -> None:
+    frame.to_csv(path, index=False, float_format="%.6g")
+
+
+def _write_results(fit, staging: Path, crude) -> None:
+    """Tables, forest plots and the report of ``fit`` into the folder ``staging``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesreview.plots import save_figure
+    from bayesreview.report import write_report
+
+    summary = fit.summary()
+    comparison = fit.compare()
+    ranks = fit.ranks()
+    _write_csv(summary, staging / "summary.csv")
+    _write_csv(comparison, staging / "comparison.csv")
+    _write_csv(ranks, staging / "ranks.csv")
+    _write_csv(crude, staging / "crude.csv")
+    _write_csv(fit.study_estimates(), staging / "studies.csv")
+    _write_csv(fit.diagnostics(), staging / "diagnostics.csv")
+    figures = {}
+    for outcome in fit.outcomes:
+        figure = fit.forest_plot(outcome=outcome)
+        try:
+            save_figure(figure, staging / f"forest_{outcome}", formats=FIGURE_FORMATS)
+        finally:
+            plt.close(figure)
+        figures[outcome] = (staging / f"forest_{outcome}.png").read_bytes()
+    write_report(
+        fit,
+        staging / "report.html",
+        figures=figures,
+        tables={"summary": summary, "comparison": comparison, "ranks": ranks},
+    )
+
+
+def _in_staging(out: Path, work) -> list[str]:
+    staging = _Staging(out)
+    try:
+        work(staging.path)
+        return staging.commit()
+    finally:
+        if staging.path.exists():
+            staging.discard()
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    import warnings
+
+    from bayesreview.data import crude_table, outcomes_of
+    from bayesreview.spec import load_spec
+
+    out = Path(args.out)
+    _check_out(out, args.force)
+    bundled = args.data is None
+    studies = _load(args.data)  # data problems are reported before the model is compiled
+    spec = load_spec(args.model) if args.model is not None else None
+    outcome = args.outcome or (spec.outcome if spec is not None else None)
+    if outcome is None:
+        outcome = "response" if bundled else ("any" if "complete" in studies else "events")
+    allowed = outcomes_of(studies) + (("response",) if "complete" in studies else ())
+    if outcome not in allowed:
+        raise BayesReviewError(
+            f"--outcome {outcome}: this study table supports {', '.join(allowed)}"
+        )
+    if spec is None:
+        spec = load_spec("response" if outcome == "response" else "beta_binomial")
+    by = args.by or ("group" if bundled else "modality")
+    crude = crude_table(studies, by=by, unknown=args.unknown)
+
+    from bayesreview.errors import ConvergenceWarning
+    from bayesreview.fitting import fit
+
+    print(
+        f"Fitting {spec.name!r} to {len(studies)} studies (outcome {outcome}, by {by}) ...",
+        file=sys.stderr,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        result = fit(
+            studies,
+            outcome=outcome,
+            model=spec,
+            by=by,
+            bias=args.bias,
+            unknown=args.unknown,
+            draws=args.draws,
+            tune=args.draws if args.tune is None else args.tune,
+            chains=args.chains,
+            seed=args.seed,
+            progressbar=not args.no_progress,
+        )
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            print(f"bayesreview analyze: warning: {warning.message}", file=sys.stderr)
+
+    def work(staging: Path) -> None:
+        result.save(staging / "fit.nc")
+        _write_results(result, staging, crude)
+
+    names = _in_staging(out, work)
+    print(format_summary(result.summary()))
+    print(
+        "\nCrude: events/N with exact 95% CI. Posterior: median and 95% credible interval of "
+        "the mean response rate."
+    )
+    print(f"Wrote {len(names)} files to {out}/ (open {out / 'report.html'})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bayesreview.data import crude_table
+    from bayesreview.fitting import load_fit
+
+    out = Path(args.out)
+    _check_out(out, args.force)
+    result = load_fit(args.fit)
+    crude = crude_table(
+        result.studies, by=result.settings["by"], unknown=result.settings["unknown"]
+    )
+    names = _in_staging(out, lambda staging: _write_results(result, staging, crude))
+    print(format_summary(result.summary()))
+    print(f"\nWrote {len(names)} files to {out}/ (open {out / 'report.html'})")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "analyze":
+        return _analyze(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "crude":
         from bayesreview.data import crude_table
 
@@ -91,18 +404,41 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
+def _one_line(message: str) -> str:
+    """A multi-line error message (e.g. every problem of a table) joined into one line."""
+    lines = [line.strip().removeprefix("- ").strip() for line in message.splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    head, rest = lines[0], lines[1:]
+    return head.rstrip(":") + ": " + "; ".join(rest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Exit codes: 0 success; 2 a usage, data or specification error (one line on standard
+    error, no traceback); 1 an operating-system error writing the results; 130 interrupted.
+    ``validate`` prints every problem of a table, one per line.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    prefix = f"bayesreview {args.command}: error: "
     try:
         return _run(args)
     except BayesReviewError as exc:
-        print(f"bayesreview {args.command}: error: {exc}", file=sys.stderr)
+        text = str(exc) if args.command == "validate" else _one_line(str(exc))
+        print(prefix + text, file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        print(prefix + _one_line(str(exc)), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"bayesreview {args.command}: interrupted; no results were written", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -463,6 +463,7 @@ def fit(
     seed: int | None = None,
     progressbar: bool = True,
     sampler: str | None = None,
+    collapse: bool = True,
 ) -> Fit:
     """Fit a Bayesian random-effects meta-analysis of response rates.
 
@@ -501,6 +502,11 @@ def fit(
         Show the sampler's progress; default True.
     sampler
         ``"nutpie"`` (default where installed) or ``"pymc"``.
+    collapse
+        Merge studies identical in group, bias level, denominator and events into one
+        weighted likelihood term (default True). Exact for the beta-binomial, whose likelihood
+        depends on a study only through these; ignored for the logit-normal, whose studies
+        each have their own random effect. Per-study outputs are unaffected.
 
     Returns
     -------
@@ -540,7 +546,8 @@ def fit(
         "seed": int(seed),
         "sampler": sampler,
     }
-    fitted_data = collapse_identical(data) if spec.likelihood == "beta_binomial" else data
+    collapsible = collapse and spec.likelihood == "beta_binomial"
+    fitted_data = collapse_identical(data) if collapsible else data
     idata, free = _sample(fitted_data, spec, sampler, draws, tune, chains, int(seed), progressbar)
     result = _assemble(idata, studies, spec, data, {**settings, "free_vars": free})
     problems = result.convergence_problems()

@@ -1,0 +1,520 @@
+"""A self-contained HTML report of a fit, to read in a browser or send by e-mail.
+
+:func:`write_report` writes one HTML file with everything inline: the CSS, the forest plots (as
+base64 PNG or inline SVG) and the tables. It needs no JavaScript and makes no network request
+of any kind (no remote fonts, scripts, style sheets or images), so it reads the same offline
+and years later. All text that comes from the data or the model specification is escaped.
+
+The report shows, in order: the main results (crude next to posterior), the forest plots, the
+comparisons of modalities and their ranks, the checks (R-hat, ESS, divergences), the model and
+its priors in plain words, the data with its reconciliation against the published summary,
+and the settings and package versions needed to reproduce the fit.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bayesreview.data import CATEGORIES, list_datasets, load_dataset
+from bayesreview.formatting import percent
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bayesreview.fitting import Fit
+
+__all__ = ["bundled_dataset", "package_versions", "write_report"]
+
+#: Packages whose versions the report records (those that change the numbers).
+REPORTED_PACKAGES: tuple[str, ...] = ("bayesreview", "pymc", "arviz", "numpy", "nutpie")
+
+_OUTCOME_WORDS = {
+    "any": "any response (complete or partial)",
+    "complete": "complete response",
+    "partial": "partial response",
+    "events": "events",
+}
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 70em; padding: 0 1em; color: #1a1a1a; line-height: 1.45; }
+h1 { font-size: 1.6em; border-bottom: 2px solid #444; padding-bottom: .2em; }
+h2 { font-size: 1.3em; margin-top: 2em; border-bottom: 1px solid #bbb; }
+h3 { font-size: 1.08em; margin-top: 1.4em; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .86em; }
+th, td { border: 1px solid #ccc; padding: .22em .5em; vertical-align: top; }
+th { background: #f0f0f0; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.wide { overflow-x: auto; }
+.note { color: #555; font-size: .9em; }
+.warn { background: #fff4e5; border-left: 4px solid #e08a00; padding: .5em 1em; }
+.ok { background: #eef7ee; border-left: 4px solid #3a8a3a; padding: .5em 1em; }
+pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .85em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: .9em; }
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Facts the report needs
+# --------------------------------------------------------------------------------------------
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that determine the numbers (``"not installed"`` else)."""
+    from bayesreview import __version__
+
+    versions = {"bayesreview": __version__}
+    for name in REPORTED_PACKAGES[1:]:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+_IDENTITY_COLUMNS = ("study", "modality", "n", *CATEGORIES)
+
+
+def bundled_dataset(studies: pd.DataFrame) -> str | None:
+    """Name of the bundled data set ``studies`` is, or None.
+
+    A table from :func:`~bayesreview.load_dataset` says so in ``attrs["source"]``; a table
+    restored by :func:`~bayesreview.load_fit` has lost its attributes, so it is compared with
+    each bundled data set on the columns that identify it (study, modality, n and the outcome
+    counts).
+    """
+    source = str(studies.attrs.get("source", ""))
+    if source.startswith("bundled:"):
+        return source.removeprefix("bundled:")
+    for name in list_datasets():
+        bundled = load_dataset(name)
+        columns = [c for c in _IDENTITY_COLUMNS if c in bundled]
+        if len(studies) != len(bundled) or not all(c in studies for c in columns):
+            continue
+        ours = studies[columns].reset_index(drop=True).astype(str)
+        theirs = bundled[columns].reset_index(drop=True).astype(str)
+        if ours.equals(theirs):
+            return name
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# HTML helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    """Escaped text of a cell (missing values as an empty cell)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float | np.floating):
+        return html.escape(f"{float(value):.3g}")
+    return html.escape(str(value))
+
+
+def _pct(rate: float, digits: int = 1) -> str:
+    return percent(float(rate), digits)
+
+
+def _interval(lower: float, upper: float, digits: int = 1) -> str:
+    return f"{_pct(lower, digits)}–{_pct(upper, digits)}"
+
+
+def _table(
+    frame: pd.DataFrame,
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
+    numeric: tuple[str, ...] = (),
+) -> str:
+    """An HTML table of ``frame``; every cell escaped, ``formats`` applied per column."""
+    formats = formats or {}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, record, strict=True):
+            text = html.escape(formats[column](value)) if column in formats else _e(value)
+            is_num = column in numeric or isinstance(value, int | float | np.number)
+            cells.append(f'<td class="num">{text}</td>' if is_num else f"<td>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<div class="wide"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _figure_html(content: bytes, caption: str) -> str:
+    """A figure element holding a PNG (base64) or an SVG (inline) image."""
+    head = content.lstrip()[:256]
+    if head.startswith(b"<?xml") or head.startswith(b"<svg") or b"<svg" in head:
+        text = content.decode("utf-8")
+        start = text.find("<svg")
+        image = text[start:]  # drops the XML declaration and the DOCTYPE (which names a URL)
+    elif content.startswith(b"\x89PNG"):
+        encoded = base64.b64encode(content).decode("ascii")
+        image = f'<img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
+    else:
+        raise ValueError("figures must be PNG or SVG bytes")
+    return f"<figure>{image}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _render_forest_png(fit: Fit, outcome: str) -> bytes:
+    """Draw the forest plot of one outcome and return it as PNG bytes."""
+    import matplotlib.pyplot as plt
+
+    figure = fit.forest_plot(outcome=outcome)
+    try:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
+    adjusted = fit.settings.get("bias") is not None
+    parts = [
+        "<h2>Main results: crude and posterior</h2>",
+        '<p class="note">Crude: events / patients with an exact (Clopper–Pearson) 95% '
+        "confidence interval; every patient counts alike. Posterior: median and 95% credible "
+        "interval of the modality's population mean response rate (the mean over studies), "
+        "from the random-effects model; prediction: 95% interval for the rate of a new study; "
+        "heterogeneity: posterior median of the between-study SD of the true rates, in "
+        "percentage points."
+        + (
+            " With the bias covariate, the posterior is the rate at the reference level "
+            f"({html.escape(str(fit.settings.get('bias_reference')))})."
+            if adjusted
+            else ""
+        )
+        + "</p>",
+    ]
+    for outcome in fit.outcomes:
+        rows = summary[summary["outcome"] == outcome]
+        table = pd.DataFrame(
+            {
+                "modality": rows["modality"],
+                "studies": rows["studies"],
+                "events / N": [f"{e}/{n}" for e, n in zip(rows["events"], rows["n"], strict=True)],
+                "crude %": [_pct(v) for v in rows["crude"]],
+                "crude 95% CI": [
+                    _interval(lo, hi)
+                    for lo, hi in zip(rows["crude_lower"], rows["crude_upper"], strict=True)
+                ],
+                "posterior median %": [_pct(v) for v in rows["post_median"]],
+                "95% CrI": [
+                    _interval(lo, hi)
+                    for lo, hi in zip(rows["post_lower"], rows["post_upper"], strict=True)
+                ],
+                "95% prediction": [
+                    _interval(lo, hi)
+                    for lo, hi in zip(rows["pred_lower"], rows["pred_upper"], strict=True)
+                ],
+                "heterogeneity (SD, pp)": [_pct(v) for v in rows["heterogeneity"]],
+            }
+        )
+        parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")
+        parts.append(_table(table, numeric=tuple(table.columns[1:])))
+    return "\n".join(parts)
+
+
+def _probability(value: Any) -> str:
+    return "" if pd.isna(value) else f"{float(value):.2f}"
+
+
+def _comparison_formats(frame: pd.DataFrame) -> dict[str, Callable[[Any], str]]:
+    """Formats of the compare/ranks columns: probabilities to 2 decimals, rates in percent."""
+    formats: dict[str, Callable[[Any], str]] = {}
+    for column in frame.columns:
+        if frame[column].dtype.kind != "f":
+            continue
+        if column.startswith(("p_", "rank_")) or column in ("sucra", "probability"):
+            formats[column] = _probability
+        elif column.startswith("diff"):
+            formats[column] = lambda v: "" if pd.isna(v) else _pct(v)
+        else:
+            formats[column] = lambda v: "" if pd.isna(v) else f"{float(v):.2f}"
+    return formats
+
+
+def _comparison_section(fit: Fit, comparison: pd.DataFrame, ranks: pd.DataFrame) -> str:
+    parts = [
+        "<h2>Comparisons of modalities</h2>",
+        '<p class="note">For each pair, the posterior probability that modality A has the higher '
+        "mean response rate (p_greater), and the difference A − B in percentage points (median "
+        "and 95% credible interval). A probability near 0.5 means the data cannot tell the two "
+        "apart; it is not a test.</p>",
+    ]
+    for outcome in fit.outcomes:
+        part = comparison[comparison["outcome"] == outcome] if "outcome" in comparison else None
+        if part is None or part.empty:
+            continue
+        part = part.drop(columns="outcome")
+        parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")
+        parts.append(_table(part, _comparison_formats(part)))
+    parts += [
+        "<h2>Ranks</h2>",
+        '<p class="note">Probability that each modality has the highest mean rate (P(best)), '
+        "its mean rank (1 = best) and SUCRA (1 = best in every draw, 0 = worst). With few "
+        "small studies per modality these are uncertain; read them with the intervals.</p>",
+    ]
+    for outcome in fit.outcomes:
+        part = ranks[ranks["outcome"] == outcome] if "outcome" in ranks else None
+        if part is None or part.empty:
+            continue
+        part = part.drop(columns="outcome")
+        parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")
+        parts.append(_table(part, _comparison_formats(part)))
+    return "\n".join(parts)
+
+
+def _figures_section(fit: Fit, figures: Mapping[str, bytes]) -> str:
+    parts = [
+        "<h2>Forest plots</h2>",
+        '<p class="note">Per study: the crude proportion with its exact 95% interval and the '
+        "model's shrunken estimate; per modality: the pooled posterior (diamond) and the 95% "
+        "prediction interval for a new study.</p>",
+    ]
+    for outcome, content in figures.items():
+        caption = f"Forest plot: {_OUTCOME_WORDS.get(outcome, outcome)}"
+        parts.append(_figure_html(content, caption))
+    return "\n".join(parts)
+
+
+def _diagnostics_section(fit: Fit) -> str:
+    problems = fit.convergence_problems()
+    table = fit.diagnostics()
+    parts = ["<h2>Checks: did the sampler converge?</h2>"]
+    if problems:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+        parts.append(
+            '<div class="warn"><strong>The sampler may not have converged.</strong>'
+            f"<ul>{items}</ul>Do not rely on these numbers yet: refit with more tuning and "
+            "draws (e.g. <code>--draws 2000</code>), and if divergences remain, look at the "
+            "priors of the parameters named above.</div>"
+        )
+    else:
+        parts.append(
+            '<div class="ok">All parameters have R-hat ≤ 1.01 and effective sample sizes ≥ 400, '
+            "and no transition diverged.</div>"
+        )
+    parts.append(
+        f'<p class="note">Divergent transitions: {fit.divergences}. R-hat: rank-normalised '
+        "split R-hat (1.00 is ideal); ESS: bulk and tail effective sample sizes.</p>"
+    )
+    table = table.sort_values("r_hat", ascending=False, na_position="first")
+    formats = {
+        "r_hat": lambda v: f"{float(v):.3f}",
+        "ess_bulk": lambda v: f"{float(v):.0f}",
+        "ess_tail": lambda v: f"{float(v):.0f}",
+    }
+    parts.append(
+        "<details><summary>All parameters (worst R-hat first)</summary>"
+        + _table(table.drop(columns="divergences"), formats)
+        + "</details>"
+    )
+    return "\n".join(parts)
+
+
+def _model_section(fit: Fit) -> str:
+    settings = fit.settings
+    parts = ["<h2>The model and its priors</h2>", f"<pre>{html.escape(fit.spec.describe())}</pre>"]
+    if settings.get("bias"):
+        counts = settings.get("bias_prior_counts")
+        text = (
+            f"Bias covariate: column {settings['bias']!r}"
+            + (f", reference level {settings['bias_reference']!r}" if counts else "")
+            + (
+                "; Dirichlet prior counts of the level probabilities for studies whose level "
+                "is missing: " + ", ".join(f"{k} {v:g}" for k, v in counts.items())
+                if counts
+                else ""
+            )
+            + "."
+        )
+        parts.append(f"<p>{html.escape(text)}</p>")
+    parts.append(
+        "<details><summary>The model specification (TOML), to refit with "
+        "<code>--model FILE</code></summary>"
+        f"<pre>{html.escape(fit.spec.to_toml())}</pre></details>"
+    )
+    return "\n".join(parts)
+
+
+def _data_section(fit: Fit) -> str:
+    from bayesreview.data import load_published, reconcile
+
+    studies = fit.studies
+    parts = [
+        "<h2>The data</h2>",
+        f"<p>{len(studies)} studies, {int(studies['n'].sum())} patients. Unknown responses are "
+        + (
+            "counted as failures (in the denominator)."
+            if fit.settings.get("unknown", "failure") == "failure"
+            else "excluded from the denominators."
+        )
+        + "</p>",
+    ]
+    name = bundled_dataset(studies)
+    if name is not None:
+        published = load_published(name)
+        differences = reconcile(studies, published)
+        parts.append("<h3>Reconciliation with the published summary</h3>")
+        if differences.empty:
+            parts.append(
+                f"<p>The study table reproduces every cell of the published summary of "
+                f"{html.escape(name)}.</p>"
+            )
+        else:
+            parts.append(
+                "<p>The study-level data (the paper's study table) and its published summary "
+                "table disagree in these cells; the study-level counts are analysed:</p>"
+            )
+            parts.append(_table(differences))
+    else:
+        parts.append(
+            '<p class="note">No published summary is bundled for this table, so nothing was '
+            "reconciled.</p>"
+        )
+    if "notes" in studies:
+        noted = studies[studies["notes"].notna() & (studies["notes"].astype(str).str.strip() != "")]
+        if len(noted):
+            parts.append("<h3>Notes on the data (decisions taken per study)</h3><ul>")
+            parts += [
+                f"<li><strong>{_e(r.study)}</strong>: {_e(r.notes)}</li>"
+                for r in noted.itertuples(index=False)
+            ]
+            parts.append("</ul>")
+    parts.append("<h3>Study table</h3>")
+    parts.append(_table(studies.drop(columns="notes", errors="ignore")))
+    return "\n".join(parts)
+
+
+def _settings_section(fit: Fit) -> str:
+    settings = {k: v for k, v in fit.settings.items() if k != "free_vars"}
+    rows = pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]})
+    versions = package_versions()
+    attrs = fit.idata.posterior.attrs
+    fitted_with = attrs.get("bayesreview_version")
+    version_rows = pd.DataFrame({"package": list(versions), "version": list(versions.values())})
+    parts = [
+        "<h2>Settings and versions</h2>",
+        "<p>The same data, model, settings, seed and package versions give the same numbers.</p>",
+        _table(rows),
+        _table(version_rows),
+    ]
+    if fitted_with:
+        parts.append(
+            f'<p class="note">The fit was made with bayesreview {_e(fitted_with)}'
+            + (f" ({_e(attrs['created_at'])})" if "created_at" in attrs else "")
+            + "; this report was written from the saved fit.</p>"
+        )
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+def render_report(
+    fit: Fit,
+    figures: Mapping[str, bytes] | None = None,
+    title: str | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+) -> str:
+    """The report of ``fit`` as an HTML string; see :func:`write_report`."""
+    tables = dict(tables or {})
+    summary = tables["summary"] if "summary" in tables else fit.summary()
+    comparison = tables["comparison"] if "comparison" in tables else fit.compare()
+    ranks = tables["ranks"] if "ranks" in tables else fit.ranks()
+    if figures is None:
+        figures = {outcome: _render_forest_png(fit, outcome) for outcome in fit.outcomes}
+    name = bundled_dataset(fit.studies)
+    title = title or (
+        f"Bayesian meta-analysis: {name}" if name else "Bayesian meta-analysis of response rates"
+    )
+    settings = fit.settings
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    intro = (
+        f"<p>{len(fit.studies)} studies pooled by {_e(settings.get('by'))} "
+        f"({len(fit.groups)} levels); outcome: {_e(settings.get('outcome'))}; model "
+        f"{_e(fit.spec.name)}; {_e(settings.get('chains'))} chains × {_e(settings.get('draws'))} "
+        f"draws, seed {_e(settings.get('seed'))}.</p>"
+        f'<p class="note">Written {html.escape(stamp)} by bayesreview '
+        f"{html.escape(package_versions()['bayesreview'])}. Rates are shown as percentages.</p>"
+    )
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        intro,
+        _summary_section(fit, summary),
+        _figures_section(fit, figures),
+        _comparison_section(fit, comparison, ranks),
+        _diagnostics_section(fit),
+        _model_section(fit),
+        _data_section(fit),
+        _settings_section(fit),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def write_report(
+    fit: Fit,
+    path: str | os.PathLike,
+    figures: Mapping[str, bytes] | None = None,
+    title: str | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+) -> Path:
+    """Write a self-contained HTML report of a fit, whole or not at all.
+
+    Parameters
+    ----------
+    fit
+        A :class:`~bayesreview.fitting.Fit`, fresh or from :func:`~bayesreview.load_fit`.
+    path
+        The HTML file to write; written to a temporary file in the same folder, then moved into
+        place, so an error never leaves a half-written report.
+    figures
+        Forest plots by outcome, as PNG or SVG bytes (e.g. what the command line already saved).
+        Default None: drawn here with :meth:`Fit.forest_plot`, one per outcome of the fit.
+    title
+        Heading of the report; default names the bundled data set, if it is one.
+    tables
+        Precomputed ``"summary"``, ``"comparison"`` and ``"ranks"`` tables (as from
+        :meth:`Fit.summary`, :meth:`Fit.compare`, :meth:`Fit.ranks`), to avoid computing them
+        twice; default None computes them.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    text = render_report(fit, figures=figures, title=title, tables=tables)
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path

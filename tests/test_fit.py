@@ -1,0 +1,377 @@
+"""The hierarchical models and the fit API, checked against independent computations."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+from scipy import integrate, special, stats
+
+import bayesreview as br
+from bayesreview.design import model_data
+from bayesreview.models import build_model
+from bayesreview.quantities import study_rates
+
+FAST = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
+
+
+@pytest.fixture(scope="module")
+def studies() -> pd.DataFrame:
+    return br.load_dataset("calcinosis_cutis")
+
+
+@pytest.fixture(scope="module")
+def joint_fit(studies):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", br.ConvergenceWarning)
+        return br.fit(studies, outcome="response", model="response", by="group", seed=11, **FAST)
+
+
+def _single_group_table(events, trials) -> pd.DataFrame:
+    events, trials = np.asarray(events), np.asarray(trials)
+    return pd.DataFrame(
+        {
+            "study": [f"s{i}" for i in range(len(events))],
+            "modality": "m",
+            "n": trials,
+            "events": events,
+        }
+    )
+
+
+def _shared_spec() -> br.ModelSpec:
+    """The default priors with one concentration shared by all groups."""
+    return br.ModelSpec.from_dict(
+        {
+            "name": "shared",
+            "likelihood": "beta_binomial",
+            "heterogeneity": "shared",
+            "priors": {
+                "intercept": {"dist": "normal", "mu": 0.0, "sigma": 1.5},
+                "bias": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+                "log_concentration": {"dist": "normal", "mu": np.log(10), "sigma": 1.0},
+            },
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Log-densities against scipy (the PyMC-tests habit)
+# --------------------------------------------------------------------------------------------
+
+
+def test_beta_binomial_logp_matches_scipy_and_the_binomial_limit():
+    import pytensor
+    import pytensor.tensor as pt
+
+    from bayesreview.models import beta_binomial_logp
+
+    y, n, logit_mu, log_phi = pt.dvectors("y", "n", "logit_mu", "log_phi")
+    logp = pytensor.function([y, n, logit_mu, log_phi], beta_binomial_logp(y, n, logit_mu, log_phi))
+    for phi in [1e-3, 0.5, 10.0, 1e5, 1e9, 1e12, 1e15]:
+        for mu in [0.01, 0.3, 0.9]:
+            a, b = mu * phi, (1 - mu) * phi
+            for k, size in [(0, 1), (1, 1), (3, 10), (29, 29), (0, 29)]:
+                got = logp([k], [size], [special.logit(mu)], [np.log(phi)])[0]
+                # the rising-factorial product, term by term (exact for small n at any phi)
+                product = (
+                    np.log(special.comb(size, k))
+                    + np.log(a + np.arange(k)).sum()
+                    + np.log(b + np.arange(size - k)).sum()
+                    - np.log(phi + np.arange(size)).sum()
+                )
+                assert got == pytest.approx(product, rel=1e-7, abs=1e-7), (phi, mu, k, size)
+                if phi <= 1e5:  # scipy's betabinom loses precision for larger phi
+                    expected = stats.betabinom(size, a, b).logpmf(k)
+                    assert got == pytest.approx(expected, rel=1e-7, abs=1e-7)
+    # as phi -> infinity the beta-binomial becomes the binomial
+    got = logp([3], [10], [special.logit(0.3)], [np.log(1e15)])[0]
+    assert got == pytest.approx(stats.binom(10, 0.3).logpmf(3), abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# An exact answer: the posterior of the mean rate by numerical integration on a grid
+# --------------------------------------------------------------------------------------------
+
+
+def test_beta_binomial_posterior_matches_grid_integration():
+    # The intralesional STS studies (Table 1): any response / patients
+    events = [1, 26, 1, 0, 2, 1, 1, 6, 1]
+    trials = [1, 29, 5, 7, 2, 1, 1, 6, 1]
+    result = br.fit(
+        _single_group_table(events, trials),
+        outcome="events",
+        model=_shared_spec(),
+        seed=3,
+        draws=2000,
+        tune=1000,
+        chains=4,
+        progressbar=False,
+    )
+    summary = result.summary().iloc[0]
+
+    # posterior density of (alpha, log phi) on a fine grid, with scipy's beta-binomial
+    alpha = np.linspace(-4, 6, 501)
+    log_phi = np.linspace(-4, 7, 441)
+    a_grid, l_grid = np.meshgrid(alpha, log_phi, indexing="ij")
+    mu, phi = special.expit(a_grid), np.exp(l_grid)
+    log_post = stats.norm(0, 1.5).logpdf(a_grid) + stats.norm(np.log(10), 1).logpdf(l_grid)
+    for k, size in zip(events, trials, strict=True):
+        log_post += stats.betabinom(size, mu * phi, (1 - mu) * phi).logpmf(k)
+    density = np.exp(log_post - log_post.max())
+    marginal = integrate.trapezoid(density, log_phi, axis=1)  # over log phi
+    cdf = integrate.cumulative_trapezoid(marginal, alpha, initial=0.0)
+    cdf /= cdf[-1]
+    exact = special.expit(np.interp([0.025, 0.5, 0.975], cdf, alpha))  # mu is monotone in alpha
+
+    # Monte Carlo error of a quantile with ~4000 draws of ESS >= 1000 is about 0.01 here
+    assert summary["post_lower"] == pytest.approx(exact[0], abs=0.03)
+    assert summary["post_median"] == pytest.approx(exact[1], abs=0.015)
+    assert summary["post_upper"] == pytest.approx(exact[2], abs=0.015)
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter recovery on simulated data with known truth
+# --------------------------------------------------------------------------------------------
+
+
+def _simulate(likelihood: str, seed: int):
+    rng = np.random.default_rng(seed)
+    alpha = np.array([-1.2, -0.3, 0.5, 1.3])
+    beta_high = -0.9
+    rows = []
+    for m, a in enumerate(alpha):
+        for j in range(30):
+            high = j % 2 == 1
+            eta = a + beta_high * high
+            size = int(rng.integers(5, 31))
+            if likelihood == "beta_binomial":
+                mu, phi = special.expit(eta), 12.0
+                p = rng.beta(mu * phi, (1 - mu) * phi)
+            else:
+                p = special.expit(eta + 0.6 * rng.standard_normal())
+            rows.append(
+                {
+                    "study": f"m{m}-{j}",
+                    "modality": f"m{m}",
+                    "risk_of_bias": "high" if high else "low",
+                    "n": size,
+                    "events": int(rng.binomial(size, p)),
+                }
+            )
+    return pd.DataFrame(rows), alpha, beta_high
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("likelihood", ["beta_binomial", "logit_normal"])
+def test_parameter_recovery(likelihood):
+    table, alpha, beta_high = _simulate(likelihood, seed=7)
+    result = br.fit(
+        table,
+        outcome="events",
+        model=likelihood,
+        bias="risk_of_bias",
+        seed=5,
+        draws=800,
+        tune=800,
+        chains=2,
+        progressbar=False,
+    )
+    posterior = result.idata.posterior
+    draws_alpha = posterior["alpha"].stack(s=("chain", "draw")).values  # (group, sample)
+    lower, upper = np.quantile(draws_alpha, [0.005, 0.995], axis=1)
+    assert np.all((lower < alpha) & (alpha < upper)), (lower, alpha, upper)
+    assert np.abs(draws_alpha.mean(axis=1) - alpha).max() < 0.5
+    beta = posterior["beta"].sel(bias_level="high").values.ravel()
+    assert np.quantile(beta, 0.005) < beta_high < np.quantile(beta, 0.995)
+    assert abs(beta.mean() - beta_high) < 0.35
+    if likelihood == "logit_normal":
+        tau = posterior["tau"].values.reshape(-1, len(alpha))
+        assert np.all(np.quantile(tau, 0.005, axis=0) < 0.6)
+        assert np.all(np.quantile(tau, 0.995, axis=0) > 0.6)
+
+
+# --------------------------------------------------------------------------------------------
+# The joint response model
+# --------------------------------------------------------------------------------------------
+
+
+def test_joint_model_never_gives_complete_above_any(joint_fit):
+    rate = joint_fit.idata.posterior["rate"]
+    for name in ("rate", "rate_mix", "rate_pred", "rate_pred_mix"):
+        values = joint_fit.idata.posterior[name]
+        assert (values.sel(outcome="complete") <= values.sel(outcome="any")).all()
+        both = values.sel(outcome="complete") + values.sel(outcome="partial")
+        np.testing.assert_allclose(both, values.sel(outcome="any"), rtol=1e-12)
+    assert set(rate.outcome.values) == {"complete", "partial", "any"}
+    from bayesreview.fitting import _flat_posterior
+
+    rates = study_rates(
+        _flat_posterior(joint_fit.idata.posterior),
+        joint_fit.data,
+        "beta_binomial",
+        np.random.default_rng(0),
+    )
+    assert (rates["complete"] <= rates["any"]).all()
+
+
+def test_joint_model_summary_has_crude_counts_of_table_2(joint_fit):
+    summary = joint_fit.summary().set_index(["outcome", "modality"])
+    # Table 2: intralesional complete 19/53, partial 20/53; Results text: any 39/53
+    assert summary.loc[("complete", "intralesional_sts"), ["events", "n"]].tolist() == [19, 53]
+    assert summary.loc[("partial", "intralesional_sts"), ["events", "n"]].tolist() == [20, 53]
+    assert summary.loc[("any", "laser"), ["events", "n"]].tolist() == [15, 21]
+    assert summary.loc[("complete", "laser"), "crude"] == pytest.approx(12 / 21)
+    assert (summary["post_lower"] <= summary["post_median"]).all()
+    assert (summary["post_median"] <= summary["post_upper"]).all()
+    assert (summary["pred_lower"] <= summary["post_lower"] + 1e-12).all()
+
+
+# --------------------------------------------------------------------------------------------
+# The bias covariate with missing levels
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_hiding_bias_levels_widens_the_intervals():
+    table, _, _ = _simulate("beta_binomial", seed=8)
+    hidden = table.copy()
+    hidden.loc[hidden.index % 3 == 0, "risk_of_bias"] = None
+    kwargs = {
+        "outcome": "events",
+        "bias": "risk_of_bias",
+        "seed": 2,
+        "draws": 800,
+        "tune": 800,
+        "chains": 2,
+        "progressbar": False,
+    }
+    known = br.fit(table, **kwargs)
+    masked = br.fit(hidden, **kwargs)
+    sd_known = float(known.idata.posterior["beta"].std())
+    sd_masked = float(masked.idata.posterior["beta"].std())
+    assert sd_masked > sd_known
+    width = {
+        name: (f.summary()["post_upper"] - f.summary()["post_lower"]).mean()
+        for name, f in (("known", known), ("masked", masked))
+    }
+    assert width["masked"] > width["known"]
+    assert "bias_level_prob" in masked.idata.posterior
+    assert "bias_level_prob" not in known.idata.posterior
+
+
+def test_risk_of_bias_missing_everywhere_uses_published_totals(studies):
+    totals = br.dataset_info("calcinosis_cutis")["risk_of_bias_totals"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", br.ConvergenceWarning)
+        result = br.fit(
+            studies, by="group", bias="risk_of_bias", bias_prior_counts=totals, seed=4, **FAST
+        )
+    prob = result.idata.posterior["bias_level_prob"]
+    assert list(prob.level.values) == ["low", "moderate", "high"]
+    # no study has a rating, so the level probabilities stay close to Dirichlet(10, 19, 11):
+    # prior means 0.25, 0.475, 0.275 with sd about 0.07
+    np.testing.assert_allclose(prob.mean(("chain", "draw")), [0.25, 0.475, 0.275], atol=0.06)
+    assert result.settings["bias_reference"] == "low"
+
+
+# --------------------------------------------------------------------------------------------
+# The logit-normal reports the population mean, not the median
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_logit_normal_rate_is_the_population_mean(studies):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", br.ConvergenceWarning)
+        result = br.fit(studies, model="logit_normal", by="group", seed=6, **FAST)
+    posterior = result.idata.posterior
+    for draw in (0, 57, 211):
+        alpha = float(posterior["alpha"].isel(chain=0, draw=draw).sel(group="eswl"))
+        tau = float(posterior["tau"].isel(chain=0, draw=draw).sel(group="eswl"))
+        mean, _ = integrate.quad(
+            lambda z, a=alpha, t=tau: special.expit(a + t * z) * stats.norm.pdf(z), -12, 12
+        )
+        got = float(posterior["rate"].isel(chain=0, draw=draw).sel(outcome="any", group="eswl"))
+        assert got == pytest.approx(mean, abs=1e-6)
+    assert result.idata.log_likelihood["events"].sizes["study"] == 40
+
+
+# --------------------------------------------------------------------------------------------
+# Reproducibility, warnings, storage, fast paths
+# --------------------------------------------------------------------------------------------
+
+
+def test_same_seed_same_numbers(studies):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", br.ConvergenceWarning)
+        first = br.fit(studies, by="group", seed=21, **FAST)
+        second = br.fit(studies, by="group", seed=21, **FAST)
+        third = br.fit(studies, by="group", seed=22, **FAST)
+    pd.testing.assert_frame_equal(first.summary(), second.summary())
+    pd.testing.assert_frame_equal(first.study_estimates(), second.study_estimates())
+    assert not first.summary()["post_median"].equals(third.summary()["post_median"])
+
+
+def test_too_few_draws_warn_with_advice(studies):
+    with pytest.warns(br.ConvergenceWarning, match="effective sample size.*Try more"):
+        br.fit(studies, by="group", seed=1, draws=30, tune=30, chains=2, progressbar=False)
+
+
+def test_save_and_load_round_trip(joint_fit, tmp_path):
+    path = joint_fit.save(tmp_path / "fit.nc")
+    loaded = br.load_fit(path)
+    pd.testing.assert_frame_equal(loaded.summary(), joint_fit.summary())
+    assert loaded.spec == joint_fit.spec
+    assert loaded.settings["seed"] == 11
+    attrs = loaded.idata.posterior.attrs
+    assert attrs["bayesreview_version"] == br.__version__
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_study_estimates_are_conjugate_beta_draws(joint_fit):
+    # E[p_j | y] = E_theta[(a + y) / (phi + n)] for the any-response stage
+    estimates = joint_fit.study_estimates().query("outcome == 'any'").set_index("study")
+    posterior = joint_fit.idata.posterior
+    g = joint_fit.data.group_idx
+    alpha = posterior["alpha"].values.reshape(-1, joint_fit.data.n_groups)[:, g]
+    phi = posterior["phi"].values.reshape(-1, joint_fit.data.n_groups)[:, g]
+    a = special.expit(alpha) * phi
+    expected = ((a + joint_fit.data.events) / (phi + joint_fit.data.trials)).mean(axis=0)
+    np.testing.assert_allclose(estimates["post_mean"].to_numpy(), expected, atol=0.02)
+
+
+@pytest.mark.slow
+def test_collapsing_and_pymc_sampler_give_the_same_posterior():
+    rng = np.random.default_rng(3)
+    size = rng.integers(1, 6, 600)
+    table = pd.DataFrame(
+        {
+            "study": [f"s{i}" for i in range(600)],
+            "modality": np.repeat(["a", "b", "c"], 200),
+            "n": size,
+            "events": rng.binomial(size, 0.4),
+        }
+    )
+    kwargs = {
+        "outcome": "events",
+        "seed": 1,
+        "draws": 1000,
+        "tune": 500,
+        "chains": 2,
+        "progressbar": False,
+    }
+    collapsed = br.fit(table, **kwargs)
+    plain = br.fit(table, collapse=False, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = br.fit(table, collapse=False, sampler="pymc", **kwargs)
+    reference = collapsed.summary()
+    for result in (plain, other):
+        summary = result.summary()
+        # posterior sds are about 0.02: 2000 draws give a Monte Carlo error of about 0.001
+        np.testing.assert_allclose(summary["post_mean"], reference["post_mean"], atol=0.01)
+        np.testing.assert_allclose(summary["post_upper"], reference["post_upper"], atol=0.02)
