@@ -113,7 +113,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text CSV file ({exc.reason} at byte {exc.start})")
+        raise DataError(
+            f"{path}: not a UTF-8 text CSV file ({exc.reason} at byte {exc.start})"
+        ) from None
     if "\x00" in text:
         raise DataError(f"{path}: not a CSV file (it contains binary data)")
     try:

@@ -126,10 +126,9 @@ def _bias(
                 reference = levels[0] if values.cat.ordered else None
         else:
             levels = sorted({str(v) for v in values.dropna()})
-        labels = values.astype(object).where(values.notna(), None)
-        labels = labels.map(lambda v: None if v is None else str(v))
+        labels = [None if pd.isna(v) else str(v) for v in values.astype(object)]
         if reference is None:
-            counts = labels.value_counts()
+            counts = pd.Series([v for v in labels if v is not None]).value_counts()
             if counts.empty:
                 raise DataError(
                     f"bias={column!r}: no study has a known level, so no reference level can be "
@@ -276,5 +275,43 @@ def collapse_identical(data: ModelData) -> ModelData:
         study=study,
         weights=weights.astype(np.int64),
         complete=None if data.complete is None else data.complete[rows],
+        bias=bias,
+    )
+
+
+def padded_size(n_rows: int, smallest: int = 16) -> int:
+    """Rows a model is compiled for: the next power of two (at least ``smallest``).
+
+    Data of similar size (a study left out, a simulated replicate) then shares one compiled
+    model; the extra rows carry weight 0 and add nothing to the likelihood.
+    """
+    return max(smallest, 1 << (max(n_rows, 1) - 1).bit_length())
+
+
+def pad_rows(data: ModelData, n_rows: int) -> ModelData:
+    """``data`` with empty rows (n = 0, weight 0) appended up to ``n_rows``."""
+    extra = n_rows - data.n_rows
+    if extra <= 0:
+        return data
+
+    def grow(values: np.ndarray | None, fill) -> np.ndarray | None:
+        if values is None:
+            return None
+        return np.concatenate([values, np.full(extra, fill, dtype=values.dtype)])
+
+    bias = data.bias
+    if bias is not None:
+        bias = Bias(bias.column, bias.kind, bias.levels, grow(bias.codes, 0), bias.prior_counts)
+    return ModelData(
+        outcome=data.outcome,
+        by=data.by,
+        unknown=data.unknown,
+        groups=data.groups,
+        group_idx=grow(data.group_idx, 0),
+        trials=grow(data.trials, 0),
+        events=grow(data.events, 0),
+        study=data.study + tuple(f"(padding {i})" for i in range(extra)),
+        weights=grow(data.weights, 0),
+        complete=grow(data.complete, 0),
         bias=bias,
     )

@@ -24,7 +24,7 @@ import xarray as xr
 
 from bayesreview import __version__
 from bayesreview.data import clopper_pearson, read_studies
-from bayesreview.design import ModelData, collapse_identical, model_data
+from bayesreview.design import ModelData, collapse_identical, model_data, pad_rows, padded_size
 from bayesreview.errors import BayesReviewError, ConvergenceWarning, DataError
 from bayesreview.spec import ModelSpec, load_spec
 
@@ -375,7 +375,7 @@ class Fit:
         return pairwise(self, outcome=outcome, threshold=threshold, adjusted=adjusted)
 
     def ranks(self, outcome: str | None = None, adjusted: bool = True) -> pd.DataFrame:
-        """P(best), mean rank, SUCRA and rank probabilities; see :func:`bayesreview.compare.ranks`."""
+        """P(best), mean rank, SUCRA, rank probabilities: :func:`bayesreview.compare.ranks`."""
         from bayesreview.compare import ranks
 
         return ranks(self, outcome=outcome, adjusted=adjusted)
@@ -393,7 +393,7 @@ class Fit:
         return loo(self, **kwargs)
 
     def ppc(self, **kwargs: Any) -> pd.DataFrame:
-        """Posterior predictive checks with Bayesian p-values; see :func:`bayesreview.checks.ppc`."""
+        """Posterior predictive checks, Bayesian p-values: :func:`bayesreview.checks.ppc`."""
         from bayesreview.checks import ppc
 
         return ppc(self, **kwargs)
@@ -548,6 +548,8 @@ def fit(
     }
     collapsible = collapse and spec.likelihood == "beta_binomial"
     fitted_data = collapse_identical(data) if collapsible else data
+    settings["rows_sampled"] = fitted_data.n_rows
+    fitted_data = pad_rows(fitted_data, padded_size(fitted_data.n_rows))
     idata, free = _sample(fitted_data, spec, sampler, draws, tune, chains, int(seed), progressbar)
     result = _assemble(idata, studies, spec, data, {**settings, "free_vars": free})
     problems = result.convergence_problems()
@@ -577,6 +579,9 @@ def _assemble(
     from bayesreview.quantities import log_likelihood, pooled_rates, replicate_events
 
     posterior = idata.posterior
+    if "row" in posterior.dims:  # study effects (logit-normal, never collapsed): drop padding
+        posterior = posterior.isel(row=slice(0, data.n_rows)).rename(row="study")
+        posterior = posterior.assign_coords(study=list(data.study))
     flat = _flat_posterior(posterior)
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     rng = np.random.default_rng([settings["seed"], 1])
@@ -637,7 +642,7 @@ def load_fit(path: str | os.PathLike) -> Fit:
         raise BayesReviewError(f"{path}: no such file")
     try:
         idata = az.from_netcdf(str(path), engine="h5netcdf")
-    except Exception as exc:  # noqa: BLE001 - netCDF/HDF5 raise many kinds
+    except Exception as exc:
         raise BayesReviewError(f"{path}: not a readable netCDF fit file ({exc})") from None
     attrs = idata.posterior.attrs if "posterior" in idata else {}
     needed = ("bayesreview_spec", "bayesreview_studies", "bayesreview_settings")

@@ -294,7 +294,7 @@ def log_likelihood(posterior: dict[str, np.ndarray], data: ModelData, likelihood
     out = np.empty(by_level.shape[:2])
     out[:, known] = np.take_along_axis(
         by_level[:, known, :],
-        np.broadcast_to(codes[known], by_level.shape[:1] + (known.sum(),))[..., None],
+        np.broadcast_to(codes[known], (*by_level.shape[:1], known.sum()))[..., None],
         axis=-1,
     )[..., 0]
     if (~known).any():

@@ -59,8 +59,20 @@ def test_design_counts_follow_the_quality_assessment_paragraph(studies):
     # abstracts [19, 21, 33, 45, 46].
     design = studies.set_index("ref")["design"]
     assert design[22] == "rct"
-    assert sorted(design[design == "case_series"].index) == [4, 5, 10, 13, 17, 18, 21, 31, 32,
-                                                              33, 34, 35]
+    assert sorted(design[design == "case_series"].index) == [
+        4,
+        5,
+        10,
+        13,
+        17,
+        18,
+        21,
+        31,
+        32,
+        33,
+        34,
+        35,
+    ]
     assert (design == "case_report").sum() == 27
     abstracts = studies.loc[studies["conference_abstract"], "ref"]
     assert sorted(abstracts) == [19, 21, 33, 45, 46]
@@ -79,8 +91,14 @@ def test_patients_per_group_match_table_2(studies):
     # picosecond + CO2 1, ESWL 11, ESWL + IL-STS 1, picosecond + topical STS 2.
     by_modality = studies.groupby("modality")["n"].sum().to_dict()
     assert by_modality == {
-        "topical_sts": 48, "intralesional_sts": 53, "co2_laser": 18, "eryag_laser": 1,
-        "diode_laser": 1, "picosecond_co2_laser": 1, "eswl": 11, "eswl_intralesional_sts": 1,
+        "topical_sts": 48,
+        "intralesional_sts": 53,
+        "co2_laser": 18,
+        "eryag_laser": 1,
+        "diode_laser": 1,
+        "picosecond_co2_laser": 1,
+        "eswl": 11,
+        "eswl_intralesional_sts": 1,
         "picosecond_topical_sts": 2,
     }
 

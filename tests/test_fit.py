@@ -6,13 +6,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytest
 from scipy import integrate, special, stats
 
 import bayesreview as br
-from bayesreview.design import model_data
-from bayesreview.models import build_model
 from bayesreview.quantities import study_rates
 
 FAST = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
@@ -175,8 +172,8 @@ def test_parameter_recovery(likelihood):
         model=likelihood,
         bias="risk_of_bias",
         seed=5,
-        draws=800,
-        tune=800,
+        draws=1000,
+        tune=1000,
         chains=2,
         progressbar=False,
     )

@@ -1,0 +1,372 @@
+"""Speed and scale benchmarks, each figure a ratio against a plain PyMC baseline run alongside.
+
+Run every benchmark and write ``benchmarks/results.json`` and the table in
+``docs/benchmarks.md``::
+
+    python benchmarks/run.py            # everything (about 15-25 minutes on 2 cores)
+    python benchmarks/run.py --quick    # smaller sizes, for a smoke test
+
+The baseline is the same beta-binomial model (one intercept per group, a design covariate, one
+concentration) written the plain way in PyMC 5: ``pm.BetaBinomial`` observed per study, sampled
+with ``pm.sample`` (4 chains x 1000 draws after 1000 tuning steps). bayesreview fits the same
+model (a spec with ``heterogeneity = "shared"``) through ``bayesreview.fit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results.json"
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+SAMPLING = {"draws": 1000, "tune": 1000, "chains": 4}
+
+SHARED_SPEC = {
+    "name": "beta_binomial_shared",
+    "likelihood": "beta_binomial",
+    "heterogeneity": "shared",
+    "priors": {
+        "intercept": {"dist": "normal", "mu": 0.0, "sigma": 1.5},
+        "bias": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+        "log_concentration": {"dist": "normal", "mu": 2.302585, "sigma": 1.0},
+    },
+}
+
+
+def _spec():
+    from bayesreview.spec import ModelSpec
+
+    return ModelSpec.from_dict(SHARED_SPEC)
+
+
+def baseline_model(table: pd.DataFrame):
+    """The plain PyMC model: BetaBinomial observed, per study."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    groups, g = np.unique(table["group"], return_inverse=True)
+    levels, b = np.unique(table["design"], return_inverse=True)
+    with pm.Model() as model:
+        alpha = pm.Normal("alpha", 0.0, 1.5, shape=len(groups))
+        beta = pm.Normal("beta", 0.0, 1.0, shape=len(levels) - 1)
+        log_phi = pm.Normal("log_phi", np.log(10), 1.0)
+        eta = alpha[g] + pt.concatenate([pt.zeros(1), beta])[b]
+        mu = pm.math.invlogit(eta)
+        phi = pt.exp(log_phi)
+        pm.BetaBinomial(
+            "y",
+            n=table["n"].to_numpy(),
+            alpha=mu * phi,
+            beta=(1 - mu) * phi,
+            observed=table["events"].to_numpy(),
+        )
+    return model
+
+
+def baseline_fit(table: pd.DataFrame, seed: int, draws: int = 1000, tune: int = 1000):
+    import pymc as pm
+
+    with baseline_model(table):
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=4,
+            random_seed=seed,
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
+
+
+def calcinosis_table() -> pd.DataFrame:
+    import bayesreview as br
+
+    studies = br.load_dataset("calcinosis_cutis")
+    events = studies["complete"] + studies["partial"]
+    return pd.DataFrame(
+        {
+            "study": studies["study"],
+            "modality": studies["group"],
+            "group": studies["group"],
+            "design": studies["design"],
+            "n": studies["n"],
+            "events": events,
+        }
+    )
+
+
+def synthetic_table(n_studies: int, seed: int = 0) -> pd.DataFrame:
+    """Studies over 6 modalities and 3 designs, n from 1 to 30, beta-binomial truth."""
+    from scipy import special
+
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 6, n_studies)
+    design = rng.integers(0, 3, n_studies)
+    alpha = np.linspace(-1.0, 1.5, 6)[group] + np.array([0.0, -0.4, -0.8])[design]
+    mu, phi = special.expit(alpha), 8.0
+    size = rng.integers(1, 31, n_studies)
+    events = rng.binomial(size, rng.beta(mu * phi, (1 - mu) * phi))
+    labels = np.array(["m1", "m2", "m3", "m4", "m5", "m6"])
+    return pd.DataFrame(
+        {
+            "study": [f"s{i}" for i in range(n_studies)],
+            "modality": labels[group],
+            "group": labels[group],
+            "design": np.array(["case_report", "case_series", "rct"])[design],
+            "n": size,
+            "events": events,
+        }
+    )
+
+
+def ours_fit(table: pd.DataFrame, seed: int, **kwargs):
+    import bayesreview as br
+
+    return br.fit(
+        br.read_studies(table),
+        outcome="events",
+        model=_spec(),
+        by="group",
+        bias="design",
+        bias_reference="case_report",
+        seed=seed,
+        progressbar=False,
+        **{**SAMPLING, **kwargs},
+    )
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    value = function(*args, **kwargs)
+    return time.perf_counter() - start, value
+
+
+def converged(fit) -> bool:
+    diag = fit.diagnostics()
+    return bool(
+        diag["r_hat"].max() <= 1.01
+        and diag[["ess_bulk", "ess_tail"]].min().min() >= 400
+        and fit.divergences == 0
+    )
+
+
+def bench_warm_fit() -> dict:
+    table = calcinosis_table()
+    baseline_fit(table, seed=0)  # compile and warm up
+    base_time, _ = timed(baseline_fit, table, 1)
+    ours_fit(table, seed=0)  # compile once
+    ours_time, fit = timed(ours_fit, table, 1)
+    shuffled = table.copy()
+    shuffled["events"] = np.random.default_rng(5).binomial(table["n"], 0.6)
+    refit_time, _ = timed(ours_fit, shuffled, 2)
+    fast = timed(ours_fit, shuffled, 3, draws=500, tune=500, chains=2)[0]
+    return {
+        "warm_fit": {
+            "ours_s": ours_time,
+            "baseline_s": base_time,
+            "ratio": base_time / ours_time,
+            "converged": converged(fit),
+            "target": ">= 4x faster",
+        },
+        "refit_same_shape": {
+            "ours_s": refit_time,
+            "baseline_s": base_time,
+            "ratio": base_time / refit_time,
+            "target": "< 0.5 s",
+            "note": "4 chains x 1000 draws, summaries included",
+        },
+        "refit_same_shape_2x500": {
+            "ours_s": fast,
+            "baseline_s": base_time,
+            "ratio": base_time / fast,
+            "note": "2 chains x 500 draws after 500 tuning steps",
+        },
+    }
+
+
+def bench_leave_one_out() -> dict:
+    import bayesreview as br
+
+    table = calcinosis_table()
+    studies = br.read_studies(table)
+    ours_fit(table, seed=0)  # compiled model available
+    start = time.perf_counter()
+    for j in range(len(table)):
+        ours_fit(
+            studies.drop(index=j).reset_index(drop=True), seed=j, draws=500, tune=500, chains=2
+        )
+    ours = time.perf_counter() - start
+    baseline_fit(table.iloc[1:], seed=0, draws=500, tune=500)  # warm
+    start = time.perf_counter()
+    for j in range(3):
+        baseline_fit(table.drop(index=j), seed=j, draws=500, tune=500)
+    base = (time.perf_counter() - start) / 3 * len(table)
+    return {
+        "leave_one_out_40": {
+            "ours_s": ours,
+            "baseline_s": base,
+            "ratio": base / ours,
+            "target": "< 20 s in total",
+            "note": "4 chains x 500 draws after 500 tuning steps per refit; "
+            "baseline extrapolated from 3 refits",
+        }
+    }
+
+
+def bench_scale(n_studies: int) -> dict:
+    table = synthetic_table(n_studies)
+    ours_fit(table.iloc[:600], seed=0)  # warm the import path
+    ours_time, fit = timed(ours_fit, table, 1)
+    draws = 100
+    base_time, base = timed(baseline_fit, table, 1, draws, draws)
+    per_draw = base_time / (2 * draws)
+    base_full = per_draw * (SAMPLING["draws"] + SAMPLING["tune"])
+    ours_alpha = fit.idata.posterior["alpha"].mean(("chain", "draw")).values
+    base_alpha = base.posterior["alpha"].mean(("chain", "draw")).values
+    order = np.argsort(fit.groups)
+    return {
+        f"studies_{n_studies}": {
+            "ours_s": ours_time,
+            "baseline_s": base_full,
+            "ratio": base_full / ours_time,
+            "target": ">= 15x faster, same posterior",
+            "rows_after_collapsing": int(fit.settings.get("rows_sampled", 0)) or None,
+            "max_abs_diff_alpha_means": float(np.abs(ours_alpha[order] - base_alpha).max()),
+            "note": f"baseline timed with {draws} tuning + {draws} draws and scaled to 2000 "
+            "iterations; ours includes compilation",
+        }
+    }
+
+
+def bench_cli() -> dict:
+    out = {}
+    env = {**os.environ}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, cache in (("cold", Path(tmp) / "cache"), ("warm", Path(tmp) / "cache")):
+            env["NUMBA_CACHE_DIR"] = str(cache)
+            env["PYTENSOR_FLAGS"] = f"compiledir={cache / 'pytensor'}"
+            start = time.perf_counter()
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bayesreview",
+                    "analyze",
+                    "--out",
+                    str(Path(tmp) / label),
+                    "--seed",
+                    "1",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            out[label] = time.perf_counter() - start
+            out[f"{label}_exit"] = result.returncode
+    return {
+        "analyze_whole_process": {
+            "cold_s": out["cold"],
+            "warm_s": out["warm"],
+            "exit_codes": [out["cold_exit"], out["warm_exit"]],
+            "target": "< 20 s cold, < 10 s warm",
+        }
+    }
+
+
+def machine() -> dict:
+    packages = {}
+    for name in ("bayesreview", "pymc", "pytensor", "nutpie", "arviz", "numpy", "numba"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "packages": packages,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def write_docs(results: dict) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `python benchmarks/run.py` (results in `benchmarks/results.json`). "
+        "Each figure is a ratio against a plain PyMC 5 baseline of the same model run in "
+        "the same session on the same machine; ratio > 1 means bayesreview is faster.",
+        "",
+        f"Machine: {results['machine']['cpus']} CPUs, {results['machine']['platform']}, "
+        f"Python {results['machine']['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in results["machine"]["packages"].items() if v),
+        "",
+        "| benchmark | bayesreview (s) | baseline (s) | ratio | target | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in results["benchmarks"].items():
+        ours = row.get("ours_s", row.get("warm_s"))
+        base = row.get("baseline_s", row.get("cold_s"))
+        ratio = row.get("ratio")
+        note = row.get("note", "")
+        if "converged" in row:
+            note = f"converged: {row['converged']}. {note}"
+        if "max_abs_diff_alpha_means" in row:
+            note += (
+                f" max |difference| of posterior means of alpha: "
+                f"{row['max_abs_diff_alpha_means']:.3f}"
+            )
+        if name == "analyze_whole_process":
+            note = f"cold {row['cold_s']:.1f} s (empty compile caches), warm {row['warm_s']:.1f} s"
+            ours, base, ratio = row["warm_s"], row["cold_s"], None
+        lines.append(
+            f"| {name} | {ours:.2f} | {base:.2f} | "
+            f"{'' if ratio is None else f'{ratio:.1f}x'} | {row.get('target', '')} | "
+            f"{note} |"
+        )
+    DOCS.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test")
+    parser.add_argument("--only", nargs="*", help="run only these benchmarks")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    benches = {
+        "warm": bench_warm_fit,
+        "loo": bench_leave_one_out,
+        "scale": lambda: bench_scale(10_000 if args.quick else 100_000),
+        "cli": bench_cli,
+    }
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmarks": {}}
+    for name, bench in benches.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"running {name} ...", flush=True)
+        results["benchmarks"].update(bench())
+    results["machine"] = machine()
+    temporary = RESULTS.with_suffix(".partial")
+    temporary.write_text(json.dumps(results, indent=2))
+    os.replace(temporary, RESULTS)
+    write_docs(results)
+    print(json.dumps(results["benchmarks"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
