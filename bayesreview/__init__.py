@@ -14,22 +14,25 @@ figure drawn, so reading data and the command line's ``--help`` stay quick.
 from importlib import import_module
 from typing import Any
 
-from bayesreview.data import (
-    clopper_pearson,
-    crude_table,
-    dataset_info,
-    list_datasets,
-    load_dataset,
-    load_published,
-    read_studies,
-    reconcile,
-)
 from bayesreview.errors import BayesReviewError, ConvergenceWarning, DataError, SpecError
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; imported on first use (PEP 562)
 _LAZY = {
+    **dict.fromkeys(
+        [
+            "clopper_pearson",
+            "crude_table",
+            "dataset_info",
+            "list_datasets",
+            "load_dataset",
+            "load_published",
+            "read_studies",
+            "reconcile",
+        ],
+        "bayesreview.data",
+    ),
     "Fit": "bayesreview.fitting",
     "fit": "bayesreview.fitting",
     "load_fit": "bayesreview.fitting",
@@ -47,14 +50,6 @@ __all__ = [
     "DataError",
     "SpecError",
     "__version__",
-    "clopper_pearson",
-    "crude_table",
-    "dataset_info",
-    "list_datasets",
-    "load_dataset",
-    "load_published",
-    "read_studies",
-    "reconcile",
     *_LAZY,
 ]
 

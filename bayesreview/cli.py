@@ -20,6 +20,7 @@ Commands
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import sys
@@ -37,6 +38,8 @@ DEFAULT_OUT = "bayesreview-results"
 #: Outcomes ``analyze`` accepts (``events`` for a table with an ``events`` column only).
 ANALYZE_OUTCOMES = ("any", "complete", "partial", "response", "events")
 FIGURE_FORMATS = ("png", "svg", "pdf")
+#: Resolution of the forest plots embedded in report.html (the PNG files have 200 dpi).
+REPORT_DPI = 110
 
 
 def _add_data_argument(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -129,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     advanced.add_argument("--chains", type=int, default=4, metavar="N", help="chains (default: 4)")
     advanced.add_argument(
-        "--no-progress", action="store_true", help="do not show the sampler's progress bar"
+        "--no-progress",
+        action="store_true",
+        help="do not show the sampler's progress bar (shown only in a terminal anyway)",
     )
 
     report = commands.add_parser(
@@ -284,9 +289,13 @@ def _write_results(fit, staging: Path, crude) -> None:
         figure = fit.forest_plot(outcome=outcome)
         try:
             save_figure(figure, staging / f"forest_{outcome}", formats=FIGURE_FORMATS)
+            buffer = io.BytesIO()  # a lighter PNG for the report, which people e-mail
+            figure.savefig(
+                buffer, format="png", dpi=REPORT_DPI, bbox_inches="tight", pad_inches=0.1
+            )
         finally:
             plt.close(figure)
-        figures[outcome] = (staging / f"forest_{outcome}.png").read_bytes()
+        figures[outcome] = buffer.getvalue()
     write_report(
         fit,
         staging / "report.html",
@@ -349,7 +358,7 @@ def _analyze(args: argparse.Namespace) -> int:
             tune=args.draws if args.tune is None else args.tune,
             chains=args.chains,
             seed=args.seed,
-            progressbar=not args.no_progress,
+            progressbar=not args.no_progress and sys.stderr.isatty(),
         )
     for warning in caught:
         if issubclass(warning.category, ConvergenceWarning):

@@ -24,7 +24,9 @@ class Bias:
 
     ``kind`` is ``"categorical"`` (one logit shift per non-reference level, missing levels
     marginalised) or ``"numeric"`` (one slope). ``codes`` holds, per row, the level index
-    (reference = 0, missing = -1) or the numeric value.
+    (reference = 0, missing = -1) or the numeric value minus ``centre`` (the reference value:
+    the mean unless ``bias_reference`` is given), so that the adjusted rate is the rate at the
+    centre, not at an extrapolated zero.
     """
 
     column: str
@@ -32,6 +34,7 @@ class Bias:
     levels: tuple[str, ...] = ()
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0))
     prior_counts: tuple[float, ...] = ()
+    centre: float = 0.0
 
     @property
     def n_missing(self) -> int:
@@ -179,7 +182,14 @@ def _bias(
         )
     if prior_counts is not None:
         raise DataError("bias_prior_counts applies to a categorical bias covariate only")
-    return Bias(column, "numeric", (), numeric)
+    try:
+        centre = float(numeric.mean() if reference is None else reference)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"bias_reference={reference!r}: column {column!r} is numeric, so the reference must "
+            "be a number"
+        ) from None
+    return Bias(column, "numeric", (), numeric - centre, centre=centre)
 
 
 def model_data(
@@ -263,7 +273,7 @@ def collapse_identical(data: ModelData) -> ModelData:
     bias = None
     if data.bias is not None:
         b = data.bias
-        bias = Bias(b.column, b.kind, b.levels, b.codes[rows], b.prior_counts)
+        bias = Bias(b.column, b.kind, b.levels, b.codes[rows], b.prior_counts, b.centre)
     return ModelData(
         outcome=data.outcome,
         by=data.by,
@@ -301,7 +311,9 @@ def pad_rows(data: ModelData, n_rows: int) -> ModelData:
 
     bias = data.bias
     if bias is not None:
-        bias = Bias(bias.column, bias.kind, bias.levels, grow(bias.codes, 0), bias.prior_counts)
+        bias = Bias(
+            bias.column, bias.kind, bias.levels, grow(bias.codes, 0), bias.prior_counts, bias.centre
+        )
     return ModelData(
         outcome=data.outcome,
         by=data.by,

@@ -454,7 +454,7 @@ def fit(
     model: str | os.PathLike | ModelSpec = "beta_binomial",
     by: str = "modality",
     bias: str | None = None,
-    bias_reference: str | None = None,
+    bias_reference: str | float | None = None,
     bias_prior_counts: dict[str, float] | list[float] | None = None,
     unknown: str = "failure",
     draws: int = 1000,
@@ -486,7 +486,8 @@ def fit(
         Default None.
     bias_reference
         Reference level; default the first level of an ordered categorical (``low`` for
-        risk_of_bias), else the most common level.
+        risk_of_bias), else the most common level. For a numeric covariate, the value at which
+        the adjusted rate is reported (the covariate is centred there); default its mean.
     bias_prior_counts
         Dirichlet prior counts of the level probabilities used for studies whose level is
         missing, as a dict level -> count; default 1 per level.
@@ -534,8 +535,8 @@ def fit(
         "by": by,
         "bias": bias,
         "bias_reference": None
-        if data.bias is None or data.bias.kind == "numeric"
-        else data.bias.levels[0],
+        if data.bias is None
+        else (data.bias.centre if data.bias.kind == "numeric" else data.bias.levels[0]),
         "bias_prior_counts": None
         if data.bias is None or data.bias.kind == "numeric"
         else dict(zip(data.bias.levels, data.bias.prior_counts, strict=True)),

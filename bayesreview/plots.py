@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import os
-import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +111,10 @@ def _text_size(text: str, fontsize: float, weight: str = "normal") -> tuple[floa
 
     renderer = RendererAgg(10, 10, 72)  # 72 dpi: pixels are points
     prop = FontProperties(size=fontsize, weight=weight)
-    widths = [renderer.get_text_width_height_descent(line or " ", prop, ismath=False)[0]
-              for line in text.split("\n")]
+    widths = [
+        renderer.get_text_width_height_descent(line or " ", prop, ismath=False)[0]
+        for line in text.split("\n")
+    ]
     return max(widths) / 72, len(widths) * fontsize * 1.2 / 72
 
 
@@ -281,9 +282,7 @@ def _footer(fit: Fit, outcome: str, level: float, adjusted: bool) -> str:
     elif adjusted:
         which = f"the bias-adjusted population mean response rate (at {bias.column} = 0)"
     else:
-        which = (
-            f"the population mean response rate averaged over the observed mix of {bias.column}"
-        )
+        which = f"the population mean response rate averaged over the observed mix of {bias.column}"
     likelihood = {
         "beta_binomial": "beta-binomial",
         "logit_normal": "logit-normal (binomial-normal)",
@@ -384,16 +383,21 @@ def forest_plot(
     label_width = max(
         [_text_size("Study", fontsize, "bold")[0]]
         + [
-            _text_size(("   " if r.kind == "study" else "") + r.label, fontsize,
-                       "bold" if r.kind == "header" else "normal")[0]
+            _text_size(
+                ("   " if r.kind == "study" else "") + r.label,
+                fontsize,
+                "bold" if r.kind == "header" else "normal",
+            )[0]
             for r in rows
         ]
     )
     widths = {}
     for key, heading in columns:
         texts = [r.texts.get(key, "") for r in rows]
-        widths[key] = max([_text_size(heading, fontsize, "bold")[0]]
-                          + [_text_size(t, fontsize)[0] for t in texts if t])
+        widths[key] = max(
+            [_text_size(heading, fontsize, "bold")[0]]
+            + [_text_size(t, fontsize)[0] for t in texts if t]
+        )
     gap, pad = 0.18, 0.15
     heading_height = 2 * fontsize * 1.2 / 72 + 0.08
     title_height = 0.4
@@ -414,7 +418,12 @@ def forest_plot(
         fig = plt.figure(figsize=(fig_width, fig_height))
         left = pad + label_width + gap
         ax = fig.add_axes(
-            (left / fig_width, bottom / fig_height, plot_width / fig_width, plot_height / fig_height)
+            (
+                left / fig_width,
+                bottom / fig_height,
+                plot_width / fig_width,
+                plot_height / fig_height,
+            )
         )
         fig.text(
             pad / fig_width,
@@ -445,31 +454,79 @@ def forest_plot(
     for y, row in enumerate(rows):
         v = row.values
         if row.kind == "study":
-            ax.plot([v["crude_lower"], v["crude_upper"]], [y - offset] * 2, color="black",
-                    linewidth=0.9, solid_capstyle="butt", gid=f"crude_ci:{row.key}")
-            ax.plot([v["crude"]], [y - offset], marker="s", markersize=3.6, color="black",
-                    linestyle="none", gid=f"study:{row.key}")
-            ax.plot([v["post_lower"], v["post_upper"]], [y + offset] * 2, color=POSTERIOR_COLOR,
-                    linewidth=0.9, solid_capstyle="butt", gid=f"shrunken_ci:{row.key}")
-            ax.plot([v["post_median"]], [y + offset], marker="o", markersize=3.6,
-                    markerfacecolor="white", markeredgecolor=POSTERIOR_COLOR,
-                    markeredgewidth=0.9, linestyle="none", gid=f"shrunken:{row.key}")
+            ax.plot(
+                [v["crude_lower"], v["crude_upper"]],
+                [y - offset] * 2,
+                color="black",
+                linewidth=0.9,
+                solid_capstyle="butt",
+                gid=f"crude_ci:{row.key}",
+            )
+            ax.plot(
+                [v["crude"]],
+                [y - offset],
+                marker="s",
+                markersize=3.6,
+                color="black",
+                linestyle="none",
+                gid=f"study:{row.key}",
+            )
+            ax.plot(
+                [v["post_lower"], v["post_upper"]],
+                [y + offset] * 2,
+                color=POSTERIOR_COLOR,
+                linewidth=0.9,
+                solid_capstyle="butt",
+                gid=f"shrunken_ci:{row.key}",
+            )
+            ax.plot(
+                [v["post_median"]],
+                [y + offset],
+                marker="o",
+                markersize=3.6,
+                markerfacecolor="white",
+                markeredgecolor=POSTERIOR_COLOR,
+                markeredgewidth=0.9,
+                linestyle="none",
+                gid=f"shrunken:{row.key}",
+            )
         elif row.kind == "pooled":
-            ax.plot([v["pred_lower"], v["pred_upper"]], [y, y], color=PREDICTION_COLOR,
-                    linewidth=1.0, marker="|", markersize=5, zorder=2,
-                    gid=f"prediction:{row.modality}")
+            ax.plot(
+                [v["pred_lower"], v["pred_upper"]],
+                [y, y],
+                color=PREDICTION_COLOR,
+                linewidth=1.0,
+                marker="|",
+                markersize=5,
+                zorder=2,
+                gid=f"prediction:{row.modality}",
+            )
             half = 0.38
             diamond = Polygon(
-                [(v["post_lower"], y), (v["post_median"], y - half),
-                 (v["post_upper"], y), (v["post_median"], y + half)],
-                closed=True, facecolor=POSTERIOR_COLOR, edgecolor=POSTERIOR_COLOR, zorder=3,
+                [
+                    (v["post_lower"], y),
+                    (v["post_median"], y - half),
+                    (v["post_upper"], y),
+                    (v["post_median"], y + half),
+                ],
+                closed=True,
+                facecolor=POSTERIOR_COLOR,
+                edgecolor=POSTERIOR_COLOR,
+                zorder=3,
                 gid=f"diamond:{row.modality}",
             )
             ax.add_patch(diamond)
             first = next(i for i, r in enumerate(rows) if r.modality == row.modality)
-            ax.plot([v["post_median"]] * 2, [first + 0.5, y - 0.5], color=POSTERIOR_COLOR,
-                    linewidth=0.6, linestyle=(0, (2, 2)), alpha=0.6, zorder=1,
-                    gid=f"pooled_line:{row.modality}")
+            ax.plot(
+                [v["post_median"]] * 2,
+                [first + 0.5, y - 0.5],
+                color=POSTERIOR_COLOR,
+                linewidth=0.6,
+                linestyle=(0, (2, 2)),
+                alpha=0.6,
+                zorder=1,
+                gid=f"pooled_line:{row.modality}",
+            )
 
     # ---- the text columns -----------------------------------------------------------------
     def row_transform(edge: float, dx: float):
@@ -480,49 +537,113 @@ def forest_plot(
         return ax.transAxes + ScaledTranslation(dx, dy, fig.dpi_scale_trans)
 
     label_x = -(gap + label_width)
-    ax.text(0, 1, "Study", transform=head_transform(0, label_x, 0.06), ha="left", va="bottom",
-            fontsize=fontsize, weight="bold", gid="text:label:column_header", clip_on=False)
+    ax.text(
+        0,
+        1,
+        "Study",
+        transform=head_transform(0, label_x, 0.06),
+        ha="left",
+        va="bottom",
+        fontsize=fontsize,
+        weight="bold",
+        gid="text:label:column_header",
+        clip_on=False,
+    )
     right_edges = {}
     x = gap
     for key, heading in columns:
         x += widths[key]
         right_edges[key] = x
-        ax.text(1, 1, heading, transform=head_transform(1, x, 0.06), ha="right", va="bottom",
-                fontsize=fontsize, weight="bold", gid=f"text:{key}:column_header",
-                clip_on=False, linespacing=1.1)
+        ax.text(
+            1,
+            1,
+            heading,
+            transform=head_transform(1, x, 0.06),
+            ha="right",
+            va="bottom",
+            fontsize=fontsize,
+            weight="bold",
+            gid=f"text:{key}:column_header",
+            clip_on=False,
+            linespacing=1.1,
+        )
         x += gap
     for y, row in enumerate(rows):
         if row.kind == "gap":
             continue
         indent = "   " if row.kind == "study" else ""
-        ax.text(0, y, indent + row.label, transform=row_transform(0, label_x), ha="left",
-                va="center", fontsize=fontsize, clip_on=False,
-                weight="bold" if row.kind == "header" else "normal",
-                style="italic" if row.kind == "pooled" else "normal",
-                gid=f"text:label:{row.key}")
+        ax.text(
+            0,
+            y,
+            indent + row.label,
+            transform=row_transform(0, label_x),
+            ha="left",
+            va="center",
+            fontsize=fontsize,
+            clip_on=False,
+            weight="bold" if row.kind == "header" else "normal",
+            style="italic" if row.kind == "pooled" else "normal",
+            gid=f"text:label:{row.key}",
+        )
         for key, _ in columns:
             text = row.texts.get(key, "")
             if not text:
                 continue
-            ax.text(1, y, text, transform=row_transform(1, right_edges[key]), ha="right",
-                    va="center", fontsize=fontsize, clip_on=False,
-                    color=POSTERIOR_COLOR if key == "posterior" and row.kind == "pooled"
-                    else "black",
-                    weight="bold" if row.kind == "pooled" and key == "posterior" else "normal",
-                    gid=f"text:{key}:{row.key}")
+            ax.text(
+                1,
+                y,
+                text,
+                transform=row_transform(1, right_edges[key]),
+                ha="right",
+                va="center",
+                fontsize=fontsize,
+                clip_on=False,
+                color=POSTERIOR_COLOR if key == "posterior" and row.kind == "pooled" else "black",
+                weight="bold" if row.kind == "pooled" and key == "posterior" else "normal",
+                gid=f"text:{key}:{row.key}",
+            )
 
     # ---- legend and footer below the axis -------------------------------------------------
     from matplotlib.lines import Line2D
 
     handles = [
-        Line2D([], [], color="black", marker="s", markersize=3.6, linewidth=0.9,
-               label=f"Crude (exact {lw} CI)"),
-        Line2D([], [], color=POSTERIOR_COLOR, marker="o", markersize=3.6, linewidth=0.9,
-               markerfacecolor="white", label=f"Shrunken ({lw} CrI)"),
-        Line2D([], [], color=POSTERIOR_COLOR, marker="D", markersize=5, linestyle="none",
-               label="Pooled mean"),
-        Line2D([], [], color=PREDICTION_COLOR, marker="|", markersize=5, linewidth=1.0,
-               label="Prediction"),
+        Line2D(
+            [],
+            [],
+            color="black",
+            marker="s",
+            markersize=3.6,
+            linewidth=0.9,
+            label=f"Crude (exact {lw} CI)",
+        ),
+        Line2D(
+            [],
+            [],
+            color=POSTERIOR_COLOR,
+            marker="o",
+            markersize=3.6,
+            linewidth=0.9,
+            markerfacecolor="white",
+            label=f"Shrunken ({lw} CrI)",
+        ),
+        Line2D(
+            [],
+            [],
+            color=POSTERIOR_COLOR,
+            marker="D",
+            markersize=5,
+            linestyle="none",
+            label="Pooled mean",
+        ),
+        Line2D(
+            [],
+            [],
+            color=PREDICTION_COLOR,
+            marker="|",
+            markersize=5,
+            linewidth=1.0,
+            label="Prediction",
+        ),
     ]
     ax.legend(
         handles=handles,
@@ -537,9 +658,19 @@ def forest_plot(
         handlelength=2.0,
         columnspacing=1.2,
     )
-    ax.text(0, 0, footer, transform=head_transform(0, label_x, -(axis_height + legend_height)),
-            ha="left", va="top", fontsize=footer_size, color="#333333", gid="text:footer",
-            clip_on=False, linespacing=1.25)
+    ax.text(
+        0,
+        0,
+        footer,
+        transform=head_transform(0, label_x, -(axis_height + legend_height)),
+        ha="left",
+        va="top",
+        fontsize=footer_size,
+        color="#333333",
+        gid="text:footer",
+        clip_on=False,
+        linespacing=1.25,
+    )
     return fig
 
 
@@ -597,8 +728,14 @@ def save_figure(
         target = stem.with_name(f"{stem.name}.{fmt}")
         temporary = stem.with_name(f".{stem.name}.{fmt}.partial")
         try:
-            fig.savefig(temporary, format=fmt, dpi=dpi, metadata=metadata.get(fmt),
-                        bbox_inches="tight", pad_inches=0.1)
+            fig.savefig(
+                temporary,
+                format=fmt,
+                dpi=dpi,
+                metadata=metadata.get(fmt),
+                bbox_inches="tight",
+                pad_inches=0.1,
+            )
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
@@ -664,12 +801,20 @@ def comparison_heatmap(
             if i == j:
                 continue
             value = matrix[i, j]
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if abs(value - 0.5) > 0.3 else "black",
-                    gid=f"cell:{groups[i]}:{groups[j]}")
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if abs(value - 0.5) > 0.3 else "black",
+                gid=f"cell:{groups[i]}:{groups[j]}",
+            )
     what = "P(a > b)" if threshold == 0 else f"P(a − b > {percent(threshold, 1)} points)"
-    ax.set_title(f"{what}, {outcome} response" + ("" if adjusted else " (observed mix)"),
-                 fontsize=9)
+    ax.set_title(
+        f"{what}, {outcome} response" + ("" if adjusted else " (observed mix)"), fontsize=9
+    )
     colorbar = fig.colorbar(image, ax=ax, shrink=0.8)
     colorbar.ax.tick_params(labelsize=7)
     return fig
@@ -696,13 +841,20 @@ def rankogram(
     outcome = _plot_outcome(fit, outcome)
     table = ranks(fit, outcome=outcome, adjusted=adjusted)
     k = len(fit.groups)
-    fig, ax = _new_figure(ax, (6.5, 3.6))
+    legend_width = max(_text_size(f"{_label(labels, g)} (SUCRA 0.00)", 7)[0] for g in fit.groups)
+    fig, ax = _new_figure(ax, (4.6 + legend_width + 0.5, 3.4))
     markers = "osD^vP*Xh<>"
     for i, row in enumerate(table.itertuples(index=False)):
         probs = [getattr(row, f"p_rank_{r}") for r in range(1, k + 1)]
-        ax.plot(range(1, k + 1), probs, marker=markers[i % len(markers)], markersize=4,
-                linewidth=1.2, label=f"{_label(labels, row.modality)} (SUCRA {row.sucra:.2f})",
-                gid=f"rank:{row.modality}")
+        ax.plot(
+            range(1, k + 1),
+            probs,
+            marker=markers[i % len(markers)],
+            markersize=4,
+            linewidth=1.2,
+            label=f"{_label(labels, row.modality)} (SUCRA {row.sucra:.2f})",
+            gid=f"rank:{row.modality}",
+        )
     ax.set_xticks(range(1, k + 1))
     ax.set_xlabel("Rank (1 = highest response rate)", fontsize=8)
     ax.set_ylabel("Posterior probability", fontsize=8)
@@ -781,8 +933,9 @@ def bias_prior_posterior(fit: Fit, ax: Axes | Sequence[Axes] | None = None) -> F
     if ax is None:
         ncols = min(n, 3)
         nrows = math.ceil(n / ncols)
-        fig, grid = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.6 * nrows),
-                                 layout="constrained", squeeze=False)
+        fig, grid = plt.subplots(
+            nrows, ncols, figsize=(3.3 * ncols, 2.6 * nrows), layout="constrained", squeeze=False
+        )
         axes = list(grid.ravel())
         for extra in axes[n:]:
             extra.set_visible(False)
@@ -799,17 +952,31 @@ def bias_prior_posterior(fit: Fit, ax: Axes | Sequence[Axes] | None = None) -> F
         low = min(low, np.quantile(draws, 0.001))
         high = max(high, np.quantile(draws, 0.999))
         grid_x = np.linspace(low, high, 400)
-        axis.hist(draws, bins=40, density=True, color=POSTERIOR_COLOR, alpha=0.45,
-                  label=f"posterior (sd {np.std(draws):.2f})", gid=f"posterior:{name}")
+        axis.hist(
+            draws,
+            bins=40,
+            density=True,
+            color=POSTERIOR_COLOR,
+            alpha=0.45,
+            label=f"posterior (sd {np.std(draws):.3g})",
+            gid=f"posterior:{name}",
+        )
         sd_prior = float(np.diff(prior.quantile([0.158655, 0.841345]))[0]) / 2
-        axis.plot(grid_x, np.exp(prior.logpdf(grid_x)), color="black", linewidth=1.2,
-                  label=f"prior {prior.describe()}", gid=f"prior:{name}")
+        axis.plot(
+            grid_x,
+            np.exp(prior.logpdf(grid_x)),
+            color="black",
+            linewidth=1.2,
+            label=f"prior {prior.describe()}",
+            gid=f"prior:{name}",
+        )
         axis.axvline(0, color="#999999", linewidth=0.6, linestyle=":")
         axis.set_title(title, fontsize=8)
         axis.set_xlabel("bias effect (log odds ratio)", fontsize=8)
         axis.tick_params(labelsize=7)
-        axis.legend(fontsize=6.5, frameon=False, title=f"prior sd {sd_prior:.2f}",
-                    title_fontsize=6.5)
+        axis.legend(
+            fontsize=6.5, frameon=False, title=f"prior sd {sd_prior:.3g}", title_fontsize=6.5
+        )
     return fig
 
 
@@ -897,21 +1064,34 @@ def ppc_plot(
         obs = observed[keep] / trials[keep]
         names = [s for s, k in zip(studies, keep, strict=True) if k]
         for y, name in enumerate(names):
-            ax.plot(outer[:, y], [y, y], color=POSTERIOR_COLOR, linewidth=0.8, alpha=0.6,
-                    gid=f"replicated:{name}")
+            ax.plot(
+                outer[:, y],
+                [y, y],
+                color=POSTERIOR_COLOR,
+                linewidth=0.8,
+                alpha=0.6,
+                gid=f"replicated:{name}",
+            )
             ax.plot(inner[:, y], [y, y], color=POSTERIOR_COLOR, linewidth=2.6)
             outside = not outer[0, y] <= obs[y] <= outer[1, y]
-            ax.plot([obs[y]], [y], marker="x" if outside else "o", markersize=4,
-                    color="#c0392b" if outside else "black", linestyle="none",
-                    gid=f"observed:{name}")
+            ax.plot(
+                [obs[y]],
+                [y],
+                marker="x" if outside else "o",
+                markersize=4,
+                color="#c0392b" if outside else "black",
+                linestyle="none",
+                gid=f"observed:{name}",
+            )
         ax.set_yticks(range(n), names, fontsize=7)
         ax.set_ylim(n - 0.5, -0.5)
         ax.set_xlim(-0.02, 1.02)
         ax.set_xticks(np.linspace(0, 1, 5), [f"{t:g}" for t in np.linspace(0, 100, 5)])
         ax.tick_params(axis="x", labelsize=8)
         ax.set_xlabel(f"Proportion of {what} (%)", fontsize=8)
-        ax.set_title(f"Replicated ({_level_words(level)} and 50% intervals) vs observed",
-                     fontsize=9)
+        ax.set_title(
+            f"Replicated ({_level_words(level)} and 50% intervals) vs observed", fontsize=9
+        )
         return fig
     fig, ax = _new_figure(ax, (6.0, 3.2))
     t_obs = {
@@ -923,18 +1103,31 @@ def ppc_plot(
         "all": np.sum(replicated[:, keep] == trials[keep], axis=1),
     }
     colors = {"zero": "#c0392b", "all": POSTERIOR_COLOR}
-    words = {"zero": "studies with no events", "all": "studies with all events"}
+    words = {"zero": "no events", "all": "all events"}
     top = int(keep.sum())
     bins = np.arange(-0.5, top + 1.5)
     for stat in ("zero", "all"):
         p_value = float(np.mean(t_rep[stat] >= t_obs[stat]))
-        ax.hist(t_rep[stat], bins=bins, density=True, color=colors[stat], alpha=0.4,
-                label=f"{words[stat]}: replicated (P(T_rep ≥ T_obs) = {p_value:.2f})")
-        ax.axvline(t_obs[stat], color=colors[stat], linewidth=1.6,
-                   label=f"{words[stat]}: observed {t_obs[stat]}", gid=f"observed:{stat}")
-    ax.set_xlabel(f"Number of studies ({what})", fontsize=8)
+        ax.hist(
+            t_rep[stat],
+            bins=bins,
+            density=True,
+            color=colors[stat],
+            alpha=0.4,
+            label=f"{words[stat]}: replicated, P(≥ observed) = {p_value:.2f}",
+        )
+        ax.axvline(
+            t_obs[stat],
+            ymax=0.66,  # below the legend's headroom
+            color=colors[stat],
+            linewidth=1.6,
+            label=f"{words[stat]}: observed {t_obs[stat]}",
+            gid=f"observed:{stat}",
+        )
+    ax.set_xlabel(f"Number of studies with no / all {what}", fontsize=8)
     ax.set_ylabel("Posterior predictive probability", fontsize=8)
     ax.tick_params(labelsize=8)
-    ax.legend(fontsize=7, frameon=False)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.5)  # headroom for the legend
+    ax.legend(fontsize=7, frameon=False, loc="upper center", ncol=2, columnspacing=1.0)
     ax.set_title("Posterior predictive check: extreme studies", fontsize=9)
     return fig

@@ -89,14 +89,11 @@ _IDENTITY_COLUMNS = ("study", "modality", "n", *CATEGORIES)
 def bundled_dataset(studies: pd.DataFrame) -> str | None:
     """Name of the bundled data set ``studies`` is, or None.
 
-    A table from :func:`~bayesreview.load_dataset` says so in ``attrs["source"]``; a table
-    restored by :func:`~bayesreview.load_fit` has lost its attributes, so it is compared with
-    each bundled data set on the columns that identify it (study, modality, n and the outcome
-    counts).
+    Decided by content, not by ``attrs["source"]``: a table restored by
+    :func:`~bayesreview.load_fit` has lost its attributes, and an edited copy of a bundled table
+    keeps them. The table is the bundled one when it has the same rows with the same study,
+    modality, n and outcome counts.
     """
-    source = str(studies.attrs.get("source", ""))
-    if source.startswith("bundled:"):
-        return source.removeprefix("bundled:")
     for name in list_datasets():
         bundled = load_dataset(name)
         columns = [c for c in _IDENTITY_COLUMNS if c in bundled]
@@ -128,7 +125,9 @@ def _pct(rate: float, digits: int = 1) -> str:
 
 
 def _interval(lower: float, upper: float, digits: int = 1) -> str:
-    return f"{_pct(lower, digits)}–{_pct(upper, digits)}"
+    """``"60.1–85.2"``, or ``"-7.5 to 47.0"`` when the interval holds negative numbers."""
+    separator = " to " if lower < 0 else "–"
+    return f"{_pct(lower, digits)}{separator}{_pct(upper, digits)}"
 
 
 def _table(
@@ -175,7 +174,7 @@ def _render_forest_png(fit: Fit, outcome: str) -> bytes:
     figure = fit.forest_plot(outcome=outcome)
     try:
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
     finally:
         plt.close(figure)
     return buffer.getvalue()
@@ -238,15 +237,13 @@ def _probability(value: Any) -> str:
 
 
 def _comparison_formats(frame: pd.DataFrame) -> dict[str, Callable[[Any], str]]:
-    """Formats of the compare/ranks columns: probabilities to 2 decimals, rates in percent."""
+    """Formats of the ranks columns: probabilities to 2 decimals, mean ranks to 2."""
     formats: dict[str, Callable[[Any], str]] = {}
     for column in frame.columns:
         if frame[column].dtype.kind != "f":
             continue
-        if column.startswith(("p_", "rank_")) or column in ("sucra", "probability"):
+        if column.startswith("p_") or column == "sucra":
             formats[column] = _probability
-        elif column.startswith("diff"):
-            formats[column] = lambda v: "" if pd.isna(v) else _pct(v)
         else:
             formats[column] = lambda v: "" if pd.isna(v) else f"{float(v):.2f}"
     return formats
@@ -255,29 +252,44 @@ def _comparison_formats(frame: pd.DataFrame) -> dict[str, Callable[[Any], str]]:
 def _comparison_section(fit: Fit, comparison: pd.DataFrame, ranks: pd.DataFrame) -> str:
     parts = [
         "<h2>Comparisons of modalities</h2>",
-        '<p class="note">For each pair, the posterior probability that modality A has the higher '
-        "mean response rate (p_greater), and the difference A − B in percentage points (median "
-        "and 95% credible interval). A probability near 0.5 means the data cannot tell the two "
-        "apart; it is not a test.</p>",
+        '<p class="note">Each pair once (A before B in the order of the data): the posterior '
+        "probability that A has the higher mean response rate, P(A &gt; B) (and P(B &gt; A) "
+        "= 1 − P(A &gt; B)), and the difference A − B in percentage points: posterior median "
+        "and 95% credible interval. A probability near 0.5 means the data cannot tell the two "
+        "apart; it is not a test. comparison.csv lists both orders.</p>",
     ]
+    order = {group: i for i, group in enumerate(fit.groups)}
     for outcome in fit.outcomes:
-        part = comparison[comparison["outcome"] == outcome] if "outcome" in comparison else None
-        if part is None or part.empty:
+        part = comparison[comparison["outcome"] == outcome]
+        pairs = zip(part["modality_a"], part["modality_b"], strict=True)
+        part = part[[order.get(a, 0) < order.get(b, 0) for a, b in pairs]]
+        if part.empty:
             continue
-        part = part.drop(columns="outcome")
+        table = pd.DataFrame(
+            {
+                "A": part["modality_a"],
+                "B": part["modality_b"],
+                "P(A > B)": [_probability(v) for v in part["p_greater"]],
+                "A − B (pp)": [_pct(v) for v in part["diff_median"]],
+                "95% CrI": [
+                    _interval(lo, hi)
+                    for lo, hi in zip(part["diff_lower"], part["diff_upper"], strict=True)
+                ],
+            }
+        )
         parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")
-        parts.append(_table(part, _comparison_formats(part)))
+        parts.append(_table(table, numeric=("P(A > B)", "A − B (pp)", "95% CrI")))
     parts += [
         "<h2>Ranks</h2>",
-        '<p class="note">Probability that each modality has the highest mean rate (P(best)), '
-        "its mean rank (1 = best) and SUCRA (1 = best in every draw, 0 = worst). With few "
-        "small studies per modality these are uncertain; read them with the intervals.</p>",
+        '<p class="note">Probability that each modality has the highest mean rate (p_best), '
+        "its mean rank (1 = best), SUCRA (1 = best in every draw, 0 = worst) and the "
+        "probability of each rank. With few small studies per modality these are uncertain; "
+        "read them with the intervals.</p>",
     ]
     for outcome in fit.outcomes:
-        part = ranks[ranks["outcome"] == outcome] if "outcome" in ranks else None
-        if part is None or part.empty:
+        part = ranks[ranks["outcome"] == outcome].drop(columns="outcome")
+        if part.empty:
             continue
-        part = part.drop(columns="outcome")
         parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")
         parts.append(_table(part, _comparison_formats(part)))
     return "\n".join(parts)

@@ -1,0 +1,168 @@
+"""The HTML report: self-contained (no network request), escaped, and saying what it must."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from html.parser import HTMLParser
+from importlib import metadata
+
+import matplotlib
+import pytest
+
+import bayesreview as br
+from bayesreview.report import bundled_dataset, package_versions, render_report, write_report
+
+matplotlib.use("Agg")
+
+# Same model structure as tests/test_cli.py, so a shared test process compiles it once.
+FIT_ARGS = dict(
+    outcome="response", model="response", by="group", draws=200, tune=200, chains=2, seed=5
+)
+
+
+class _Resources(HTMLParser):
+    """Every tag, and every attribute that can make a browser fetch something."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.links: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self.styles: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "data", "poster", "action", "xlink:href"):
+                self.links.append((tag, name, value or ""))
+            if name == "style":
+                self.styles.append(value or "")
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.styles.append(data)
+
+
+def _parse(text: str) -> _Resources:
+    parser = _Resources()
+    parser.feed(text)
+    parser.close()
+    return parser
+
+
+def _assert_self_contained(text: str) -> _Resources:
+    parsed = _parse(text)
+    assert "script" not in parsed.tags
+    assert "link" not in parsed.tags and "iframe" not in parsed.tags
+    for tag, name, value in parsed.links:
+        lowered = value.strip().lower()
+        assert not lowered.startswith(("http:", "https:", "//", "ftp:")), (tag, name)
+        if tag == "img":
+            assert lowered.startswith("data:image/"), value[:40]
+    for style in parsed.styles:
+        assert "@import" not in style
+        assert not re.search(r"url\(\s*['\"]?\s*(https?:|//)", style, re.IGNORECASE)
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", br.ConvergenceWarning)
+        return br.fit(br.load_dataset(), progressbar=False, **FIT_ARGS)
+
+
+@pytest.fixture(scope="module")
+def report_text(fitted, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    assert write_report(fitted, path) == path
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # nothing partial left
+    return path.read_text(encoding="utf-8")
+
+
+def test_report_references_no_external_resource(report_text):
+    parsed = _assert_self_contained(report_text)
+    # one embedded forest plot per outcome, drawn by the report itself
+    images = [v for tag, _, v in parsed.links if tag == "img"]
+    assert len(images) == 3
+    assert all(v.startswith("data:image/png;base64,") for v in images)
+
+
+def test_report_shows_crude_counts_of_table_2(report_text):
+    # Table 2 of the review: complete 9/48 (topical), 19/53 (intralesional), 12/21 (laser),
+    # 1/11 (ESWL); any response 39/48, 39/53, 15/21, 7/11 (Results text)
+    for cell in ("9/48", "19/53", "12/21", "1/11", "39/48", "39/53", "15/21", "7/11"):
+        assert f'<td class="num">{cell}</td>' in report_text
+    # 9/48 = 18.75% exactly, printed to one decimal rounding half up
+    assert '<td class="num">18.8</td>' in report_text
+
+
+def test_report_states_settings_versions_and_model(report_text, fitted):
+    text = html.unescape(report_text)
+    assert f"seed {FIT_ARGS['seed']}" in text
+    assert f"<td>pymc</td><td>{metadata.version('pymc')}</td>" in text
+    assert f"<td>arviz</td><td>{metadata.version('arviz')}</td>" in text
+    assert "Normal(mean 0, sd 1.5)" in text  # the intercept prior of models/response.toml
+    divergences = int(fitted.idata.sample_stats["diverging"].values.sum())
+    assert f"Divergent transitions: {divergences}." in text
+
+
+def test_report_reconciles_bundled_data_after_reload(fitted, tmp_path):
+    fitted.save(tmp_path / "fit.nc")
+    reloaded = br.load_fit(tmp_path / "fit.nc")
+    assert reloaded.studies.attrs.get("source") != "bundled:calcinosis_cutis"
+    assert bundled_dataset(reloaded.studies) == "calcinosis_cutis"
+    text = render_report(reloaded, figures={})
+    _assert_self_contained(text)
+    # Ma 2019 (Table 1: 7 NR, 2 UR) against Table 2's topical none 3/48 and unknown 6/48
+    for quantity, ours, printed in (("none", 7, 3), ("unknown", 2, 6)):
+        row = (
+            f"<tr><td>topical_sts</td><td>{quantity}</td>"
+            f'<td class="num">{ours}</td><td class="num">{printed}</td></tr>'
+        )
+        assert row in text
+    assert "this report was written from the saved fit" in text
+
+
+def test_user_text_is_escaped(fitted):
+    studies = fitted.studies.copy()
+    studies.loc[0, "study"] = "<script>alert('x')</script>"
+    studies.loc[1, "notes"] = 'see <a href="https://example.org">here</a> & there'
+    other = dataclasses.replace(fitted, studies=studies)
+    assert bundled_dataset(studies) is None
+    text = render_report(other, figures={}, title="A <b>bold</b> title")
+    parsed = _assert_self_contained(text)
+    assert "a" not in parsed.tags and "b" not in parsed.tags
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
+    assert "&lt;a href=&quot;https://example.org&quot;&gt;here&lt;/a&gt; &amp; there" in text
+    assert "No published summary is bundled" in text
+
+
+def test_svg_figures_are_inlined_without_their_doctype(fitted):
+    svg = (
+        b'<?xml version="1.0" encoding="utf-8" standalone="no"?>\n'
+        b'<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN"\n'
+        b'  "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n'
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>'
+    )
+    text = render_report(fitted, figures={"any": svg})
+    assert "DOCTYPE svg" not in text and "svg11.dtd" not in text
+    assert '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>' in text
+    _assert_self_contained(text)
+    with pytest.raises(ValueError, match="PNG or SVG"):
+        render_report(fitted, figures={"any": b"GIF89a"})
+
+
+def test_package_versions_names_what_the_numbers_depend_on():
+    versions = package_versions()
+    assert list(versions) == ["bayesreview", "pymc", "arviz", "numpy", "nutpie"]
+    assert versions["bayesreview"] == br.__version__
+    assert versions["numpy"] == metadata.version("numpy")
