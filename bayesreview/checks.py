@@ -124,16 +124,17 @@ def loo(fit: Fit, pointwise: bool = False) -> az.ELPDData:
             f"PSIS-LOO is unreliable for {len(bad)} of {elpd.n_data_points} studies with Pareto "
             f"k > {PARETO_K_THRESHOLD}: {listed}. Such studies are influential: removing one "
             "changes its modality's posterior too much for importance sampling. This is "
-            "expected with case reports and modalities of one or two studies. The beta-binomial "
-            "model's per-study likelihood is already marginal over the study's own rate; if k "
-            "stays high, refit without each flagged study (exact leave-one-study-out: "
+            "expected with case reports and modalities of one or two studies. The per-study "
+            "likelihood is already marginal over the study's own rate (beta-binomial exactly, "
+            "logit-normal by quadrature), the usual remedy for high k, so refit without each "
+            "flagged study instead (exact leave-one-study-out: "
             "bayesreview.sensitivity.sensitivity) or use K-fold cross-validation, and do not "
             "rank models on elpd_loo alone.",
             InfluentialStudyWarning,
             stacklevel=2,
         )
     if not pointwise:
-        elpd = elpd.drop(["loo_i", "pareto_k"])
+        elpd = az.ELPDData(elpd.drop(["loo_i", "pareto_k"]))
     return elpd
 
 

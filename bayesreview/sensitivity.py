@@ -1,0 +1,640 @@
+"""Sensitivity analyses: how much the headline results move when studies, the handling of
+unknown responses, the model or the priors change; and power-scaling prior sensitivity.
+
+:func:`sensitivity` refits the model under each scenario and tabulates the pooled response rate
+per modality. Refits of one model structure reuse one compiled model
+(:data:`bayesreview.fitting._COMPILED`): a study is left out by giving it weight 0 (its row
+stays, so the data keep their shape), and identical studies are *not* collapsed into weighted
+rows (collapsing would change the shape from one leave-one-out refit to the next). Per-study
+draws (log-likelihood, replicates) are not computed for refits; only the pooled rates are.
+
+:func:`prior_sensitivity` needs no refit: it power-scales the prior and the likelihood by
+importance sampling (Kallioinen et al. 2023, :func:`arviz.psens`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from bayesreview.data import read_studies
+from bayesreview.design import ModelData, model_data
+from bayesreview.errors import BayesReviewError, ConvergenceWarning
+from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from bayesreview.fitting import Fit
+
+__all__ = ["KINDS", "prior_sensitivity", "sensitivity", "sensitivity_plot"]
+
+#: Kinds of scenario :func:`sensitivity` runs, in table order.
+KINDS = ("main", "leave_one_out", "design", "risk_of_bias", "unknown", "model", "prior_scale")
+
+_FIT_KWARGS = ("bias_reference", "bias_prior_counts", "sampler")
+_COLUMNS = [
+    "scenario",
+    "kind",
+    "outcome",
+    "modality",
+    "studies",
+    "post_median",
+    "post_lower",
+    "post_upper",
+    "p_best",
+]
+
+#: R-hat above which a refit is reported as a problem. Looser than the 1.01 of a main fit:
+#: refits run short chains (default 2 x 500 draws) and are read for shifts, not decimals.
+RHAT_REFIT_MAX = 1.05
+
+#: Threshold of the power-scaling sensitivity diagnostic (Kallioinen et al. 2023).
+PSENS_THRESHOLD = 0.05
+
+
+# --------------------------------------------------------------------------------------------
+# Refitting with weights on a fixed structure
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scenario:
+    name: str
+    kind: str
+    spec: ModelSpec
+    data: ModelData  # uncollapsed, weights set (0 = left out)
+
+
+def _refit_rates(
+    scenario: _Scenario,
+    sampler: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    progressbar: bool,
+) -> tuple[np.ndarray, list[str]]:
+    """Pooled rate draws (S, O, G) at the reference bias level, and convergence problems.
+
+    Calls the fitting internals directly: ``_sample`` reuses the compiled model of this
+    structure and spec, and ``pooled_rates`` computes the reported rates; nothing per study.
+    """
+    from bayesreview.fitting import _flat_posterior, _sample
+    from bayesreview.quantities import pooled_rates
+
+    idata, free = _sample(
+        scenario.data, scenario.spec, sampler, draws, tune, chains, seed, progressbar
+    )
+    flat = _flat_posterior(idata.posterior)
+    rng = np.random.default_rng([seed, 1])
+    rates = pooled_rates(flat, scenario.data, scenario.spec.likelihood, rng)["rate"]
+    problems = []
+    stats_ = idata.sample_stats
+    divergent = int(stats_["diverging"].sum()) if "diverging" in stats_ else 0
+    if divergent:
+        problems.append(f"{divergent} divergent transition(s)")
+    if chains > 1:
+        # study effects of left-out studies are sampled from their prior; leave them out
+        names = [v for v in free if not v.startswith("e")]
+        rhat = az.rhat(idata.posterior[names])
+        worst = max(float(np.nanmax(rhat[v].values)) for v in names)
+        if not worst <= RHAT_REFIT_MAX:
+            problems.append(f"R-hat {worst:.3f}")
+    return rates, problems
+
+
+def _contributing(data: ModelData) -> np.ndarray:
+    """Rows that carry data in a refit: weight > 0 and a non-empty denominator."""
+    return (data.weights > 0) & (data.trials > 0)
+
+
+def _rows(scenario: _Scenario, rates: np.ndarray, level: float) -> list[dict[str, Any]]:
+    data = scenario.data
+    used = _contributing(data)
+    counts = np.bincount(data.group_idx[used], minlength=data.n_groups)
+    present = np.flatnonzero(counts > 0)
+    tail = (1 - level) / 2
+    rows = []
+    for o, outcome in enumerate(data.reported_outcomes):
+        draws = rates[:, o, present]  # (S, G present)
+        best = np.bincount(draws.argmax(axis=1), minlength=len(present)) / draws.shape[0]
+        lower, median, upper = np.quantile(draws, [tail, 0.5, 1 - tail], axis=0)
+        for i, g in enumerate(present):
+            rows.append(
+                {
+                    "scenario": scenario.name,
+                    "kind": scenario.kind,
+                    "outcome": outcome,
+                    "modality": data.groups[g],
+                    "studies": int(counts[g]),
+                    "post_median": float(median[i]),
+                    "post_lower": float(lower[i]),
+                    "post_upper": float(upper[i]),
+                    "p_best": float(best[i]),
+                }
+            )
+    return rows
+
+
+def _weighted(data: ModelData, keep: np.ndarray) -> ModelData:
+    return dataclasses.replace(data, weights=np.where(keep, data.weights, 0).astype(np.int64))
+
+
+def _why_unusable(data: ModelData) -> str | None:
+    """Why a scenario's data cannot be fitted meaningfully, or None."""
+    used = _contributing(data)
+    if not used.any():
+        return "no study is left"
+    bias = data.bias
+    if bias is not None and bias.kind == "categorical" and not (used & (bias.codes == 0)).any():
+        return (
+            f"no study is left at the reference level {bias.levels[0]!r} of the bias covariate "
+            f"{bias.column!r}, so the bias-adjusted rate would rest on the prior alone"
+        )
+    return None
+
+
+def _same_model(a: ModelSpec, b: ModelSpec) -> bool:
+    return (a.likelihood, a.heterogeneity, dict(a.priors), dict(a.conditional_priors)) == (
+        b.likelihood,
+        b.heterogeneity,
+        dict(b.priors),
+        dict(b.conditional_priors),
+    )
+
+
+def _scenarios(
+    studies: pd.DataFrame,
+    base: ModelData,
+    other_unknown: ModelData,
+    spec: ModelSpec,
+    outcome: str,
+    kinds: set[str],
+    prior_scales: Iterable[float],
+    leave_out: Iterable[str] | None = None,
+) -> tuple[list[_Scenario], dict[str, str]]:
+    """The scenarios to fit, and those skipped with the reason."""
+    scenarios = [_Scenario("main", "main", spec, base)]
+    skipped: dict[str, str] = {}
+
+    def add(name: str, kind: str, spec_: ModelSpec, data: ModelData) -> None:
+        why = _why_unusable(data)
+        if why:
+            skipped[name] = why
+        else:
+            scenarios.append(_Scenario(name, kind, spec_, data))
+
+    if "leave_one_out" in kinds:
+        labels = list(base.study)
+        modality = [base.groups[g] for g in base.group_idx]
+        chosen = set(labels) if leave_out is None else set(leave_out)
+        missing = sorted(chosen - set(labels))
+        if missing:
+            raise BayesReviewError(
+                f"leave_out: no study {', '.join(map(repr, missing))} in the study table"
+            )
+        for j, label in enumerate(labels):
+            if label not in chosen:
+                continue
+            name = f"leave out {label}"
+            if labels.count(label) > 1:
+                name += f" ({modality[j]})"
+            keep = np.ones(base.n_rows, dtype=bool)
+            keep[j] = False
+            add(name, "leave_one_out", spec, _weighted(base, keep))
+
+    if "design" in kinds:
+        name = "exclude case reports and conference abstracts"
+        if "design" not in studies and "conference_abstract" not in studies:
+            skipped[name] = "the study table has neither a design nor a conference_abstract column"
+        else:
+            keep = np.ones(base.n_rows, dtype=bool)
+            if "design" in studies:
+                keep &= (
+                    (studies["design"].astype("string") != "case_report")
+                    .fillna(True)
+                    .to_numpy(dtype=bool)
+                )
+            if "conference_abstract" in studies:
+                abstract = studies["conference_abstract"].astype("boolean").fillna(False)
+                keep &= ~abstract.to_numpy(dtype=bool)
+            add(name, "design", spec, _weighted(base, keep))
+
+    if "risk_of_bias" in kinds:
+        name = "exclude high risk of bias"
+        rating = (
+            studies["risk_of_bias"].astype("string")
+            if "risk_of_bias" in studies
+            else pd.Series(pd.NA, index=studies.index, dtype="string")
+        )
+        if rating.isna().all():
+            skipped[name] = (
+                "no study has a risk-of-bias rating (per-study ratings are not published for "
+                "this review)"
+            )
+        elif not (rating == "high").any():
+            skipped[name] = "no study is rated at high risk of bias"
+        else:
+            keep = (rating != "high").fillna(True).to_numpy(dtype=bool)
+            add(name, "risk_of_bias", spec, _weighted(base, keep))
+
+    if "unknown" in kinds:
+        words = {"exclude": "excluded from denominators", "failure": "counted as failures"}
+        add(f"unknown responses {words[other_unknown.unknown]}", "unknown", spec, other_unknown)
+
+    if "model" in kinds:
+        for model in shipped_models():
+            other = load_spec(model)
+            if other.outcome not in (None, outcome) or _same_model(other, spec):
+                continue
+            add(f"model {model}", "model", other, base)
+
+    if "prior_scale" in kinds:
+        for factor in prior_scales:
+            add(f"prior scales x{factor:g}", "prior_scale", spec.scaled_priors(factor), base)
+
+    return scenarios, skipped
+
+
+def sensitivity(
+    studies: pd.DataFrame,
+    outcome: str = "any",
+    model: str | ModelSpec = "beta_binomial",
+    by: str = "modality",
+    bias: str | None = None,
+    scenarios: Iterable[str] | None = None,
+    prior_scales: Iterable[float] = (0.5, 2.0),
+    draws: int = 500,
+    tune: int = 500,
+    chains: int = 2,
+    seed: int = 0,
+    progressbar: bool = False,
+    unknown: str = "failure",
+    level: float = 0.95,
+    leave_out: Iterable[str] | None = None,
+    **fit_kwargs: Any,
+) -> pd.DataFrame:
+    """Headline results under alternative analyses: a tidy table, one row per scenario x outcome
+    x modality.
+
+    Scenarios (``kind`` in parentheses):
+
+    - ``main`` (main): the analysis as specified (fitted like every refit: uncollapsed rows, same
+      draws and seed, so it can differ from :func:`bayesreview.fit` by Monte Carlo error);
+    - ``leave out <study>`` (leave_one_out): each study left out in turn (weight 0);
+    - ``exclude case reports and conference abstracts`` (design): only studies whose ``design``
+      is not ``case_report`` and that are not conference abstracts;
+    - ``exclude high risk of bias`` (risk_of_bias): only where some study is rated;
+    - ``unknown responses excluded from denominators`` / ``... counted as failures`` (unknown):
+      the other handling of unknown responses;
+    - ``model <name>`` (model): each other shipped model usable for ``outcome``
+      (``beta_binomial``, ``logit_normal``; ``response`` only for ``outcome="response"``);
+    - ``prior scales x<factor>`` (prior_scale): every prior's scale multiplied by each factor
+      (:meth:`ModelSpec.scaled_priors`).
+
+    Every refit uses the same seed (common random numbers), so differences between scenarios
+    are not inflated by Monte Carlo noise more than necessary.
+
+    Parameters
+    ----------
+    studies
+        Study table (validated with :func:`bayesreview.read_studies` unless it already is).
+    outcome, model, by, bias, unknown
+        As for :func:`bayesreview.fit`; defaults ``"any"``, ``"beta_binomial"``,
+        ``"modality"``, None, ``"failure"``.
+    scenarios
+        Kinds to run, from :data:`KINDS`; default None runs all. ``main`` always runs.
+    prior_scales
+        Factors of the prior grid; default (0.5, 2.0).
+    draws, tune, chains
+        Per refit; defaults 500, 500, 2.
+    seed
+        Seed of every refit; default 0.
+    progressbar
+        Show the sampler's progress; default False.
+    level
+        Mass of the equal-tailed credible intervals; default 0.95.
+    leave_out
+        Study labels to leave out one at a time; default None: every study.
+    **fit_kwargs
+        ``bias_reference``, ``bias_prior_counts``, ``sampler`` as for :func:`bayesreview.fit`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``scenario``, ``kind``, ``outcome``, ``modality``, ``studies`` (studies that
+        carry data: not left out and with a non-empty denominator), ``post_median``,
+        ``post_lower``, ``post_upper`` (the population mean rate at the reference bias level,
+        0-1 scale) and ``p_best`` (probability that the modality's rate is the highest among
+        the modalities present in that scenario). A modality left without studies in a
+        scenario has no row there. ``.attrs["skipped"]`` maps each scenario not run to the
+        reason; ``.attrs["problems"]`` maps scenarios with sampling problems to them.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When some refit had divergences or R-hat > 1.05 (:data:`RHAT_REFIT_MAX`; the
+        scenarios are named).
+    """
+    from bayesreview.fitting import _default_sampler, _is_validated
+
+    unexpected = sorted(set(fit_kwargs) - set(_FIT_KWARGS))
+    if unexpected:
+        raise BayesReviewError(
+            f"sensitivity: unexpected argument(s) {', '.join(unexpected)}; "
+            f"it passes on {', '.join(_FIT_KWARGS)}"
+        )
+    kinds = set(KINDS) if scenarios is None else {"main", *scenarios}
+    wrong = sorted(kinds - set(KINDS))
+    if wrong:
+        raise BayesReviewError(
+            f"scenarios: unknown kind(s) {', '.join(wrong)}; choose from {', '.join(KINDS)}"
+        )
+    if unknown not in ("failure", "exclude"):
+        raise BayesReviewError(f"unknown={unknown!r}: must be 'failure' or 'exclude'")
+    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if not isinstance(value, int | np.integer) or value < least:
+            raise BayesReviewError(f"{name}={value!r}: must be a whole number >= {least}")
+    if not 0 < level < 1:
+        raise BayesReviewError(f"level={level!r}: must be between 0 and 1")
+    prior_scales = tuple(prior_scales)
+    studies = studies if _is_validated(studies) else read_studies(studies)
+    spec = load_spec(model)
+    sampler = fit_kwargs.get("sampler") or _default_sampler()
+    common = (
+        by,
+        bias,
+        fit_kwargs.get("bias_reference"),
+        fit_kwargs.get("bias_prior_counts"),
+    )
+    base = model_data(studies, outcome, *common, unknown)
+    other = model_data(studies, outcome, *common, "exclude" if unknown == "failure" else "failure")
+    todo, skipped = _scenarios(studies, base, other, spec, outcome, kinds, prior_scales, leave_out)
+
+    rows: list[dict[str, Any]] = []
+    problems: dict[str, list[str]] = {}
+    for scenario in todo:
+        rates, trouble = _refit_rates(
+            scenario, sampler, draws, tune, chains, int(seed), progressbar
+        )
+        if trouble:
+            problems[scenario.name] = trouble
+        rows.extend(_rows(scenario, rates, level))
+    table = pd.DataFrame(rows, columns=_COLUMNS)
+    table.attrs["skipped"] = skipped
+    table.attrs["problems"] = problems
+    if problems:
+        listed = "; ".join(f"{k}: {', '.join(v)}" for k, v in list(problems.items())[:5])
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        warnings.warn(
+            f"sampling problems in {len(problems)} sensitivity refit(s) ({listed}{more}). "
+            "Increase draws and tune, or look at those scenarios with bayesreview.fit.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# Plot
+# --------------------------------------------------------------------------------------------
+
+
+def sensitivity_plot(table: pd.DataFrame, ax=None, outcome: str | None = None) -> Figure:
+    """Per modality, the posterior median and interval of the pooled rate under each scenario.
+
+    The main analysis is drawn in black with its interval shaded across the modality's rows;
+    leave-one-out refits share one row (a strip of medians, and a thin line from the lowest
+    lower to the highest upper interval limit); every other scenario has its own row.
+
+    Parameters
+    ----------
+    table
+        The result of :func:`sensitivity`.
+    ax
+        Matplotlib axes to draw into; default a new figure sized to the rows.
+    outcome
+        Which outcome to draw; default the table's ``"any"`` if present, else its first.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if table.empty:
+        raise BayesReviewError("sensitivity_plot: the table is empty")
+    outcomes = list(pd.unique(table["outcome"]))
+    if outcome is None:
+        outcome = "any" if "any" in outcomes else outcomes[0]
+    if outcome not in outcomes:
+        raise BayesReviewError(f"outcome={outcome!r}: the table has {', '.join(outcomes)}")
+    table = table[table["outcome"] == outcome]
+    modalities = list(pd.unique(table["modality"]))
+    others = [s for s in pd.unique(table["scenario"]) if s != "main"]
+    kinds = table.drop_duplicates("scenario").set_index("scenario")["kind"]
+    row_labels = ["main"]
+    if (kinds == "leave_one_out").any():
+        row_labels.append("leave one study out")
+    row_labels += [s for s in others if kinds[s] != "leave_one_out"]
+    n_rows = len(row_labels)
+    block = n_rows + 1
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 0.8 + 0.22 * block * len(modalities)))
+    else:
+        fig = ax.figure
+    ticks, labels = [], []
+    for m, modality in enumerate(modalities):
+        sub = table[table["modality"] == modality].set_index("scenario")
+        top = -m * block
+        main = sub.loc["main"] if "main" in sub.index else None
+        if main is not None:
+            ax.fill_betweenx(
+                [top - n_rows + 0.5, top + 0.5],
+                main.post_lower,
+                main.post_upper,
+                color="0.9",
+                zorder=0,
+            )
+        ax.text(
+            0.0, top + 0.9, modality.replace("_", " "), fontsize=9, fontweight="bold", va="bottom"
+        )
+        for r, label in enumerate(row_labels):
+            y = top - r
+            ticks.append(y)
+            labels.append(label)
+            if label == "leave one study out":
+                loo = sub[sub["kind"] == "leave_one_out"]
+                if loo.empty:
+                    continue
+                ax.hlines(y, loo.post_lower.min(), loo.post_upper.max(), color="C0", lw=0.8)
+                ax.plot(loo.post_median, np.full(len(loo), y), "|", color="C0", ms=8)
+                continue
+            if label not in sub.index:
+                continue
+            row = sub.loc[label]
+            colour = "black" if label == "main" else "C1"
+            width, size = (2.0, 5) if label == "main" else (1.0, 4)
+            ax.hlines(y, row.post_lower, row.post_upper, color=colour, lw=width)
+            ax.plot(row.post_median, y, "o", color=colour, ms=size)
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-len(modalities) * block + 1, 1.6)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
+    ax.set_xlabel(f"pooled {outcome} response rate (posterior median and 95% interval)")
+    ax.grid(axis="x", color="0.85", lw=0.5)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Power-scaling prior sensitivity
+# --------------------------------------------------------------------------------------------
+
+_PRIOR_KEY = {
+    "alpha": "intercept",
+    "beta": "bias",
+    "log_phi": "log_concentration",
+    "log_phi_sd": "log_concentration_sd",
+    "log_tau": "log_tau",
+    "log_tau_sd": "log_tau_sd",
+    "tau": "tau",
+    "tau_shared": "tau",
+}
+_STANDARD_NORMAL = ("log_phi_z", "log_tau_z")
+#: Per-study effects of the logit-normal model: integrated out of the per-study likelihood
+#: that is power-scaled, so they are neither prior nor likelihood here.
+_STUDY_EFFECTS = ("e",)
+
+
+def _split(name: str) -> tuple[str, str]:
+    if name.endswith("_cond"):
+        return name[: -len("_cond")], "conditional"
+    return name, "marginal"
+
+
+def log_prior(fit: Fit) -> xr.Dataset:
+    """Log prior density of each posterior draw, per free parameter (summed over its elements).
+
+    Densities are those of the model specification on the parameters' own scale (e.g. the
+    half-normal of ``log_phi_sd``), the standard normal of the partial-pooling deviations
+    ``log_phi_z``/``log_tau_z`` and the Dirichlet of ``bias_level_prob``. The logit-normal
+    model's study effects ``e`` are left out: the per-study log-likelihood stored with the fit
+    integrates them out, so they belong to the likelihood that is power-scaled.
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per parameter, dims (chain, draw).
+    """
+    posterior = fit.idata.posterior
+    out = {}
+    for name in fit.settings["free_vars"]:
+        base, stage = _split(name)
+        if base in _STUDY_EFFECTS:
+            continue
+        values = posterior[name]
+        sample_dims = ("chain", "draw")
+        if base in _STANDARD_NORMAL:
+            logpdf = stats.norm.logpdf(values.values)
+        elif base in _PRIOR_KEY:
+            prior: Prior = fit.spec.prior(_PRIOR_KEY[base], stage)
+            logpdf = prior.logpdf(values.values)
+        elif base == "bias_level_prob":
+            alpha = np.asarray(fit.data.bias.prior_counts, dtype=float)
+            x = values.values.reshape(-1, len(alpha))
+            flat = np.array([stats.dirichlet.logpdf(row / row.sum(), alpha) for row in x])
+            logpdf = flat.reshape(values.shape[:2])
+        else:
+            raise BayesReviewError(f"prior_sensitivity: no prior known for parameter {name!r}")
+        logpdf = np.asarray(logpdf, dtype=float)
+        extra = tuple(range(2, logpdf.ndim))
+        total = logpdf.sum(axis=extra) if extra else logpdf
+        out[name] = xr.DataArray(
+            total, dims=sample_dims, coords={d: posterior[d].values for d in sample_dims}
+        )
+    return xr.Dataset(out)
+
+
+def _element_label(name: str, array: xr.DataArray, index: tuple) -> str:
+    if not index:
+        return name
+    parts = [str(array[d].values[i]) for d, i in zip(array.dims, index, strict=True)]
+    return f"{name}[{', '.join(parts)}]"
+
+
+def prior_sensitivity(fit: Fit, var_names: list[str] | None = None) -> pd.DataFrame:
+    """Power-scaling sensitivity of the posterior to the prior and to the likelihood.
+
+    Following Kallioinen et al. (2023), the prior (all priors jointly) and the likelihood (the
+    per-study marginal log-likelihood in ``log_likelihood``) are each raised to a power near 1
+    by Pareto-smoothed importance weighting, and the change in each parameter's posterior is
+    measured (cumulative Jensen-Shannon distance per unit log power; :func:`arviz.psens`).
+
+    Parameters
+    ----------
+    fit
+        A fitted model.
+    var_names
+        Posterior variables to report; default the model parameters (without the
+        standardised deviations ``*_z`` and the logit-normal study effects ``e``) and the
+        pooled rate ``rate``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scalar element: ``parameter`` (e.g. ``alpha[topical_sts]``), ``prior``
+        and ``likelihood`` (the sensitivities) and ``diagnosis``: ``"prior-data conflict"``
+        when both exceed 0.05, ``"strong prior / weak likelihood"`` when the prior's does and
+        the likelihood's does not, else ``"-"``.
+    """
+    idata = az.InferenceData(
+        posterior=fit.idata.posterior,
+        log_likelihood=fit.idata.log_likelihood,
+        log_prior=log_prior(fit),
+    )
+    if var_names is None:
+        var_names = []
+        for name in fit.idata.posterior.data_vars:
+            base, _ = _split(name)
+            if name.endswith("__") or base in _STANDARD_NORMAL or base in _STUDY_EFFECTS:
+                continue
+            if name in fit.settings["free_vars"] or base in ("phi", "tau"):
+                var_names.append(name)
+        var_names.append("rate")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        sens = {
+            component: az.psens(idata, component=component, var_names=var_names)
+            for component in ("prior", "likelihood")
+        }
+    rows = []
+    for name in var_names:
+        prior_values = sens["prior"][name]
+        like_values = sens["likelihood"][name]
+        for index in np.ndindex(prior_values.shape):
+            p, lk = float(prior_values.values[index]), float(like_values.values[index])
+            if p > PSENS_THRESHOLD and lk > PSENS_THRESHOLD:
+                diagnosis = "prior-data conflict"
+            elif p > PSENS_THRESHOLD:
+                diagnosis = "strong prior / weak likelihood"
+            else:
+                diagnosis = "-"
+            rows.append(
+                {
+                    "parameter": _element_label(name, prior_values, index),
+                    "prior": p,
+                    "likelihood": lk,
+                    "diagnosis": diagnosis,
+                }
+            )
+    return pd.DataFrame(rows, columns=["parameter", "prior", "likelihood", "diagnosis"])

@@ -1,0 +1,354 @@
+"""The replicate runner and simulation-based calibration (SBC)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import uuid
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special, stats
+
+import bayesreview as br
+from bayesreview.validation import (
+    RANK_PREFIX,
+    ReplicateError,
+    read_replicates,
+    run_replicates,
+    sbc_design,
+    sbc_ecdf_band,
+    sbc_plot,
+    sbc_replicate,
+    sbc_uniformity,
+    simulate_from_prior,
+)
+
+matplotlib.use("Agg")
+
+# ---------------------------------------------------------------------------------------------
+# Jobs for the runner: module-level, so that worker processes can unpickle them
+# ---------------------------------------------------------------------------------------------
+
+
+def square_job(seed: int, calls: str | None = None, fail_on: int | None = None) -> dict:
+    """seed -> seed squared; records each call as a file in ``calls``; raises for ``fail_on``."""
+    if calls is not None:
+        with open(os.path.join(calls, f"{seed}-{uuid.uuid4().hex}"), "w"):
+            pass
+    if seed == fail_on:
+        raise RuntimeError(f"boom for seed {seed}")
+    return {"square": np.int64(seed) ** 2, "half": np.float64(seed / 2), "tag": f"s{seed}"}
+
+
+def _calls(folder) -> list[int]:
+    return sorted(int(p.name.split("-")[0]) for p in folder.iterdir())
+
+
+def _check_squares(table: pd.DataFrame, seeds) -> None:
+    assert table["seed"].tolist() == sorted(seeds)
+    assert table["square"].tolist() == [s * s for s in sorted(seeds)]
+    assert table["half"].tolist() == [s / 2 for s in sorted(seeds)]
+
+
+# ---------------------------------------------------------------------------------------------
+# run_replicates
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_rerun_runs_only_the_missing_seed(tmp_path, n_jobs):
+    out, first, second = tmp_path / "out", tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    seeds = list(range(6))
+    table = run_replicates(functools.partial(square_job, calls=str(first)), seeds, out, n_jobs)
+    _check_squares(table, seeds)
+    assert _calls(first) == seeds
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"seed-{s}.json" for s in seeds)
+
+    (out / "seed-3.json").unlink()
+    table = run_replicates(functools.partial(square_job, calls=str(second)), seeds, out, n_jobs)
+    assert _calls(second) == [3]  # only the missing seed ran
+    assert table.attrs["ran"] == [3] and table.attrs["skipped"] == [0, 1, 2, 4, 5]
+    _check_squares(table, seeds)
+
+    # extending the run with more seeds runs only the new ones
+    table = run_replicates(functools.partial(square_job, calls=str(second)), range(8), out, n_jobs)
+    assert _calls(second) == [3, 6, 7]
+    _check_squares(table, range(8))
+
+
+def test_result_files_are_plain_json(tmp_path):
+    run_replicates(square_job, [5], tmp_path, n_jobs=1)
+    record = json.loads((tmp_path / "seed-5.json").read_text())
+    assert record == {"seed": 5, "square": 25, "half": 2.5, "tag": "s5"}
+
+
+def test_an_unreadable_result_file_is_rerun(tmp_path):
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    run_replicates(square_job, [1, 2], tmp_path / "out", n_jobs=1)
+    (tmp_path / "out" / "seed-2.json").write_text('{"seed": 2, "squ')  # a torn write
+    table = run_replicates(
+        functools.partial(square_job, calls=str(calls)), [1, 2], tmp_path / "out"
+    )
+    assert _calls(calls) == [2]
+    _check_squares(table, [1, 2])
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_failing_seed_is_reported_and_the_others_are_saved(tmp_path, n_jobs):
+    out = tmp_path / "out"
+    job = functools.partial(square_job, fail_on=2)
+    with pytest.raises(ReplicateError) as info:
+        run_replicates(job, range(5), out, n_jobs)
+    message = str(info.value)
+    assert "seed 2" in message and "boom for seed 2" in message and str(out) in message
+    assert list(info.value.failures) == [2]
+    assert isinstance(info.value, br.BayesReviewError)
+    assert sorted(p.name for p in out.iterdir()) == [f"seed-{s}.json" for s in (0, 1, 3, 4)]
+    _check_squares(read_replicates(out), [0, 1, 3, 4])
+
+    # errors="ignore" returns what finished; a rerun with a fixed job does only seed 2
+    table = run_replicates(job, range(5), out, n_jobs, errors="ignore")
+    _check_squares(table, [0, 1, 3, 4])
+    assert list(table.attrs["failures"]) == [2]
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    table = run_replicates(functools.partial(square_job, calls=str(calls)), range(5), out, n_jobs)
+    assert _calls(calls) == [2]
+    _check_squares(table, range(5))
+
+
+def test_a_job_that_does_not_return_a_dict_is_a_failure(tmp_path):
+    with pytest.raises(ReplicateError, match=r"seed 0.*not a dict"):
+        run_replicates(float, [0], tmp_path, n_jobs=1)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("seeds", "fragment"), [([1, 1], "duplicated"), ([-1], ">= 0"), ([1.5], ">= 0")]
+)
+def test_bad_seeds(tmp_path, seeds, fragment):
+    with pytest.raises(br.BayesReviewError, match=fragment):
+        run_replicates(square_job, seeds, tmp_path)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(br.BayesReviewError, match="n_jobs"):
+        run_replicates(square_job, [1, 2], tmp_path, n_jobs=0)
+    with pytest.raises(br.BayesReviewError, match="errors"):
+        run_replicates(square_job, [1], tmp_path, errors="warn")
+
+
+@pytest.mark.slow
+def test_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with (
+        distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        job = functools.partial(square_job, calls=str(first), fail_on=4)
+        with pytest.raises(ReplicateError, match="seed 4"):
+            run_replicates(job, range(6), tmp_path / "out", client=client)
+        job = functools.partial(square_job, calls=str(second))
+        table = run_replicates(job, range(6), tmp_path / "out", client=client)
+    assert _calls(first) == list(range(6)) and _calls(second) == [4]
+    assert table.attrs["ran"] == [4]
+    _check_squares(table, range(6))
+
+
+# ---------------------------------------------------------------------------------------------
+# SBC: rank statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def _ranks(**columns) -> pd.DataFrame:
+    return pd.DataFrame({f"{RANK_PREFIX}{k}": v for k, v in columns.items()})
+
+
+def test_uniformity_chi_square_by_hand():
+    # L = 9: ranks 0..9, two bins {0..4} and {5..9}, each expected 5 of 10.
+    table = sbc_uniformity(_ranks(a=[0] * 6 + [9] * 4), L=9, bins=2)
+    row = table.iloc[0]
+    assert row["quantity"] == "a" and row["replicates"] == 10 and row["df"] == 1
+    assert row["chi2"] == pytest.approx((6 - 5) ** 2 / 5 + (4 - 5) ** 2 / 5)
+    assert row["p_value"] == pytest.approx(0.5270892568655381)  # chi2.sf(0.4, 1), R: 0.5270893
+    # L = 2: bins {0, 1} (probability 2/3) and {2} (1/3); 9 ranks all 2 -> expected 6 and 3
+    row = sbc_uniformity(_ranks(b=[2] * 9), L=2, bins=2).iloc[0]
+    assert row["chi2"] == pytest.approx(6**2 / 6 + 6**2 / 3)
+
+
+def test_uniformity_default_bins_keep_expected_counts_at_least_5():
+    rng = np.random.default_rng(1)
+    for n in (10, 23, 60, 400):
+        row = sbc_uniformity(_ranks(a=rng.integers(0, 100, n)), L=99).iloc[0]
+        assert n / row["bins"] >= 5 and 2 <= row["bins"] <= 10
+
+
+def test_uniformity_detects_non_uniform_ranks_and_passes_uniform_ones():
+    rng = np.random.default_rng(2)
+    uniform = rng.integers(0, 100, 200)
+    too_narrow = np.clip(rng.normal(50, 15, 200).round(), 0, 99)  # overdispersed posterior
+    table = sbc_uniformity(_ranks(u=uniform, narrow=too_narrow), L=99, level=0.05)
+    assert table.set_index("quantity").loc["narrow", "fails"]
+    assert not table.set_index("quantity").loc["u", "fails"]
+
+
+def test_uniformity_rejects_ranks_out_of_range():
+    with pytest.raises(br.BayesReviewError, match=r"0\.\.9"):
+        sbc_uniformity(_ranks(a=[0, 10]), L=9)
+    with pytest.raises(br.BayesReviewError, match="rank columns"):
+        sbc_uniformity(pd.DataFrame({"seed": [1]}), L=9)
+
+
+def test_ecdf_band_has_its_simultaneous_coverage():
+    n, L = 40, 19
+    x, lower, upper = sbc_ecdf_band(n, L, level=0.95, n_sim=2000, seed=0)
+    assert np.allclose(x, np.arange(1, 20) / 20)
+    # fresh uniform rank sets: the whole ECDF difference lies inside the band ~95% of the time
+    rng = np.random.default_rng(12345)
+    inside = 0
+    trials = 2000
+    for _ in range(trials):
+        ranks = rng.integers(0, L + 1, n)
+        diff = np.bincount(ranks, minlength=L + 1)[:L].cumsum() / n - x
+        inside += np.all((diff >= lower - 1e-12) & (diff <= upper + 1e-12))
+    assert 0.93 <= inside / trials <= 0.975
+
+
+def test_sbc_plot_returns_a_figure_and_uses_the_given_axes():
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(3)
+    ranks = _ranks(a=rng.integers(0, 50, 30), b=np.zeros(30, dtype=int))
+    fig, ax = plt.subplots()
+    assert sbc_plot(ranks, L=49, ax=ax) is fig
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "b" in labels and "a" not in labels  # only the line leaving the band is named
+    plt.close(fig)
+    fig = sbc_plot(ranks, L=49, quantities=["a"], title="t")
+    assert fig.axes[0].get_title() == "t"
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# SBC: simulation from the prior
+# ---------------------------------------------------------------------------------------------
+
+
+def test_design_is_the_calcinosis_cutis_structure():
+    design = sbc_design(bias="design")
+    assert design.n_rows == 40 and design.trials.sum() == 136
+    assert design.groups[:4] == ("topical_sts", "intralesional_sts", "laser", "eswl")
+    assert design.bias.levels == ("case_report", "case_series", "rct")
+    assert np.bincount(design.bias.codes).tolist() == [27, 12, 1]
+
+
+def test_simulated_parameters_follow_the_prior():
+    spec = br.load_spec("beta_binomial")
+    design = sbc_design(bias="design")
+    rng = np.random.default_rng(4)
+    sims = [simulate_from_prior(spec, design, rng) for _ in range(800)]
+    alpha = np.stack([t["alpha"] for t, _ in sims])
+    beta = np.stack([t["beta"] for t, _ in sims])
+    log_phi = np.array([t["log_phi"] for t, _ in sims])
+    sd = np.array([t["log_phi_sd"] for t, _ in sims])
+    # models/beta_binomial.toml: Normal(0, 1.5), Normal(0, 1), Normal(log 10, 1), HalfNormal(0.5)
+    assert stats.kstest(alpha.ravel() / 1.5, "norm").pvalue > 1e-3
+    assert stats.kstest(beta.ravel(), "norm").pvalue > 1e-3
+    assert stats.kstest(log_phi - np.log(10), "norm").pvalue > 1e-3
+    assert stats.kstest(sd / 0.5, "halfnorm").pvalue > 1e-3
+    log_phi_groups = np.log(np.stack([t["phi"] for t, _ in sims]))
+    # log phi_g = log_phi + sd z_g: SD sqrt(E[sd^2]) = 0.5 for sd ~ HalfNormal(0.5)
+    assert np.std(log_phi_groups - log_phi[:, None]) == pytest.approx(0.5, rel=0.05)
+    events = np.stack([e for _, e in sims])
+    assert np.all((events >= 0) & (events <= design.trials))
+    # by symmetry of every prior around rate 1/2, the mean simulated response rate is 1/2
+    share = events.sum(axis=1) / design.trials.sum()
+    assert abs(share.mean() - 0.5) < 4 * share.std() / np.sqrt(len(share))
+    # the true rate of a beta-binomial group is invlogit(alpha)
+    assert np.allclose(np.stack([t["rate"] for t, _ in sims]), special.expit(alpha))
+
+
+def test_simulated_logit_normal_truth_is_the_population_mean_rate():
+    spec = br.load_spec("logit_normal")
+    design = sbc_design()
+    truth, events = simulate_from_prior(spec, design, np.random.default_rng(5))
+    z = np.random.default_rng(6).standard_normal(400_000)
+    for a, t, rate in zip(truth["alpha"], truth["tau"], truth["rate"], strict=True):
+        assert rate == pytest.approx(special.expit(a + t * z).mean(), abs=3e-3)
+    assert set(truth) == {"alpha", "tau", "rate"}
+    assert events.shape == (40,)
+
+
+def test_simulation_names_match_the_model_parameters():
+    # partial pooling of tau for logit-normal, a shared phi for beta-binomial
+    spec = br.load_spec("logit_normal")
+    spec = br.ModelSpec.from_dict(
+        {
+            **spec.to_dict(),
+            "heterogeneity": "partial_pooling",
+            "priors": {
+                "intercept": spec.prior("intercept").to_dict(),
+                "bias": spec.prior("bias").to_dict(),
+                "log_tau": {"dist": "normal", "mu": -0.5, "sigma": 0.5},
+                "log_tau_sd": {"dist": "halfnormal", "sigma": 0.3},
+            },
+        }
+    )
+    truth, _ = simulate_from_prior(spec, sbc_design(), np.random.default_rng(7))
+    assert set(truth) == {"alpha", "log_tau", "log_tau_sd", "tau", "rate"}
+    shared = br.load_spec("beta_binomial").to_dict()
+    shared["heterogeneity"] = "shared"
+    del shared["priors"]["log_concentration_sd"]
+    truth, _ = simulate_from_prior(
+        br.ModelSpec.from_dict(shared), sbc_design(), np.random.default_rng(8)
+    )
+    assert np.ndim(truth["log_phi"]) == 0 and np.allclose(truth["phi"], np.exp(truth["log_phi"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# SBC of the fitted model (slow): calibrated, and a miscalibrated fit that must be caught
+# ---------------------------------------------------------------------------------------------
+
+SBC_SETTINGS = {"draws": 200, "tune": 300, "thin": 4}  # L = 2 chains x 50 = 100
+
+
+@pytest.mark.slow
+def test_sbc_of_the_default_beta_binomial_model(tmp_path):
+    job = functools.partial(sbc_replicate, model="beta_binomial", **SBC_SETTINGS)
+    ranks = run_replicates(job, range(20), tmp_path, n_jobs=1)
+    L = 100
+    assert (ranks["L"] == L).all()
+    columns = [c for c in ranks if c.startswith(RANK_PREFIX)]
+    assert len(columns) == 6 + 2 + 6 + 6  # alpha, log_phi & log_phi_sd, phi, rate per group
+    assert ranks[columns].to_numpy().min() >= 0 and ranks[columns].to_numpy().max() <= L
+    # beta-binomial: the mean rate is invlogit(alpha), so both have the same rank
+    for group in sbc_design().groups:
+        assert (ranks[f"{RANK_PREFIX}rate[{group}]"] == ranks[f"{RANK_PREFIX}alpha[{group}]"]).all()
+    table = sbc_uniformity(ranks, L, level=0.05)
+    assert not table["fails"].any(), table.sort_values("p_value").head().to_string()
+
+
+@pytest.mark.slow
+def test_sbc_detects_a_prior_ten_times_too_narrow(tmp_path):
+    # Simulate with intercept ~ Normal(0, 15) and fit the default Normal(0, 1.5): the fitted
+    # prior's sigma is 10x too small for the simulation. The same compiled model as above.
+    wide = br.load_spec("beta_binomial").with_prior(
+        "intercept", {"dist": "normal", "mu": 0.0, "sigma": 15.0}
+    )
+    job = functools.partial(sbc_replicate, model=wide, fit_model="beta_binomial", **SBC_SETTINGS)
+    ranks = run_replicates(job, range(30), tmp_path, n_jobs=1)
+    table = sbc_uniformity(ranks, 100, level=0.05).set_index("quantity")
+    # the truth sits beyond the shrunken posterior: ranks pile up at 0 and L. (With 20
+    # replicates, 4 bins cap the chi-square near 20: too little power at a Bonferroni level.)
+    assert table.loc["alpha[topical_sts]", "fails"]
+    assert table.filter(like="alpha[", axis=0)["fails"].sum() >= 5
