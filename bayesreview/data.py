@@ -116,6 +116,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(
             f"{path}: not a UTF-8 text CSV file ({exc.reason} at byte {exc.start})"
         ) from None
+    if not text.strip():
+        raise DataError(f"{path}: file is empty")
     if "\x00" in text:
         raise DataError(f"{path}: not a CSV file (it contains binary data)")
     try:
@@ -292,9 +294,11 @@ def _validate(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     if "year" in frame:
         year = pd.to_numeric(frame["year"], errors="coerce")
         given = frame["year"].map(_present)
-        bad = given & (year.isna() | (year % 1 != 0))
+        bad = given & (year.isna() | (year % 1 != 0) | ~year.abs().le(9999))
         for row in np.flatnonzero(bad.to_numpy()):
-            problems.add(int(row), "year", f"is not a whole number ({frame['year'].iloc[row]!r})")
+            problems.add(
+                int(row), "year", f"is not a year, a whole number ({frame['year'].iloc[row]!r})"
+            )
         out["year"] = year.where(~bad).round().astype("Int64")
 
     if "risk_of_bias" in frame:

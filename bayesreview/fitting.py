@@ -25,7 +25,7 @@ import xarray as xr
 from bayesreview import __version__
 from bayesreview.data import clopper_pearson, read_studies
 from bayesreview.design import ModelData, collapse_identical, model_data, pad_rows, padded_size
-from bayesreview.errors import BayesReviewError, ConvergenceWarning, DataError
+from bayesreview.errors import BayesReviewError, ConvergenceWarning
 from bayesreview.spec import ModelSpec, load_spec
 
 #: Samplers ``fit`` can use. ``"nutpie"`` (Rust NUTS on a numba-compiled model) is the default
@@ -643,7 +643,8 @@ def load_fit(path: str | os.PathLike) -> Fit:
         raise BayesReviewError(f"{path}: no such file")
     try:
         idata = az.from_netcdf(str(path), engine="h5netcdf")
-    except Exception as exc:
+        idata.load()
+    except Exception as exc:  # netCDF/HDF5 raise many kinds
         raise BayesReviewError(f"{path}: not a readable netCDF fit file ({exc})") from None
     attrs = idata.posterior.attrs if "posterior" in idata else {}
     needed = ("bayesreview_spec", "bayesreview_studies", "bayesreview_settings")
@@ -651,20 +652,19 @@ def load_fit(path: str | os.PathLike) -> Fit:
         raise BayesReviewError(f"{path}: not a bayesreview fit (its attributes are missing)")
     import tomllib
 
-    spec = ModelSpec.from_dict(tomllib.loads(attrs["bayesreview_spec"]), source=str(path))
     try:
+        spec = ModelSpec.from_dict(tomllib.loads(attrs["bayesreview_spec"]), source=str(path))
         studies = read_studies(pd.read_csv(io.StringIO(attrs["bayesreview_studies"])))
-    except DataError as exc:
-        raise BayesReviewError(f"{path}: its stored study table is invalid: {exc}") from None
-    settings = json.loads(attrs["bayesreview_settings"])
-    data = model_data(
-        studies,
-        settings["outcome"],
-        settings["by"],
-        settings["bias"],
-        settings["bias_reference"],
-        settings["bias_prior_counts"],
-        settings["unknown"],
-    )
-    idata.load()
+        settings = json.loads(attrs["bayesreview_settings"])
+        data = model_data(
+            studies,
+            settings["outcome"],
+            settings["by"],
+            settings["bias"],
+            settings["bias_reference"],
+            settings["bias_prior_counts"],
+            settings["unknown"],
+        )
+    except Exception as exc:  # a damaged attribute fails in many ways
+        raise BayesReviewError(f"{path}: damaged bayesreview fit attributes ({exc})") from None
     return Fit(idata=idata, studies=studies, spec=spec, data=data, settings=settings)
