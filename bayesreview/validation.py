@@ -23,7 +23,6 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +103,7 @@ def _write_atomic(path: Path, record: Mapping[str, Any]) -> None:
     text = json.dumps(record, default=_jsonable, sort_keys=False)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a result file is not
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
@@ -424,21 +424,56 @@ _RANKED = (
 )
 
 
-def _posterior(data: ModelData, spec: ModelSpec, draws: int, tune: int, chains: int, seed: int):
-    """Sample the model on the uncollapsed design: one compiled model per spec and process.
+def _fit(
+    design: ModelData,
+    events: np.ndarray,
+    spec: ModelSpec,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+):
+    """Fit the simulated events with :func:`bayesreview.fit`, as a user would.
 
-    ``fit`` collapses identical beta-binomial studies, which gives simulated data sets
-    different shapes and hence a recompilation (~20 s) for each new shape; sampling the
-    uncollapsed arrays gives the same posterior (collapsing is exact) at one compilation.
+    The study table holds the design's groups, bias levels and patients with the simulated
+    ``events``. ``fit`` collapses identical beta-binomial studies and pads the rows to a power
+    of two, so the data sets of every replicate share one compiled model per process.
     """
     import warnings
 
-    from bayesreview.fitting import _default_sampler, _sample
+    from bayesreview.fitting import fit
 
+    table = pd.DataFrame(
+        {
+            "study": [f"study {i + 1}" for i in range(design.n_rows)],
+            "modality": [design.groups[g] for g in design.group_idx],
+            "n": design.trials,
+            "events": events,
+        }
+    )
+    bias_kwargs: dict[str, Any] = {}
+    if design.bias is not None:
+        table["design"] = [design.bias.levels[c] for c in design.bias.codes]
+        bias_kwargs = {"bias": "design", "bias_reference": design.bias.levels[0]}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        idata, _ = _sample(data, spec, _default_sampler(), draws, tune, chains, seed, False)
-    return idata
+        warnings.simplefilter("ignore")  # convergence is recorded, not warned about, here
+        result = fit(
+            table,
+            outcome="events",
+            model=spec,
+            by="modality",
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progressbar=False,
+            **bias_kwargs,
+        )
+    if result.groups != design.groups or (
+        design.bias is not None and result.data.bias.levels != design.bias.levels
+    ):
+        raise BayesReviewError("sbc_replicate: the fit's groups or levels differ from the design")
+    return result
 
 
 def _rank(draws: np.ndarray, truth: float, rng: np.random.Generator) -> int:
@@ -485,11 +520,11 @@ def sbc_replicate(
     Returns
     -------
     dict
-        ``seed``, ``L``, ``divergences`` and, for each quantity, ``"rank:<name>[<label>]"``: an
-        integer in ``0..L``. Quantities: ``alpha``, ``beta``, the heterogeneity parameters and
-        ``rate`` (the population mean rate at the reference level).
+        ``seed``, ``L``, ``divergences``, ``max_rhat`` (largest R-hat of the fit's parameters)
+        and, for each quantity, ``"rank:<name>[<label>]"``: an integer in ``0..L``.
+        Quantities: ``alpha``, ``beta``, the heterogeneity parameters and ``rate`` (the
+        population mean rate at the reference level).
     """
-    from bayesreview.quantities import pooled_rates
     from bayesreview.spec import load_spec
 
     sim_spec = load_spec(model)
@@ -501,16 +536,16 @@ def sbc_replicate(
     design = sbc_design(bias="design" if bias else None)
     rng = np.random.default_rng([seed, 0])
     truth, events = simulate_from_prior(sim_spec, design, rng)
-    data = replace(design, events=events)
 
-    idata = _posterior(data, fit_spec, draws, tune, chains, seed)
-    posterior = idata.posterior.isel(draw=slice(None, None, thin))
+    fitted = _fit(design, events, fit_spec, draws, tune, chains, seed)
+    posterior = fitted.idata.posterior.isel(draw=slice(None, None, thin))
+    posterior["rate"] = posterior["rate"].isel(outcome=0)
     flat = {
         name: array.values.reshape((-1, *array.shape[2:]))
         for name, array in posterior.data_vars.items()
+        if name in (*_RANKED, "rate")
     }
-    draws_kept = next(iter(flat.values())).shape[0]
-    flat["rate"] = pooled_rates(flat, data, fit_spec.likelihood, rng)["rate"][:, 0, :]
+    draws_kept = posterior.sizes["chain"] * posterior.sizes["draw"]
 
     labels = {"alpha": design.groups, "phi": design.groups, "tau": design.groups}
     labels["rate"] = design.groups
@@ -528,8 +563,8 @@ def sbc_replicate(
             continue
         for i, label in enumerate(labels[name]):
             result[f"{RANK_PREFIX}{name}[{label}]"] = _rank(post[:, i], float(true[i]), rng)
-    stats_ = idata.sample_stats
-    result["divergences"] = int(stats_["diverging"].sum()) if "diverging" in stats_ else 0
+    result["divergences"] = fitted.divergences
+    result["max_rhat"] = float(fitted.diagnostics()["r_hat"].max())
     return result
 
 

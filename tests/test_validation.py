@@ -86,6 +86,8 @@ def test_result_files_are_plain_json(tmp_path):
     run_replicates(square_job, [5], tmp_path, n_jobs=1)
     record = json.loads((tmp_path / "seed-5.json").read_text())
     assert record == {"seed": 5, "square": 25, "half": 2.5, "tag": "s5"}
+    assert (tmp_path / "seed-5.json").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["seed-5.json"]  # no temporary files left
 
 
 def test_an_unreadable_result_file_is_rerun(tmp_path):
