@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from bayesreview.fitting import Fit
 
 
+#: Columns of :func:`pairwise`, in order (also the names of each row's fields below).
+_PAIRWISE_COLUMNS = "outcome modality_a modality_b p_greater diff_median diff_lower diff_upper"
+
+
 def _outcomes(fit: Fit, outcome: str | None) -> tuple[str, ...]:
     """The outcomes a table covers: all of the fit's for ``None``, else the one named."""
     if outcome is None:
@@ -119,27 +123,10 @@ def pairwise(
                     continue
                 diff = rates[:, a] - rates[:, b]
                 lower, median, upper = np.quantile(diff, [tail, 0.5, 1 - tail])
-                rows.append(
-                    {
-                        "outcome": name,
-                        "modality_a": group_a,
-                        "modality_b": group_b,
-                        "p_greater": float(np.mean(diff > threshold)),
-                        "diff_median": float(median),
-                        "diff_lower": float(lower),
-                        "diff_upper": float(upper),
-                    }
-                )
-    columns = [
-        "outcome",
-        "modality_a",
-        "modality_b",
-        "p_greater",
-        "diff_median",
-        "diff_lower",
-        "diff_upper",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+                p_greater = float(np.mean(diff > threshold))
+                row = (name, group_a, group_b, p_greater, float(median), float(lower), float(upper))
+                rows.append(row)
+    return pd.DataFrame(rows, columns=_PAIRWISE_COLUMNS.split())
 
 
 def rank_draws(rates: np.ndarray) -> np.ndarray:

@@ -236,9 +236,10 @@ def _parse_count_column(frame: pd.DataFrame, column: str, problems: _Problems) -
 
 def _clean_text(series: pd.Series) -> pd.Series:
     """Strings stripped of surrounding space; missing or blank cells become ``pd.NA``."""
-    text = series.astype(object).map(lambda v: str(v).strip() if _present(v) else None)
-    text = text.map(lambda v: None if v in ("", "nan", "<NA>") else v)
-    return text.astype("string")
+    values = series.astype(object)
+    missing = values.isna().to_numpy()
+    text = values.where(missing, values.astype(str)).astype("string").str.strip()
+    return text.mask(missing | text.isin(["", "nan", "<NA>"]).fillna(False).to_numpy())
 
 
 def _validate(frame: pd.DataFrame, label: str) -> pd.DataFrame:

@@ -327,3 +327,81 @@ def pad_rows(data: ModelData, n_rows: int) -> ModelData:
         complete=grow(data.complete, 0),
         bias=bias,
     )
+
+
+#: Largest denominator for which the beta-binomial likelihood is tabulated (see ``tabulate``).
+MAX_TABULATED_TRIALS = 1024
+
+
+@dataclass(frozen=True)
+class Tabulated:
+    """The beta-binomial likelihood's sufficient counts per cell (group x bias value).
+
+    With a = mu phi, b = (1 - mu) phi shared by every study of a cell, the weighted sum of the
+    studies' log-likelihoods is, up to the binomial coefficients (a constant),
+
+        sum_i [ S_i log(a + i) + F_i log(b + i) - T_i log(phi + i) ],  i = 0 .. K - 1,
+
+    with S_i, F_i, T_i the (weighted) numbers of studies with y > i, n - y > i and n > i: the
+    rising factorials written out. Its cost depends on the cells and the largest n, not on the
+    number of studies, and it has no cancellation for any phi. ``counts`` maps a stage's suffix
+    to (S, F, T), each shaped (cells, K).
+    """
+
+    cell_group: np.ndarray
+    cell_code: np.ndarray
+    counts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.cell_group)
+
+    @property
+    def width(self) -> int:
+        return next(iter(self.counts.values()))[0].shape[1]
+
+
+def can_tabulate(data: ModelData) -> bool:
+    """Whether :func:`tabulate` applies: no missing bias level, no huge denominator."""
+    return (
+        (data.bias is None or data.bias.n_missing == 0)
+        and data.n_rows > 0
+        and int(data.trials.max()) <= MAX_TABULATED_TRIALS
+    )
+
+
+def _at_least(values: np.ndarray, cell: np.ndarray, n_cells: int, width: int, weights):
+    """(cells, width) matrix of the weighted number of rows with value > i, i = 0..width-1."""
+    histogram = np.bincount(
+        cell * (width + 1) + values, weights=weights, minlength=n_cells * (width + 1)
+    ).reshape(n_cells, width + 1)
+    at_least = np.cumsum(histogram[:, ::-1], axis=1)[:, ::-1]  # rows with value >= v
+    return at_least[:, 1:]
+
+
+def tabulate(data: ModelData, n_cells: int | None = None, width: int | None = None) -> Tabulated:
+    """Sufficient counts of ``data`` per (group, bias value) cell; see :class:`Tabulated`.
+
+    ``n_cells`` and ``width`` pad the cells and the count index (default: next powers of two) so
+    that data of similar size share one compiled model.
+    """
+    codes = np.zeros(data.n_rows) if data.bias is None else data.bias.codes.astype(float)
+    keys = np.column_stack([data.group_idx.astype(float), codes])
+    unique, cell = np.unique(keys, axis=0, return_inverse=True)
+    cell = cell.reshape(-1)
+    n_cells = n_cells or padded_size(len(unique), smallest=8)
+    width = width or padded_size(int(data.trials.max()), smallest=8)
+    weights = data.weights.astype(float)
+    counts = {}
+    for suffix, events, trials in data.stage_counts():
+        counts[suffix] = (
+            _at_least(events, cell, n_cells, width, weights),
+            _at_least(trials - events, cell, n_cells, width, weights),
+            _at_least(trials, cell, n_cells, width, weights),
+        )
+    padding = n_cells - len(unique)
+    return Tabulated(
+        cell_group=np.concatenate([unique[:, 0], np.zeros(padding)]).astype(np.int64),
+        cell_code=np.concatenate([unique[:, 1], np.zeros(padding)]),
+        counts=counts,
+    )

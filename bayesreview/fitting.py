@@ -13,7 +13,7 @@ import io
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,16 @@ import xarray as xr
 
 from bayesreview import __version__
 from bayesreview.data import clopper_pearson, read_studies
-from bayesreview.design import ModelData, collapse_identical, model_data, pad_rows, padded_size
+from bayesreview.design import (
+    ModelData,
+    Tabulated,
+    can_tabulate,
+    collapse_identical,
+    model_data,
+    pad_rows,
+    padded_size,
+    tabulate,
+)
 from bayesreview.errors import BayesReviewError, ConvergenceWarning
 from bayesreview.spec import ModelSpec, load_spec
 
@@ -58,8 +67,17 @@ def _default_sampler() -> str:
 _COMPILED: dict[tuple, Any] = {}
 
 
-def _data_arrays(data: ModelData) -> dict[str, np.ndarray]:
-    """Values of the model's ``pm.Data`` containers for ``data``."""
+def _data_arrays(data: ModelData, tabulated: Tabulated | None = None) -> dict[str, np.ndarray]:
+    """Values of the model's ``pm.Data`` containers for ``data`` (or its tabulated counts)."""
+    if tabulated is not None:
+        arrays = {"cell_group": tabulated.cell_group}
+        if data.bias is not None:
+            codes = tabulated.cell_code
+            arrays["cell_code"] = codes.astype(np.int64) if data.bias.kind != "numeric" else codes
+        for suffix, counts in tabulated.counts.items():
+            names = ("events_above", "failures_above", "trials_above")
+            arrays.update({f"{name}{suffix}": c for name, c in zip(names, counts, strict=True)})
+        return arrays
     arrays = {"group_idx": data.group_idx, "weights": data.weights.astype(float)}
     if data.bias is not None:
         codes = data.bias.codes
@@ -72,19 +90,32 @@ def _data_arrays(data: ModelData) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _compiled_model(data: ModelData, spec: ModelSpec, sampler: str):
+def _compiled_model(
+    data: ModelData, spec: ModelSpec, sampler: str, tabulated: Tabulated | None = None
+):
     """(model, compiled nutpie model or None), built once per structure and spec."""
     from bayesreview.models import build_model
 
+    shape = (
+        data.structure()
+        if tabulated is None
+        else (
+            "tabulated",
+            data.outcome,
+            tabulated.n_cells,
+            tabulated.width,
+            None if data.bias is None else data.bias.kind,
+        )
+    )
     key = (
         sampler,
         spec,
-        data.structure(),
+        shape,
         data.groups,
         None if data.bias is None else (data.bias.levels, data.bias.prior_counts),
     )
     if key not in _COMPILED:
-        model = build_model(data, spec)
+        model = build_model(data, spec, tabulated)
         compiled = None
         if sampler == "nutpie":
             import nutpie
@@ -103,11 +134,16 @@ def _sample(
     chains: int,
     seed: int,
     progressbar: bool,
+    tabulated: Tabulated | None = None,
 ) -> tuple[az.InferenceData, list[str]]:
-    """Sample the model; returns the InferenceData and the names of the free parameters."""
-    model, compiled = _compiled_model(data, spec, sampler)
+    """Sample the model; returns the InferenceData and the names of the free parameters.
+
+    ``data`` is what the model sees (collapsed or padded rows), or, with ``tabulated``, the
+    sufficient counts of the beta-binomial likelihood.
+    """
+    model, compiled = _compiled_model(data, spec, sampler, tabulated)
     free = [rv.name for rv in model.free_RVs]
-    arrays = _data_arrays(data)
+    arrays = _data_arrays(data, tabulated)
     if sampler == "nutpie":
         import nutpie
 
@@ -206,7 +242,7 @@ class Fit:
         for outcome in self.outcomes:
             events, trials = _outcome_events(self.data, outcome)
             for g, group in enumerate(self.groups):
-                mask = self.data.group_idx == g
+                mask = (self.data.group_idx == g) & (self.data.weights > 0)
                 x, n = int(events[mask].sum()), int(trials[mask].sum())
                 lower, upper = clopper_pearson(x, n, level)
                 rows.append(
@@ -464,6 +500,7 @@ def fit(
     progressbar: bool = True,
     sampler: str | None = None,
     collapse: bool = True,
+    weights: np.ndarray | list[int] | None = None,
 ) -> Fit:
     """Fit a Bayesian random-effects meta-analysis of response rates.
 
@@ -504,10 +541,18 @@ def fit(
     sampler
         ``"nutpie"`` (default where installed) or ``"pymc"``.
     collapse
-        Merge studies identical in group, bias level, denominator and events into one
-        weighted likelihood term (default True). Exact for the beta-binomial, whose likelihood
-        depends on a study only through these; ignored for the logit-normal, whose studies
-        each have their own random effect. Per-study outputs are unaffected.
+        Evaluate the beta-binomial likelihood from sufficient statistics (default True): the
+        numbers of studies per (group, bias value) cell with more than i events, failures and
+        patients, so that the cost depends on the cells and the largest n, not on the number
+        of studies (used when no bias level is missing and no n exceeds 1024); otherwise
+        identical studies are merged into one weighted term. Exact either way; ignored for the
+        logit-normal, whose studies each have their own random effect. Per-study outputs are
+        unaffected.
+    weights
+        Optional 0/1 per study (default None: all 1). A study with weight 0 stays in the table
+        but leaves the likelihood and the crude counts: leave-one-study-out refits then share
+        one compiled model. Its log-likelihood and replicates are still reported (its
+        out-of-sample predictive density).
 
     Returns
     -------
@@ -547,11 +592,27 @@ def fit(
         "seed": int(seed),
         "sampler": sampler,
     }
+    if weights is not None:
+        given = np.asarray(weights)
+        if given.shape != (data.n_rows,) or not np.isin(given, (0, 1)).all():
+            raise BayesReviewError(
+                f"weights: need one 0 or 1 per study ({data.n_rows} studies), got {weights!r}"
+            )
+        data = replace(data, weights=given.astype(np.int64))
+        settings["weights"] = [int(w) for w in given]
     collapsible = collapse and spec.likelihood == "beta_binomial"
-    fitted_data = collapse_identical(data) if collapsible else data
-    settings["rows_sampled"] = fitted_data.n_rows
-    fitted_data = pad_rows(fitted_data, padded_size(fitted_data.n_rows))
-    idata, free = _sample(fitted_data, spec, sampler, draws, tune, chains, int(seed), progressbar)
+    tabulated = None
+    if collapsible and can_tabulate(data):
+        tabulated = tabulate(data)
+        fitted_data = data
+        settings["likelihood_terms"] = f"tabulated: {tabulated.n_cells} cells x {tabulated.width}"
+    else:
+        fitted_data = collapse_identical(data) if collapsible else data
+        settings["likelihood_terms"] = f"{fitted_data.n_rows} rows"
+        fitted_data = pad_rows(fitted_data, padded_size(fitted_data.n_rows))
+    idata, free = _sample(
+        fitted_data, spec, sampler, draws, tune, chains, int(seed), progressbar, tabulated
+    )
     result = _assemble(idata, studies, spec, data, {**settings, "free_vars": free})
     problems = result.convergence_problems()
     if problems:
@@ -665,6 +726,8 @@ def load_fit(path: str | os.PathLike) -> Fit:
             settings["bias_prior_counts"],
             settings["unknown"],
         )
+        if settings.get("weights") is not None:
+            data = replace(data, weights=np.asarray(settings["weights"], dtype=np.int64))
     except Exception as exc:  # a damaged attribute fails in many ways
         raise BayesReviewError(f"{path}: damaged bayesreview fit attributes ({exc})") from None
     return Fit(idata=idata, studies=studies, spec=spec, data=data, settings=settings)

@@ -28,7 +28,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayesreview.design import ModelData
+from bayesreview.design import ModelData, Tabulated
 from bayesreview.errors import SpecError
 from bayesreview.spec import ModelSpec
 
@@ -119,8 +119,8 @@ def _per_row(values, logit):
     return values[:, None] if logit.ndim == 2 else values
 
 
-def beta_binomial_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: str, y, n, g, codes):
-    """Beta-binomial log-likelihood per row: shape (J,), or (J, K) over the bias levels."""
+def _beta_binomial_parameters(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
+    """Intercepts and log concentrations per group, pooled as the spec says."""
     alpha = spec.prior("intercept", stage).to_pymc(f"alpha{suffix}", dims="group")
     log_phi = _log_scale_per_group(
         spec,
@@ -131,9 +131,42 @@ def beta_binomial_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: st
         data.n_groups,
     )
     pm.Deterministic(f"phi{suffix}", pt.exp(log_phi), dims="group")
+    return alpha, log_phi
+
+
+def beta_binomial_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: str, y, n, g, codes):
+    """Beta-binomial log-likelihood per row: shape (J,), or (J, K) over the bias levels."""
+    alpha, log_phi = _beta_binomial_parameters(data, spec, stage, suffix)
     logit = _linear_predictor(data, spec, stage, suffix, alpha[g], codes)
     return beta_binomial_logp(
         _per_row(y, logit), _per_row(n, logit), logit, _per_row(log_phi[g], logit)
+    )
+
+
+def beta_binomial_tabulated_stage(
+    data: ModelData, spec: ModelSpec, stage: str, suffix: str, cells, codes, counts
+):
+    """Beta-binomial log-likelihood of all studies from per-cell sufficient counts.
+
+    sum_c sum_i [S_ci log(a_c + i) + F_ci log(b_c + i) - T_ci log(phi_c + i)] (see
+    :class:`bayesreview.design.Tabulated`); exact up to the binomial coefficients.
+    """
+    alpha, log_phi = _beta_binomial_parameters(data, spec, stage, suffix)
+    logit = alpha[cells]
+    shift = _bias_shift(data, spec, stage, suffix, codes)
+    if shift is not None:
+        logit = logit + (shift if data.bias.kind == "numeric" else shift[codes])
+    log_phi_cell = log_phi[cells]
+    tiny = 1e-300  # keeps log(a + 0) finite where a underflows; zero counts then add 0
+    a = pt.exp(log_phi_cell + pt.log(pt.sigmoid(logit)))[:, None]
+    b = pt.exp(log_phi_cell + pt.log(pt.sigmoid(-logit)))[:, None]
+    phi = pt.exp(log_phi_cell)[:, None]
+    i = pt.arange(counts[0].shape[1])[None, :]
+    success, failure, trials = counts
+    return (
+        pt.sum(success * pt.log(a + i + tiny))
+        + pt.sum(failure * pt.log(b + i + tiny))
+        - pt.sum(trials * pt.log(phi + i))
     )
 
 
@@ -167,7 +200,7 @@ def coords_of(data: ModelData) -> dict[str, list]:
     return coords
 
 
-def build_model(data: ModelData, spec: ModelSpec) -> pm.Model:
+def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = None) -> pm.Model:
     """The PyMC model of ``data`` under ``spec``.
 
     The model's only likelihood term is the ``pm.Potential`` ``loglik``: the weighted sum of
@@ -181,6 +214,8 @@ def build_model(data: ModelData, spec: ModelSpec) -> pm.Model:
             "likelihood: logit_normal gives every study its own random effect, so identical "
             "studies cannot be collapsed; fit it with collapse=False"
         )
+    if tabulated is not None:
+        return _build_tabulated(data, spec, tabulated)
     stage_builder = STAGE_BUILDERS[spec.likelihood]
     with pm.Model(coords=coords_of(data)) as model:
         g = pm.Data("group_idx", data.group_idx, dims="row")
@@ -211,4 +246,36 @@ def build_model(data: ModelData, spec: ModelSpec) -> pm.Model:
             else:
                 row_logp = row_logp[rows, codes]
         pm.Potential("loglik", pt.sum(weights * row_logp))
+    return model
+
+
+def _build_tabulated(data: ModelData, spec: ModelSpec, tabulated: Tabulated) -> pm.Model:
+    """The beta-binomial model from sufficient counts per cell (no missing bias level)."""
+    if spec.likelihood != "beta_binomial":
+        raise SpecError(f"likelihood: {spec.likelihood!r} cannot be fitted from tabulated counts")
+    coords = coords_of(data)
+    coords.pop("row")
+    coords["cell"] = list(range(tabulated.n_cells))
+    coords["count"] = list(range(tabulated.width))
+    with pm.Model(coords=coords) as model:
+        cells = pm.Data("cell_group", tabulated.cell_group, dims="cell")
+        codes = None
+        if data.bias is not None:
+            values = tabulated.cell_code
+            if data.bias.kind == "categorical":
+                values = values.astype(np.int64)
+            codes = pm.Data("cell_code", values, dims="cell")
+        total = 0.0
+        for suffix, counts in tabulated.counts.items():
+            stage = "conditional" if suffix else "marginal"
+            containers = [
+                pm.Data(f"{name}{suffix}", values, dims=("cell", "count"))
+                for name, values in zip(
+                    ("events_above", "failures_above", "trials_above"), counts, strict=True
+                )
+            ]
+            total = total + beta_binomial_tabulated_stage(
+                data, spec, stage, suffix, cells, codes, containers
+            )
+        pm.Potential("loglik", total)
     return model

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayesreview.compare import _check_level, _outcomes, pairwise, ranks
 from bayesreview.errors import BayesReviewError
 from bayesreview.formatting import percent
 
@@ -69,17 +70,8 @@ def _plot_outcome(fit: Fit, outcome: str | None) -> str:
     """The outcome a figure shows: ``"any"`` (or the fit's first outcome) for ``None``."""
     if outcome is None:
         return "any" if "any" in fit.outcomes else fit.outcomes[0]
-    if outcome not in fit.outcomes:
-        raise BayesReviewError(
-            f"outcome={outcome!r}: not an outcome of this fit, whose outcomes are "
-            f"{', '.join(fit.outcomes)}"
-        )
+    (outcome,) = _outcomes(fit, outcome)
     return outcome
-
-
-def _check_level(level: float) -> None:
-    if not isinstance(level, int | float) or not math.isfinite(level) or not 0 < level < 1:
-        raise BayesReviewError(f"level={level!r}: must be a number strictly between 0 and 1")
 
 
 def _label(labels: Mapping[str, str] | None, modality: str) -> str:
@@ -778,8 +770,6 @@ def comparison_heatmap(
     matplotlib.figure.Figure
         Cells carry their probability, two decimals, as text with gid ``"cell:<a>:<b>"``.
     """
-    from bayesreview.compare import pairwise
-
     outcome = _plot_outcome(fit, outcome)
     table = pairwise(fit, outcome=outcome, threshold=threshold, adjusted=adjusted)
     groups = list(fit.groups)
@@ -836,8 +826,6 @@ def rankogram(
     matplotlib.figure.Figure
         Lines carry gids ``"rank:<modality>"``.
     """
-    from bayesreview.compare import ranks
-
     outcome = _plot_outcome(fit, outcome)
     table = ranks(fit, outcome=outcome, adjusted=adjusted)
     k = len(fit.groups)

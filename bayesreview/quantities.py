@@ -114,10 +114,14 @@ def level_weights(posterior: dict[str, np.ndarray], data: ModelData) -> tuple[li
     if bias is None:
         return [None], np.ones((n_draws, 1))
     if bias.kind == "numeric":
-        values, counts = np.unique(bias.codes, return_counts=True)
+        values, where = np.unique(bias.codes, return_inverse=True)
+        counts = np.bincount(where.reshape(-1), weights=data.weights)
         return list(values), np.broadcast_to(counts / counts.sum(), (n_draws, len(values)))
-    known = np.bincount(bias.codes[bias.codes >= 0], minlength=len(bias.levels)).astype(float)
-    missing = float((bias.codes < 0).sum())
+    is_known = bias.codes >= 0
+    known = np.bincount(
+        bias.codes[is_known], weights=data.weights[is_known], minlength=len(bias.levels)
+    ).astype(float)
+    missing = float(data.weights[~is_known].sum())
     pi = posterior.get("bias_level_prob", np.zeros((n_draws, len(bias.levels))))
     weights = (known[None, :] + missing * pi) / (known.sum() + missing)
     return list(range(len(bias.levels))), weights

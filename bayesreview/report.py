@@ -33,7 +33,7 @@ from bayesreview.formatting import percent
 if TYPE_CHECKING:  # pragma: no cover
     from bayesreview.fitting import Fit
 
-__all__ = ["bundled_dataset", "package_versions", "write_report"]
+__all__ = ["bundled_dataset", "package_versions", "write_report", "write_text_atomic"]
 
 #: Packages whose versions the report records (those that change the numbers).
 REPORTED_PACKAGES: tuple[str, ...] = ("bayesreview", "pymc", "arviz", "numpy", "nutpie")
@@ -521,8 +521,30 @@ def write_report(
     pathlib.Path
         ``path``.
     """
-    path = Path(path)
     text = render_report(fit, figures=figures, title=title, tables=tables)
+    return write_text_atomic(path, text)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` (UTF-8), whole or not at all.
+
+    The text goes to a hidden temporary file in the same folder (``.<name>.partial``), which
+    then replaces ``path`` in one step (``os.replace``); on any error the temporary file is
+    removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path
+        The file to write; its folder must exist.
+    text
+        The whole content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
     temporary = path.with_name(f".{path.name}.partial")
     try:
         temporary.write_text(text, encoding="utf-8")

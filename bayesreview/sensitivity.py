@@ -88,11 +88,15 @@ def _refit_rates(
     Calls the fitting internals directly: ``_sample`` reuses the compiled model of this
     structure and spec, and ``pooled_rates`` computes the reported rates; nothing per study.
     """
+    from bayesreview.design import can_tabulate, tabulate
     from bayesreview.fitting import _flat_posterior, _sample
     from bayesreview.quantities import pooled_rates
 
+    tabulated = None
+    if scenario.spec.likelihood == "beta_binomial" and can_tabulate(scenario.data):
+        tabulated = tabulate(scenario.data)  # shape fixed by cells and largest n
     idata, free = _sample(
-        scenario.data, scenario.spec, sampler, draws, tune, chains, seed, progressbar
+        scenario.data, scenario.spec, sampler, draws, tune, chains, seed, progressbar, tabulated
     )
     flat = _flat_posterior(idata.posterior)
     rng = np.random.default_rng([seed, 1])

@@ -16,7 +16,6 @@ Every file is written whole or not at all.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -41,6 +40,7 @@ from bayesreview.plots import (  # noqa: E402
     rankogram,
     save_figure,
 )
+from bayesreview.report import write_text_atomic  # noqa: E402
 
 FIGURES = HERE / "figures"
 MARKDOWN = HERE / "comparisons.md"
@@ -64,17 +64,8 @@ SHORT = {
 MID = 0.10  # minimal important difference shown in the tables: 10 percentage points
 
 
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    _write_text(path, frame.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g"))
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -291,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         _write_csv(frame, FIGURES / name)
         written.append(FIGURES / name)
-    _write_text(MARKDOWN, _page(fit, args.draws))
+    write_text_atomic(MARKDOWN, _page(fit, args.draws))
     written.append(MARKDOWN)
     for path in written:
         print(path.relative_to(HERE.parent))

@@ -19,6 +19,7 @@ import pandas as pd
 
 import bayesreview as br
 from bayesreview.formatting import percent
+from bayesreview.report import write_text_atomic
 
 HERE = Path(__file__).resolve().parent
 SEED = 2021
@@ -41,9 +42,19 @@ def interval(lower: float, upper: float) -> str:
     return f"{percent(lower)}{separator}{percent(upper)}"
 
 
+def estimate(middle: float, lower: float, upper: float) -> str:
+    """``"74 (60–85)"``: an estimate and its interval, in percent."""
+    return f"{percent(middle)} ({interval(lower, upper)})"
+
+
+def estimates(middle, lower, upper) -> list[str]:
+    """:func:`estimate` of each element of three equally long columns."""
+    return [estimate(m, lo, hi) for m, lo, hi in zip(middle, lower, upper, strict=True)]
+
+
 def posterior(row) -> str:
     """``"74 (60–85)"``: a summary row's posterior median and interval, in percent."""
-    return f"{percent(row['post_median'])} ({interval(row['post_lower'], row['post_upper'])})"
+    return estimate(row["post_median"], row["post_lower"], row["post_upper"])
 
 
 def run(code: str, namespace: dict) -> str:
@@ -158,18 +169,12 @@ def build(draws: int, chains: int) -> str:
                 "group": part["modality"],
                 "studies": part["studies"],
                 "events/N": [f"{e}/{n}" for e, n in zip(part["events"], part["n"], strict=True)],
-                "crude % (95% CI)": [
-                    f"{percent(c)} ({interval(lo, hi)})"
-                    for c, lo, hi in zip(
-                        part["crude"], part["crude_lower"], part["crude_upper"], strict=True
-                    )
-                ],
-                "posterior % (95% CrI)": [
-                    f"{percent(m)} ({interval(lo, hi)})"
-                    for m, lo, hi in zip(
-                        part["post_median"], part["post_lower"], part["post_upper"], strict=True
-                    )
-                ],
+                "crude % (95% CI)": estimates(
+                    part["crude"], part["crude_lower"], part["crude_upper"]
+                ),
+                "posterior % (95% CrI)": estimates(
+                    part["post_median"], part["post_lower"], part["post_upper"]
+                ),
                 "new study, 95% PI": [
                     interval(lo, hi)
                     for lo, hi in zip(part["pred_lower"], part["pred_upper"], strict=True)
@@ -231,15 +236,9 @@ def build(draws: int, chains: int) -> str:
                     "A": chosen["modality_a"],
                     "B": chosen["modality_b"],
                     "P(A > B)": [f"{p:.2f}" for p in chosen["p_greater"]],
-                    "A − B, pp (95% CrI)": [
-                        f"{percent(m)} ({interval(lo, hi)})"
-                        for m, lo, hi in zip(
-                            chosen["diff_median"],
-                            chosen["diff_lower"],
-                            chosen["diff_upper"],
-                            strict=True,
-                        )
-                    ],
+                    "A − B, pp (95% CrI)": estimates(
+                        chosen["diff_median"], chosen["diff_lower"], chosen["diff_upper"]
+                    ),
                 }
             ),
             "llrr",
@@ -296,21 +295,10 @@ def build(draws: int, chains: int) -> str:
         {
             "group": adjusted["modality"],
             "no covariate": [posterior(plain.loc[g]) for g in adjusted["modality"]],
-            "observed mix": [
-                f"{percent(m)} ({interval(lo, hi)})"
-                for m, lo, hi in zip(
-                    mix["post_median"], mix["post_lower"], mix["post_upper"], strict=True
-                )
-            ],
-            "low risk of bias": [
-                f"{percent(m)} ({interval(lo, hi)})"
-                for m, lo, hi in zip(
-                    adjusted["post_median"],
-                    adjusted["post_lower"],
-                    adjusted["post_upper"],
-                    strict=True,
-                )
-            ],
+            "observed mix": estimates(mix["post_median"], mix["post_lower"], mix["post_upper"]),
+            "low risk of bias": estimates(
+                adjusted["post_median"], adjusted["post_lower"], adjusted["post_upper"]
+            ),
         }
     )
     add("Any response, posterior median % (95% CrI):")
@@ -340,10 +328,7 @@ def main() -> None:
     args = parser.parse_args()
     draws, chains = (300, 2) if args.quick else (1000, 4)
     text = build(draws, chains)
-    out = Path(args.out)
-    temporary = out.with_name(f".{out.name}.partial")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(out)
+    out = write_text_atomic(args.out, text)
     print(f"wrote {out}")
 
 

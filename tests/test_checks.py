@@ -33,12 +33,15 @@ def calcinosis():
 
 
 @pytest.fixture(scope="module")
-def fits(calcinosis):
-    """One fit of each shipped model (the response model with outcome='response')."""
+def fits(calcinosis, modality_fit, response_fit):
+    """One fit of each shipped model (the response model with outcome='response').
+
+    The beta-binomial and response fits are the shared ones of tests/conftest.py.
+    """
     return {
-        "beta_binomial": _quiet_fit(calcinosis, model="beta_binomial", seed=1),
+        "beta_binomial": modality_fit,
         "logit_normal": _quiet_fit(calcinosis, model="logit_normal", seed=1),
-        "response": _quiet_fit(calcinosis, model="response", outcome="response", seed=1),
+        "response": response_fit,
     }
 
 

@@ -28,32 +28,11 @@ TABLE_2 = {
     "picosecond_topical_sts": (0, 2, 2),
 }
 
-SUMMARY_COLUMNS = [
-    "outcome",
-    "modality",
-    "studies",
-    "n",
-    "events",
-    "crude",
-    "crude_lower",
-    "crude_upper",
-    "post_mean",
-    "post_median",
-    "post_lower",
-    "post_upper",
-    "pred_lower",
-    "pred_upper",
-    "heterogeneity",
-]
-COMPARISON_COLUMNS = [
-    "outcome",
-    "modality_a",
-    "modality_b",
-    "p_greater",
-    "diff_median",
-    "diff_lower",
-    "diff_upper",
-]
+# The documented columns (Fit.summary's docstring), typed here independently of the code.
+SUMMARY_COLUMNS = (
+    "outcome modality studies n events crude crude_lower crude_upper "
+    "post_mean post_median post_lower post_upper pred_lower pred_upper heterogeneity"
+).split()
 RANKS_COLUMNS = ["outcome", "modality", "p_best", "mean_rank", "sucra"]
 OUTCOMES = ("complete", "partial", "any")
 FAST = ["--draws", "200", "--tune", "200", "--chains", "2", "--seed", "11", "--no-progress"]
@@ -95,14 +74,14 @@ def test_analyze_writes_every_file(analyzed):
     assert [p.name for p in out.parent.iterdir()] == ["results"]
 
 
-def test_analyze_tables_have_their_columns(analyzed):
+def test_analyze_tables_have_their_columns(analyzed, comparison_columns):
     out, _ = analyzed
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns[: len(SUMMARY_COLUMNS)]) == SUMMARY_COLUMNS
     assert set(summary["outcome"]) == set(OUTCOMES)
     assert list(summary["modality"].unique()) == list(TABLE_2)
     comparison = pd.read_csv(out / "comparison.csv")
-    assert list(comparison.columns) == COMPARISON_COLUMNS
+    assert list(comparison.columns) == comparison_columns
     k = len(TABLE_2)
     assert len(comparison) == len(OUTCOMES) * k * (k - 1)  # ordered pairs
     ranks = pd.read_csv(out / "ranks.csv")

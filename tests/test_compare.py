@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,15 +12,7 @@ from scipy import stats
 import bayesreview as br
 from bayesreview.compare import pairwise, ranks
 
-FAST = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
-
-
-@pytest.fixture(scope="module")
-def calcinosis_fit():
-    studies = br.load_dataset("calcinosis_cutis")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", br.ConvergenceWarning)
-        return br.fit(studies, outcome="any", by="group", seed=2021, **FAST)
+# calcinosis_fit: tests/conftest.py (any response by group, 2 x 300 draws)
 
 
 def _raw_rates(fit, outcome: str, name: str = "rate") -> dict[str, np.ndarray]:
@@ -45,19 +36,11 @@ def _independent_rank_probabilities(rates: dict[str, np.ndarray]) -> dict[str, n
 # --- pairwise ---------------------------------------------------------------------------------
 
 
-def test_pairwise_has_every_ordered_pair_once(calcinosis_fit):
+def test_pairwise_has_every_ordered_pair_once(calcinosis_fit, comparison_columns):
     table = pairwise(calcinosis_fit)
     groups = calcinosis_fit.groups
     k = len(groups)
-    assert list(table.columns) == [
-        "outcome",
-        "modality_a",
-        "modality_b",
-        "p_greater",
-        "diff_median",
-        "diff_lower",
-        "diff_upper",
-    ]
+    assert list(table.columns) == comparison_columns
     assert len(table) == k * (k - 1)
     pairs = set(zip(table["modality_a"], table["modality_b"], strict=True))
     assert pairs == {(a, b) for a in groups for b in groups if a != b}
@@ -157,7 +140,7 @@ def test_adjusted_false_uses_the_mix_rate(calcinosis_fit):
 
 
 @pytest.mark.slow
-def test_a_clearly_better_modality_is_found():
+def test_a_clearly_better_modality_is_found(fast_fit):
     """Three modalities with true rates 0.9, 0.5 and 0.2, ten studies of 20 patients each."""
     rng = np.random.default_rng(7)
     truth = {"high": 0.9, "mid": 0.5, "low": 0.2}
@@ -169,9 +152,7 @@ def test_a_clearly_better_modality_is_found():
                 {"study": f"{modality} {j}", "modality": modality, "n": 20, "events": events}
             )
     studies = br.read_studies(pd.DataFrame(rows))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", br.ConvergenceWarning)
-        fit = br.fit(studies, outcome="events", seed=3, **FAST)
+    fit = fast_fit(studies, outcome="events", seed=3)
     assert fit.outcomes == ("events",)
     table = pairwise(fit).set_index(["modality_a", "modality_b"])["p_greater"]
     assert table[("high", "mid")] > 0.99

@@ -10,21 +10,11 @@ import pytest
 from scipy import integrate, special, stats
 
 import bayesreview as br
+from bayesreview.design import model_data
+from bayesreview.models import build_model
 from bayesreview.quantities import study_rates
 
 FAST = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
-
-
-@pytest.fixture(scope="module")
-def studies() -> pd.DataFrame:
-    return br.load_dataset("calcinosis_cutis")
-
-
-@pytest.fixture(scope="module")
-def joint_fit(studies):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", br.ConvergenceWarning)
-        return br.fit(studies, outcome="response", model="response", by="group", seed=11, **FAST)
 
 
 def _single_group_table(events, trials) -> pd.DataFrame:
@@ -87,6 +77,71 @@ def test_beta_binomial_logp_matches_scipy_and_the_binomial_limit():
     # as phi -> infinity the beta-binomial becomes the binomial
     got = logp([3], [10], [special.logit(0.3)], [np.log(1e15)])[0]
     assert got == pytest.approx(stats.binom(10, 0.3).logpmf(3), abs=1e-6)
+
+
+def test_missing_bias_mixture_logp_matches_an_independent_computation():
+    # Three studies, a two-level covariate, the third study's level missing: the model's joint
+    # log-density at an arbitrary point must equal the mixture written out with scipy.
+    table = pd.DataFrame(
+        {
+            "study": ["a", "b", "c"],
+            "modality": ["m", "m", "m"],
+            "design": ["x", "y", None],
+            "n": [5, 8, 3],
+            "events": [2, 7, 1],
+        }
+    )
+    data = model_data(
+        br.read_studies(table),
+        "events",
+        bias="design",
+        bias_reference="x",
+        bias_prior_counts={"x": 2.0, "y": 3.0},
+    )
+    model = build_model(data, _shared_spec())
+    point = {
+        "alpha": np.array([0.4]),
+        "log_phi": 1.7,
+        "beta": np.array([-0.8]),
+        "bias_level_prob_simplex__": np.array([0.3]),
+    }
+    logp = model.compile_logp(jacobian=False)(point)
+    prob = model["bias_level_prob"]
+    pi = model.rvs_to_transforms[prob].backward(np.array([0.3]), *prob.owner.inputs).eval()
+    phi = np.exp(1.7)
+
+    def lik(k, size, level):
+        mu = special.expit(0.4 + (0.0, -0.8)[level])
+        return stats.betabinom(size, mu * phi, (1 - mu) * phi).logpmf(k)
+
+    expected = (
+        lik(2, 5, 0)
+        + np.log(pi[0])
+        + lik(7, 8, 1)
+        + np.log(pi[1])
+        + np.logaddexp(np.log(pi[0]) + lik(1, 3, 0), np.log(pi[1]) + lik(1, 3, 1))
+        + stats.norm(0, 1.5).logpdf(0.4)
+        + stats.norm(np.log(10), 1).logpdf(1.7)
+        + stats.norm(0, 1).logpdf(-0.8)
+        + stats.dirichlet([2.0, 3.0]).logpdf(pi)
+    )
+    assert logp == pytest.approx(expected, abs=1e-6)
+    # With every level known the mixture is gone: the plain covariate model, no pi at all
+    known = model_data(
+        br.read_studies(table.fillna({"design": "y"})), "events", bias="design", bias_reference="x"
+    )
+    plain = build_model(known, _shared_spec())
+    assert "bias_level_prob" not in plain.named_vars
+    plain_point = {k: v for k, v in point.items() if k != "bias_level_prob_simplex__"}
+    assert plain.compile_logp()(plain_point) == pytest.approx(
+        lik(2, 5, 0)
+        + lik(7, 8, 1)
+        + lik(1, 3, 1)
+        + stats.norm(0, 1.5).logpdf(0.4)
+        + stats.norm(np.log(10), 1).logpdf(1.7)
+        + stats.norm(0, 1).logpdf(-0.8),
+        abs=1e-6,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,10 +251,10 @@ def test_parameter_recovery(likelihood):
 # --------------------------------------------------------------------------------------------
 
 
-def test_joint_model_never_gives_complete_above_any(joint_fit):
-    rate = joint_fit.idata.posterior["rate"]
+def test_joint_model_never_gives_complete_above_any(response_fit):
+    rate = response_fit.idata.posterior["rate"]
     for name in ("rate", "rate_mix", "rate_pred", "rate_pred_mix"):
-        values = joint_fit.idata.posterior[name]
+        values = response_fit.idata.posterior[name]
         assert (values.sel(outcome="complete") <= values.sel(outcome="any")).all()
         both = values.sel(outcome="complete") + values.sel(outcome="partial")
         np.testing.assert_allclose(both, values.sel(outcome="any"), rtol=1e-12)
@@ -207,16 +262,16 @@ def test_joint_model_never_gives_complete_above_any(joint_fit):
     from bayesreview.fitting import _flat_posterior
 
     rates = study_rates(
-        _flat_posterior(joint_fit.idata.posterior),
-        joint_fit.data,
+        _flat_posterior(response_fit.idata.posterior),
+        response_fit.data,
         "beta_binomial",
         np.random.default_rng(0),
     )
     assert (rates["complete"] <= rates["any"]).all()
 
 
-def test_joint_model_summary_has_crude_counts_of_table_2(joint_fit):
-    summary = joint_fit.summary().set_index(["outcome", "modality"])
+def test_joint_model_summary_has_crude_counts_of_table_2(response_fit):
+    summary = response_fit.summary().set_index(["outcome", "modality"])
     # Table 2: intralesional complete 19/53, partial 20/53; Results text: any 39/53
     assert summary.loc[("complete", "intralesional_sts"), ["events", "n"]].tolist() == [19, 53]
     assert summary.loc[("partial", "intralesional_sts"), ["events", "n"]].tolist() == [20, 53]
@@ -318,26 +373,26 @@ def test_too_few_draws_warn_with_advice(studies):
         br.fit(studies, by="group", seed=1, draws=30, tune=30, chains=2, progressbar=False)
 
 
-def test_save_and_load_round_trip(joint_fit, tmp_path):
-    path = joint_fit.save(tmp_path / "fit.nc")
+def test_save_and_load_round_trip(response_fit, tmp_path):
+    path = response_fit.save(tmp_path / "fit.nc")
     loaded = br.load_fit(path)
-    pd.testing.assert_frame_equal(loaded.summary(), joint_fit.summary())
-    assert loaded.spec == joint_fit.spec
+    pd.testing.assert_frame_equal(loaded.summary(), response_fit.summary())
+    assert loaded.spec == response_fit.spec
     assert loaded.settings["seed"] == 11
     attrs = loaded.idata.posterior.attrs
     assert attrs["bayesreview_version"] == br.__version__
     assert not list(tmp_path.glob(".*partial"))
 
 
-def test_study_estimates_are_conjugate_beta_draws(joint_fit):
+def test_study_estimates_are_conjugate_beta_draws(response_fit):
     # E[p_j | y] = E_theta[(a + y) / (phi + n)] for the any-response stage
-    estimates = joint_fit.study_estimates().query("outcome == 'any'").set_index("study")
-    posterior = joint_fit.idata.posterior
-    g = joint_fit.data.group_idx
-    alpha = posterior["alpha"].values.reshape(-1, joint_fit.data.n_groups)[:, g]
-    phi = posterior["phi"].values.reshape(-1, joint_fit.data.n_groups)[:, g]
+    estimates = response_fit.study_estimates().query("outcome == 'any'").set_index("study")
+    posterior = response_fit.idata.posterior
+    g = response_fit.data.group_idx
+    alpha = posterior["alpha"].values.reshape(-1, response_fit.data.n_groups)[:, g]
+    phi = posterior["phi"].values.reshape(-1, response_fit.data.n_groups)[:, g]
     a = special.expit(alpha) * phi
-    expected = ((a + joint_fit.data.events) / (phi + joint_fit.data.trials)).mean(axis=0)
+    expected = ((a + response_fit.data.events) / (phi + response_fit.data.trials)).mean(axis=0)
     np.testing.assert_allclose(estimates["post_mean"].to_numpy(), expected, atol=0.02)
 
 
@@ -372,3 +427,45 @@ def test_collapsing_and_pymc_sampler_give_the_same_posterior():
         # posterior sds are about 0.02: 2000 draws give a Monte Carlo error of about 0.001
         np.testing.assert_allclose(summary["post_mean"], reference["post_mean"], atol=0.01)
         np.testing.assert_allclose(summary["post_upper"], reference["post_upper"], atol=0.02)
+
+
+@pytest.mark.parametrize("bias", [None, "design", "year"])
+def test_tabulated_likelihood_equals_the_sum_over_studies(bias):
+    # The sufficient-count form must equal the per-study beta-binomial log-likelihood up to the
+    # binomial coefficients, at any parameter value.
+    from bayesreview.design import tabulate
+
+    studies = br.load_dataset("calcinosis_cutis")
+    data = model_data(studies, "response", by="group", bias=bias)
+    spec = br.load_spec("response")
+    per_study = build_model(data, spec)
+    tabulated = build_model(data, spec, tabulate(data))
+    logp_rows, logp_cells = per_study.compile_logp(), tabulated.compile_logp()
+    constant = sum(np.log(special.comb(n, y)).sum() for _, y, n in data.stage_counts())
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        point = {
+            name: rng.normal(0.0, 1.5, np.shape(value))
+            for name, value in per_study.initial_point().items()
+        }
+        assert logp_rows(point) == pytest.approx(logp_cells(point) + constant, rel=1e-8)
+
+
+def test_weight_zero_leaves_a_study_out(studies):
+    # Leaving out a study by weight must give the posterior of the table without it: compare
+    # the crude counts and the posterior at a fixed seed with the same compiled model.
+    weights = np.ones(len(studies), dtype=int)
+    olesen = int(np.flatnonzero(studies["study"] == "Olesen 2020")[0])
+    weights[olesen] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", br.ConvergenceWarning)
+        left_out = br.fit(studies, by="group", seed=9, weights=weights, **FAST)
+        dropped = br.fit(
+            studies.drop(index=olesen).reset_index(drop=True), by="group", seed=9, **FAST
+        )
+    crude = left_out.crude().set_index("modality")
+    # Table 1: intralesional any response 39/53; without Olesen (26/29): 13/24
+    assert crude.loc["intralesional_sts", ["events", "n"]].tolist() == [13, 24]
+    pd.testing.assert_frame_equal(left_out.summary(), dropped.summary())
+    with pytest.raises(br.BayesReviewError, match="weights"):
+        br.fit(studies, weights=[1, 0], **FAST)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from fractions import Fraction
 
 import matplotlib
@@ -13,7 +12,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import pytest
 from matplotlib.text import Text
 from scipy import stats
@@ -21,19 +19,7 @@ from scipy import stats
 import bayesreview as br
 from bayesreview import plots
 
-FAST = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
-
-
-@pytest.fixture(scope="module")
-def studies() -> pd.DataFrame:
-    return br.load_dataset("calcinosis_cutis")
-
-
-@pytest.fixture(scope="module")
-def calcinosis_fit(studies):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", br.ConvergenceWarning)
-        return br.fit(studies, outcome="any", by="group", seed=2021, **FAST)
+# studies, calcinosis_fit (any response by group, 2 x 300 draws): tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -294,10 +280,8 @@ def test_bias_plot_needs_a_bias_covariate(calcinosis_fit):
 
 
 @pytest.mark.slow
-def test_bias_plot_shows_the_prior_density_and_the_draws(studies):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", br.ConvergenceWarning)
-        fit = br.fit(studies, outcome="any", by="group", bias="design", seed=5, **FAST)
+def test_bias_plot_shows_the_prior_density_and_the_draws(studies, fast_fit):
+    fit = fast_fit(studies, outcome="any", by="group", bias="design", seed=5)
     fig = plots.bias_prior_posterior(fit)
     priors = _by_gid(fig, "prior:")
     assert set(priors) == {"beta[case_series]", "beta[rct]"}

@@ -16,11 +16,6 @@ from bayesreview.report import bundled_dataset, package_versions, render_report,
 
 matplotlib.use("Agg")
 
-# Same model structure as tests/test_cli.py, so a shared test process compiles it once.
-FIT_ARGS = dict(
-    outcome="response", model="response", by="group", draws=200, tune=200, chains=2, seed=5
-)
-
 
 class _Resources(HTMLParser):
     """Every tag, and every attribute that can make a browser fetch something."""
@@ -71,19 +66,14 @@ def _assert_self_contained(text: str) -> _Resources:
     return parsed
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", br.ConvergenceWarning)
-        return br.fit(br.load_dataset(), progressbar=False, **FIT_ARGS)
+# response_fit (tests/conftest.py): the joint response model pooled by group, the model
+# structure tests/test_cli.py fits too, so a shared test process compiles it once.
 
 
 @pytest.fixture(scope="module")
-def report_text(fitted, tmp_path_factory) -> str:
+def report_text(response_fit, tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("report") / "report.html"
-    assert write_report(fitted, path) == path
+    assert write_report(response_fit, path) == path
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # nothing partial left
     return path.read_text(encoding="utf-8")
 
@@ -105,18 +95,18 @@ def test_report_shows_crude_counts_of_table_2(report_text):
     assert '<td class="num">18.8</td>' in report_text
 
 
-def test_report_states_settings_versions_and_model(report_text, fitted):
+def test_report_states_settings_versions_and_model(report_text, response_fit, response_fit_args):
     text = html.unescape(report_text)
-    assert f"seed {FIT_ARGS['seed']}" in text
+    assert f"seed {response_fit_args['seed']}" in text
     assert f"<td>pymc</td><td>{metadata.version('pymc')}</td>" in text
     assert f"<td>arviz</td><td>{metadata.version('arviz')}</td>" in text
     assert "Normal(mean 0, sd 1.5)" in text  # the intercept prior of models/response.toml
-    divergences = int(fitted.idata.sample_stats["diverging"].values.sum())
+    divergences = int(response_fit.idata.sample_stats["diverging"].values.sum())
     assert f"Divergent transitions: {divergences}." in text
 
 
-def test_report_reconciles_bundled_data_after_reload(fitted, tmp_path):
-    fitted.save(tmp_path / "fit.nc")
+def test_report_reconciles_bundled_data_after_reload(response_fit, tmp_path):
+    response_fit.save(tmp_path / "fit.nc")
     reloaded = br.load_fit(tmp_path / "fit.nc")
     assert reloaded.studies.attrs.get("source") != "bundled:calcinosis_cutis"
     assert bundled_dataset(reloaded.studies) == "calcinosis_cutis"
@@ -132,11 +122,11 @@ def test_report_reconciles_bundled_data_after_reload(fitted, tmp_path):
     assert "this report was written from the saved fit" in text
 
 
-def test_user_text_is_escaped(fitted):
-    studies = fitted.studies.copy()
+def test_user_text_is_escaped(response_fit):
+    studies = response_fit.studies.copy()
     studies.loc[0, "study"] = "<script>alert('x')</script>"
     studies.loc[1, "notes"] = 'see <a href="https://example.org">here</a> & there'
-    other = dataclasses.replace(fitted, studies=studies)
+    other = dataclasses.replace(response_fit, studies=studies)
     assert bundled_dataset(studies) is None
     text = render_report(other, figures={}, title="A <b>bold</b> title")
     parsed = _assert_self_contained(text)
@@ -146,19 +136,19 @@ def test_user_text_is_escaped(fitted):
     assert "No published summary is bundled" in text
 
 
-def test_svg_figures_are_inlined_without_their_doctype(fitted):
+def test_svg_figures_are_inlined_without_their_doctype(response_fit):
     svg = (
         b'<?xml version="1.0" encoding="utf-8" standalone="no"?>\n'
         b'<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN"\n'
         b'  "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n'
         b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>'
     )
-    text = render_report(fitted, figures={"any": svg})
+    text = render_report(response_fit, figures={"any": svg})
     assert "DOCTYPE svg" not in text and "svg11.dtd" not in text
     assert '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect/></svg>' in text
     _assert_self_contained(text)
     with pytest.raises(ValueError, match="PNG or SVG"):
-        render_report(fitted, figures={"any": b"GIF89a"})
+        render_report(response_fit, figures={"any": b"GIF89a"})
 
 
 def test_package_versions_names_what_the_numbers_depend_on():

@@ -171,9 +171,9 @@ def full_table(calcinosis):
     builds = []
     original = models.build_model
 
-    def counting(data, spec):
+    def counting(data, spec, *args):
         builds.append(spec.name)
-        return original(data, spec)
+        return original(data, spec, *args)
 
     models.build_model = counting
     try:
@@ -292,16 +292,12 @@ def test_dropping_olesen_lowers_intralesional_rate_as_exact_quadrature_says(calc
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def small_fit(calcinosis):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return br.fit(calcinosis, draws=200, tune=200, chains=2, seed=3, progressbar=False)
+# modality_fit (tests/conftest.py): the default model, any response by modality, 2 x 200 draws
 
 
-def test_log_prior_matches_pymc(small_fit):
+def test_log_prior_matches_pymc(modality_fit):
     """Our log prior per draw equals PyMC's log density of the free variables (no Jacobian)."""
-    fit = small_fit
+    fit = modality_fit
     lp = log_prior(fit)
     total = sum(lp[v] for v in lp.data_vars).values.reshape(-1)
     model = models.build_model(fitting.collapse_identical(fit.data), fit.spec)
@@ -319,9 +315,9 @@ def test_log_prior_matches_pymc(small_fit):
         assert logp(point) == pytest.approx(total[s], rel=1e-8)
 
 
-def test_prior_sensitivity_rows_finite(small_fit):
-    table = prior_sensitivity(small_fit)
-    groups = list(small_fit.groups)
+def test_prior_sensitivity_rows_finite(modality_fit):
+    table = prior_sensitivity(modality_fit)
+    groups = list(modality_fit.groups)
     expected = (
         [f"alpha[{g}]" for g in groups]
         + ["log_phi", "log_phi_sd"]
