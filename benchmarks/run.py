@@ -226,8 +226,9 @@ def bench_leave_one_out() -> dict:
 
 
 def bench_scale(n_studies: int) -> dict:
+    """n synthetic studies: a first fit (compilation included), then a refit, vs the baseline."""
     table = synthetic_table(n_studies)
-    ours_fit(table.iloc[:600], seed=0)  # warm the import path
+    cold_time, _ = timed(ours_fit, table, 0)
     ours_time, fit = timed(ours_fit, table, 1)
     draws = 100
     base_time, base = timed(baseline_fit, table, 1, draws, draws)
@@ -238,14 +239,17 @@ def bench_scale(n_studies: int) -> dict:
     order = np.argsort(fit.groups)
     return {
         f"studies_{n_studies}": {
-            "ours_s": ours_time,
+            "ours_s": cold_time,
+            "ours_warm_s": ours_time,
             "baseline_s": base_full,
-            "ratio": base_full / ours_time,
+            "ratio": base_full / cold_time,
+            "ratio_warm": base_full / ours_time,
             "target": ">= 15x faster, same posterior",
             "likelihood_terms": fit.settings.get("likelihood_terms"),
             "max_abs_diff_alpha_means": float(np.abs(ours_alpha[order] - base_alpha).max()),
-            "note": f"baseline timed with {draws} tuning + {draws} draws and scaled to 2000 "
-            "iterations; ours includes compilation",
+            "note": f"ours: first fit in the process, compilation and validation of the table "
+            f"included (a refit: {ours_time:.1f} s); baseline timed with {draws} tuning + "
+            f"{draws} draws and scaled to 2000 iterations",
         }
     }
 
