@@ -203,8 +203,8 @@ A miscalibrated fit is caught by the same test: `tests/test_validation.py` simul
 intercept prior ten times wider than the fitted one and checks that the intercepts fail.
 
 Not covered here: SBC checks that the posterior is right *given the prior*; it says nothing
-about frequentist coverage at fixed true rates. A comparison of interval coverage with the
-frequentist binomial-normal GLMM (metafor's `rma.glmm`) has not been run.
+about frequentist coverage at fixed true rates. For that, and a comparison with the
+frequentist binomial-normal GLMM (metafor's `rma.glmm`), see [Coverage](coverage.md).
 
 ## Results by configuration
 
