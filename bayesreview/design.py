@@ -40,12 +40,6 @@ class Bias:
     def n_missing(self) -> int:
         return int((self.codes < 0).sum()) if self.kind == "categorical" else 0
 
-    @property
-    def observed_counts(self) -> np.ndarray:
-        """Studies per level among those whose level is known (categorical only)."""
-        known = self.codes[self.codes >= 0].astype(int)
-        return np.bincount(known, minlength=len(self.levels))
-
 
 @dataclass(frozen=True)
 class ModelData:

@@ -167,7 +167,7 @@ def pooled_rates(
     stages = stages_from_posterior(posterior, data, likelihood)
     outcomes = data.reported_outcomes
     levels, weights = level_weights(posterior, data)
-    reference = 0 if data.bias is None or data.bias.kind == "categorical" else 0.0
+    reference = 0  # the reference level, or the centre of a numeric covariate (codes - centre)
     per_level = _outcome_moments(stages, levels, rng)
     at_reference = _outcome_moments(stages, [reference], rng)[0]
 

@@ -177,8 +177,13 @@ def test_ppc_flags_all_or_nothing_studies_under_forced_homogeneity():
     n = np.array([4, 6, 5, 8, 3, 10, 4, 6, 5, 7, 9, 4])
     events = np.where(np.arange(12) % 2 == 0, n, 0)
     studies = _table("a", n, events)
-    spec = br.load_spec("beta_binomial").with_prior(
-        "log_concentration", {"dist": "normal", "mu": 9.0, "sigma": 0.1}
+    # one concentration shared by all modalities, so the prior really pins it (with partial
+    # pooling, log_phi_sd * z could pull the modality's phi back down towards the data)
+    default = br.load_spec("beta_binomial").to_dict()
+    priors = {k: v for k, v in default["priors"].items() if k != "log_concentration_sd"}
+    priors["log_concentration"] = {"dist": "normal", "mu": 9.0, "sigma": 0.1}
+    spec = br.ModelSpec.from_dict(
+        {**default, "name": "forced_homogeneity", "heterogeneity": "shared", "priors": priors}
     )
     fit = _quiet_fit(studies, outcome="events", model=spec, seed=5)
     table = ppc(fit).set_index("statistic")
