@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesreview import __version__
+from bayesreview._io import atomic_path
 from bayesreview.data import clopper_pearson, read_studies
 from bayesreview.design import (
     ModelData,
@@ -455,12 +456,8 @@ class Fit:
                 "bayesreview_settings": json.dumps(self.settings),
             }
         )
-        temporary = path.with_name(f".{path.name}.partial")
-        try:
+        with atomic_path(path) as temporary:
             idata.to_netcdf(str(temporary), engine="h5netcdf")
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
         return path
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayesreview._io import atomic_path
 from bayesreview.compare import _check_level, _outcomes, pairwise, ranks
 from bayesreview.errors import BayesReviewError
 from bayesreview.formatting import percent
@@ -718,8 +719,7 @@ def save_figure(
     written = []
     for fmt in formats:
         target = stem.with_name(f"{stem.name}.{fmt}")
-        temporary = stem.with_name(f".{stem.name}.{fmt}.partial")
-        try:
+        with atomic_path(target) as temporary:
             fig.savefig(
                 temporary,
                 format=fmt,
@@ -728,9 +728,6 @@ def save_figure(
                 bbox_inches="tight",
                 pad_inches=0.1,
             )
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
         written.append(target)
     return written
 

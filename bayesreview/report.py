@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayesreview._io import atomic_path
 from bayesreview.data import CATEGORIES, list_datasets, load_dataset
 from bayesreview.formatting import percent
 
@@ -545,10 +546,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
         ``path``.
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
+    with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path

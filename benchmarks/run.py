@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayesreview.report import write_text_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -341,7 +343,7 @@ def write_docs(results: dict) -> None:
             f"{'' if ratio is None else f'{ratio:.1f}x'} | {row.get('target', '')} | "
             f"{note} |"
         )
-    DOCS.write_text("\n".join(lines) + "\n")
+    write_text_atomic(DOCS, "\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
@@ -363,9 +365,7 @@ def main(argv=None) -> int:
         print(f"running {name} ...", flush=True)
         results["benchmarks"].update(bench())
     results["machine"] = machine()
-    temporary = RESULTS.with_suffix(".partial")
-    temporary.write_text(json.dumps(results, indent=2))
-    os.replace(temporary, RESULTS)
+    write_text_atomic(RESULTS, json.dumps(results, indent=2))
     write_docs(results)
     print(json.dumps(results["benchmarks"], indent=2))
     return 0
