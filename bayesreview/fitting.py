@@ -94,6 +94,17 @@ def _data_arrays(data: ModelData, tabulated: Tabulated | None = None) -> dict[st
     return arrays
 
 
+def tabulated_counts(data: ModelData, spec: ModelSpec) -> Tabulated | None:
+    """The beta-binomial likelihood's sufficient counts, where they apply; else None.
+
+    They apply to the beta-binomial with no missing bias level and no n above 1024
+    (:func:`bayesreview.design.can_tabulate`).
+    """
+    if spec.likelihood == "beta_binomial" and can_tabulate(data):
+        return tabulate(data)
+    return None
+
+
 def _compiled_model(
     data: ModelData, spec: ModelSpec, sampler: str, tabulated: Tabulated | None = None
 ):
@@ -601,9 +612,8 @@ def fit(
         data = replace(data, weights=given.astype(np.int64))
         settings["weights"] = [int(w) for w in given]
     collapsible = collapse and spec.likelihood == "beta_binomial"
-    tabulated = None
-    if collapsible and can_tabulate(data):
-        tabulated = tabulate(data)
+    tabulated = tabulated_counts(data, spec) if collapsible else None
+    if tabulated is not None:
         fitted_data = data
         settings["likelihood_terms"] = f"tabulated: {tabulated.n_cells} cells x {tabulated.width}"
     else:

@@ -88,13 +88,11 @@ def _refit_rates(
     Calls the fitting internals directly: ``_sample`` reuses the compiled model of this
     structure and spec, and ``pooled_rates`` computes the reported rates; nothing per study.
     """
-    from bayesreview.design import can_tabulate, tabulate
-    from bayesreview.fitting import _flat_posterior, _sample
+    from bayesreview.fitting import _flat_posterior, _sample, tabulated_counts
     from bayesreview.quantities import pooled_rates
 
-    tabulated = None
-    if scenario.spec.likelihood == "beta_binomial" and can_tabulate(scenario.data):
-        tabulated = tabulate(scenario.data)  # shape fixed by cells and largest n
+    # the tabulated shape is fixed by the cells and the largest n, whatever the weights
+    tabulated = tabulated_counts(scenario.data, scenario.spec)
     idata, free = _sample(
         scenario.data, scenario.spec, sampler, draws, tune, chains, seed, progressbar, tabulated
     )
