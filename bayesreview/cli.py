@@ -20,7 +20,6 @@ Commands
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import sys
@@ -37,9 +36,8 @@ EXIT_INTERRUPTED = 130
 DEFAULT_OUT = "bayesreview-results"
 #: Outcomes ``analyze`` accepts (``events`` for a table with an ``events`` column only).
 ANALYZE_OUTCOMES = ("any", "complete", "partial", "response", "events")
+#: Formats of the forest plots; report.html embeds the SVG.
 FIGURE_FORMATS = ("png", "svg", "pdf")
-#: Resolution of the forest plots embedded in report.html (the PNG files have 200 dpi).
-REPORT_DPI = 110
 
 
 def _add_data_argument(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -265,37 +263,71 @@ def _write_csv(frame, path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.6g")
 
 
-def _write_results(fit, staging: Path, crude) -> None:
-    """Tables, forest plots and the report of ``fit`` into the folder ``staging``."""
+def _draw_forest_plots(fit, outcomes: Sequence[str], staging: Path) -> None:
+    """forest_<outcome>.png/.svg/.pdf of each outcome into ``staging``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from bayesreview.plots import save_figure
-    from bayesreview.report import write_report
 
-    summary = fit.summary()
-    comparison = fit.compare()
-    ranks = fit.ranks()
-    _write_csv(summary, staging / "summary.csv")
-    _write_csv(comparison, staging / "comparison.csv")
-    _write_csv(ranks, staging / "ranks.csv")
-    _write_csv(crude, staging / "crude.csv")
-    _write_csv(fit.study_estimates(), staging / "studies.csv")
-    _write_csv(fit.diagnostics(), staging / "diagnostics.csv")
-    figures = {}
-    for outcome in fit.outcomes:
+    for outcome in outcomes:
         figure = fit.forest_plot(outcome=outcome)
         try:
             save_figure(figure, staging / f"forest_{outcome}", formats=FIGURE_FORMATS)
-            buffer = io.BytesIO()  # a lighter PNG for the report, which people e-mail
-            figure.savefig(
-                buffer, format="png", dpi=REPORT_DPI, bbox_inches="tight", pad_inches=0.1
-            )
         finally:
             plt.close(figure)
-        figures[outcome] = buffer.getvalue()
+
+
+def _forest_plot_worker(fit, outcomes: Sequence[str], staging: Path):
+    """A forked process drawing some of the forest plots, or None where that does not pay.
+
+    Drawing is single-threaded text layout (about 1.5 s per outcome in three formats), so
+    on a machine with a second core a child process draws half of the outcomes while this
+    process writes the rest. The child inherits the fit (fork): nothing is pickled.
+    """
+    import multiprocessing
+
+    if not outcomes or len(os.sched_getaffinity(0)) < 2:
+        return None
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    worker = multiprocessing.get_context("fork").Process(
+        target=_draw_forest_plots, args=(fit, outcomes, staging), daemon=True
+    )
+    worker.start()
+    return worker
+
+
+def _write_results(fit, staging: Path, crude, save_fit: bool = False) -> None:
+    """Tables, forest plots and the report of ``fit`` (and fit.nc) into the folder ``staging``."""
+    from bayesreview.report import write_report
+
+    outcomes = list(fit.outcomes)
+    half = (len(outcomes) + 1) // 2
+    worker = _forest_plot_worker(fit, outcomes[:half], staging)
+    mine = outcomes if worker is None else outcomes[half:]
+    try:
+        if save_fit:
+            fit.save(staging / "fit.nc")
+        summary = fit.summary()
+        comparison = fit.compare()
+        ranks = fit.ranks()
+        _write_csv(summary, staging / "summary.csv")
+        _write_csv(comparison, staging / "comparison.csv")
+        _write_csv(ranks, staging / "ranks.csv")
+        _write_csv(crude, staging / "crude.csv")
+        _write_csv(fit.study_estimates(), staging / "studies.csv")
+        _write_csv(fit.diagnostics(), staging / "diagnostics.csv")
+        _draw_forest_plots(fit, mine, staging)
+    finally:
+        if worker is not None:
+            worker.join()
+    if worker is not None and worker.exitcode != 0:
+        _draw_forest_plots(fit, outcomes[:half], staging)  # raises what went wrong, if anything
+    # the report shows the SVG files just written: vector, and no second rendering
+    figures = {o: (staging / f"forest_{o}.svg").read_bytes() for o in outcomes}
     write_report(
         fit,
         staging / "report.html",
@@ -364,11 +396,7 @@ def _analyze(args: argparse.Namespace) -> int:
         if issubclass(warning.category, ConvergenceWarning):
             print(f"bayesreview analyze: warning: {warning.message}", file=sys.stderr)
 
-    def work(staging: Path) -> None:
-        result.save(staging / "fit.nc")
-        _write_results(result, staging, crude)
-
-    names = _in_staging(out, work)
+    names = _in_staging(out, lambda staging: _write_results(result, staging, crude, True))
     print(format_summary(result.summary()))
     print(
         "\nCrude: events/N with exact 95% CI. Posterior: median and 95% credible interval of "

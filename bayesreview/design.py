@@ -327,6 +327,10 @@ def pad_rows(data: ModelData, n_rows: int) -> ModelData:
 MAX_TABULATED_TRIALS = 1024
 
 
+#: Names of the model's data containers for a tabulated stage's terms (:class:`Tabulated`).
+TERM_NAMES = ("term_cell", "term_index", "events_above", "failures_above", "trials_above")
+
+
 @dataclass(frozen=True)
 class Tabulated:
     """The beta-binomial likelihood's sufficient counts per cell (group x bias value).
@@ -334,25 +338,28 @@ class Tabulated:
     With a = mu phi, b = (1 - mu) phi shared by every study of a cell, the weighted sum of the
     studies' log-likelihoods is, up to the binomial coefficients (a constant),
 
-        sum_i [ S_i log(a + i) + F_i log(b + i) - T_i log(phi + i) ],  i = 0 .. K - 1,
+        sum_i [ S_i log(a + i) + F_i log(b + i) - T_i log(phi + i) ],  i = 0, 1, ...
 
     with S_i, F_i, T_i the (weighted) numbers of studies with y > i, n - y > i and n > i: the
-    rising factorials written out. Its cost depends on the cells and the largest n, not on the
-    number of studies, and it has no cancellation for any phi. ``counts`` maps a stage's suffix
-    to (S, F, T), each shaped (cells, K).
+    rising factorials written out. Only the terms with T_i > 0 (i below the cell's largest n)
+    are kept, as a list of (cell, i, S_i, F_i, T_i): its length is the sum over cells of their
+    largest n, whatever the number of studies, and it has no cancellation for any phi.
+    ``terms`` maps a stage's suffix to the arrays (cell, i, S, F, T), each of one length,
+    padded with zero counts.
     """
 
     cell_group: np.ndarray
     cell_code: np.ndarray
-    counts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    terms: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
     @property
     def n_cells(self) -> int:
         return len(self.cell_group)
 
     @property
-    def width(self) -> int:
-        return next(iter(self.counts.values()))[0].shape[1]
+    def n_terms(self) -> tuple[int, ...]:
+        """Number of (padded) terms of each stage."""
+        return tuple(len(cell) for cell, *_ in self.terms.values())
 
 
 def can_tabulate(data: ModelData) -> bool:
@@ -373,29 +380,38 @@ def _at_least(values: np.ndarray, cell: np.ndarray, n_cells: int, width: int, we
     return at_least[:, 1:]
 
 
-def tabulate(data: ModelData, n_cells: int | None = None, width: int | None = None) -> Tabulated:
+def tabulate(data: ModelData, n_cells: int | None = None) -> Tabulated:
     """Sufficient counts of ``data`` per (group, bias value) cell; see :class:`Tabulated`.
 
-    ``n_cells`` and ``width`` pad the cells and the count index (default: next powers of two) so
-    that data of similar size share one compiled model.
+    The cells (``n_cells``, default the next power of two) and each stage's terms (the next
+    power of two) are padded so that data of similar size share one compiled model.
     """
     codes = np.zeros(data.n_rows) if data.bias is None else data.bias.codes.astype(float)
     keys = np.column_stack([data.group_idx.astype(float), codes])
     unique, cell = np.unique(keys, axis=0, return_inverse=True)
     cell = cell.reshape(-1)
     n_cells = n_cells or padded_size(len(unique), smallest=8)
-    width = width or padded_size(int(data.trials.max()), smallest=8)
+    width = int(data.trials.max())
     weights = data.weights.astype(float)
-    counts = {}
+    terms = {}
     for suffix, events, trials in data.stage_counts():
-        counts[suffix] = (
-            _at_least(events, cell, n_cells, width, weights),
-            _at_least(trials - events, cell, n_cells, width, weights),
-            _at_least(trials, cell, n_cells, width, weights),
+        above = [
+            _at_least(values, cell, n_cells, width, weights)
+            for values in (events, trials - events, trials)
+        ]
+        term_cell, term_index = np.nonzero(above[2] > 0)
+        size = padded_size(len(term_cell), smallest=8)
+        terms[suffix] = tuple(
+            np.pad(values, (0, size - len(values)))
+            for values in (
+                term_cell.astype(np.int64),
+                term_index.astype(float),
+                *(counts[term_cell, term_index] for counts in above),
+            )
         )
     padding = n_cells - len(unique)
     return Tabulated(
         cell_group=np.concatenate([unique[:, 0], np.zeros(padding)]).astype(np.int64),
         cell_code=np.concatenate([unique[:, 1], np.zeros(padding)]),
-        counts=counts,
+        terms=terms,
     )

@@ -26,6 +26,7 @@ from bayesreview import __version__
 from bayesreview._io import atomic_path
 from bayesreview.data import clopper_pearson, read_studies
 from bayesreview.design import (
+    TERM_NAMES,
     ModelData,
     Tabulated,
     can_tabulate,
@@ -78,9 +79,8 @@ def _data_arrays(data: ModelData, tabulated: Tabulated | None = None) -> dict[st
         if data.bias is not None:
             codes = tabulated.cell_code
             arrays["cell_code"] = codes.astype(np.int64) if data.bias.kind != "numeric" else codes
-        for suffix, counts in tabulated.counts.items():
-            names = ("events_above", "failures_above", "trials_above")
-            arrays.update({f"{name}{suffix}": c for name, c in zip(names, counts, strict=True)})
+        for suffix, terms in tabulated.terms.items():
+            arrays.update({f"{n}{suffix}": v for n, v in zip(TERM_NAMES, terms, strict=True)})
         return arrays
     arrays = {"group_idx": data.group_idx, "weights": data.weights.astype(float)}
     if data.bias is not None:
@@ -118,7 +118,7 @@ def _compiled_model(
             "tabulated",
             data.outcome,
             tabulated.n_cells,
-            tabulated.width,
+            tabulated.n_terms,
             None if data.bias is None else data.bias.kind,
         )
     )
@@ -133,9 +133,9 @@ def _compiled_model(
         model = build_model(data, spec, tabulated)
         compiled = None
         if sampler == "nutpie":
-            import nutpie
+            from bayesreview._nutpie_cache import compile_model
 
-            compiled = nutpie.compile_pymc_model(model)
+            compiled = compile_model(model)
         _COMPILED[key] = (model, compiled)
     return _COMPILED[key]
 
@@ -615,7 +615,9 @@ def fit(
     tabulated = tabulated_counts(data, spec) if collapsible else None
     if tabulated is not None:
         fitted_data = data
-        settings["likelihood_terms"] = f"tabulated: {tabulated.n_cells} cells x {tabulated.width}"
+        settings["likelihood_terms"] = (
+            f"tabulated: {tabulated.n_cells} cells, {sum(tabulated.n_terms)} terms"
+        )
     else:
         fitted_data = collapse_identical(data) if collapsible else data
         settings["likelihood_terms"] = f"{fitted_data.n_rows} rows"

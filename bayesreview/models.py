@@ -28,7 +28,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayesreview.design import ModelData, Tabulated
+from bayesreview.design import TERM_NAMES, ModelData, Tabulated
 from bayesreview.errors import SpecError
 from bayesreview.spec import ModelSpec
 
@@ -144,12 +144,12 @@ def beta_binomial_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: st
 
 
 def beta_binomial_tabulated_stage(
-    data: ModelData, spec: ModelSpec, stage: str, suffix: str, cells, codes, counts
+    data: ModelData, spec: ModelSpec, stage: str, suffix: str, cells, codes, terms
 ):
     """Beta-binomial log-likelihood of all studies from per-cell sufficient counts.
 
-    sum_c sum_i [S_ci log(a_c + i) + F_ci log(b_c + i) - T_ci log(phi_c + i)] (see
-    :class:`bayesreview.design.Tabulated`); exact up to the binomial coefficients.
+    sum_k [S_k log(a_c + i_k) + F_k log(b_c + i_k) - T_k log(phi_c + i_k)], c = cell of term k
+    (see :class:`bayesreview.design.Tabulated`); exact up to the binomial coefficients.
     """
     alpha, log_phi = _beta_binomial_parameters(data, spec, stage, suffix)
     logit = alpha[cells]
@@ -157,12 +157,11 @@ def beta_binomial_tabulated_stage(
     if shift is not None:
         logit = logit + (shift if data.bias.kind == "numeric" else shift[codes])
     log_phi_cell = log_phi[cells]
+    term_cell, i, success, failure, trials = terms
     tiny = 1e-300  # keeps log(a + 0) finite where a underflows; zero counts then add 0
-    a = pt.exp(log_phi_cell + pt.log(pt.sigmoid(logit)))[:, None]
-    b = pt.exp(log_phi_cell + pt.log(pt.sigmoid(-logit)))[:, None]
-    phi = pt.exp(log_phi_cell)[:, None]
-    i = pt.arange(counts[0].shape[1])[None, :]
-    success, failure, trials = counts
+    a = pt.exp(log_phi_cell + pt.log(pt.sigmoid(logit)))[term_cell]
+    b = pt.exp(log_phi_cell + pt.log(pt.sigmoid(-logit)))[term_cell]
+    phi = pt.exp(log_phi_cell)[term_cell]
     return (
         pt.sum(success * pt.log(a + i + tiny))
         + pt.sum(failure * pt.log(b + i + tiny))
@@ -256,7 +255,8 @@ def _build_tabulated(data: ModelData, spec: ModelSpec, tabulated: Tabulated) -> 
     coords = coords_of(data)
     coords.pop("row")
     coords["cell"] = list(range(tabulated.n_cells))
-    coords["count"] = list(range(tabulated.width))
+    for suffix, (term_cell, *_) in tabulated.terms.items():
+        coords[f"term{suffix}"] = list(range(len(term_cell)))
     with pm.Model(coords=coords) as model:
         cells = pm.Data("cell_group", tabulated.cell_group, dims="cell")
         codes = None
@@ -266,13 +266,11 @@ def _build_tabulated(data: ModelData, spec: ModelSpec, tabulated: Tabulated) -> 
                 values = values.astype(np.int64)
             codes = pm.Data("cell_code", values, dims="cell")
         total = 0.0
-        for suffix, counts in tabulated.counts.items():
+        for suffix, terms in tabulated.terms.items():
             stage = "conditional" if suffix else "marginal"
             containers = [
-                pm.Data(f"{name}{suffix}", values, dims=("cell", "count"))
-                for name, values in zip(
-                    ("events_above", "failures_above", "trials_above"), counts, strict=True
-                )
+                pm.Data(f"{name}{suffix}", values, dims=f"term{suffix}")
+                for name, values in zip(TERM_NAMES, terms, strict=True)
             ]
             total = total + beta_binomial_tabulated_stage(
                 data, spec, stage, suffix, cells, codes, containers

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 POSTERIOR_COLOR = "#1f5fa8"
 #: Colour of prediction intervals.
 PREDICTION_COLOR = "#7a7a7a"
+#: White margin around saved figures, in inches.
+PAD_INCHES = 0.1
 
 _OUTCOME_WORDS = {
     "any": "Any response (complete or partial)",
@@ -716,17 +718,14 @@ def save_figure(
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}
+    # The tight bounding box, found once (a layout pass) rather than once per format.
+    bounds = fig.get_tightbbox(fig.canvas.get_renderer()).padded(PAD_INCHES)
     written = []
     for fmt in formats:
         target = stem.with_name(f"{stem.name}.{fmt}")
         with atomic_path(target) as temporary:
             fig.savefig(
-                temporary,
-                format=fmt,
-                dpi=dpi,
-                metadata=metadata.get(fmt),
-                bbox_inches="tight",
-                pad_inches=0.1,
+                temporary, format=fmt, dpi=dpi, metadata=metadata.get(fmt), bbox_inches=bounds
             )
         written.append(target)
     return written
