@@ -1,5 +1,5 @@
 """``python -m bayesreview`` runs the command line (see :mod:`bayesreview.cli`)."""
 
-from bayesreview.cli import main
+from bayesreview.cli import run
 
-raise SystemExit(main())
+run()

@@ -285,14 +285,18 @@ def log_likelihood(posterior: dict[str, np.ndarray], data: ModelData, likelihood
     model the two stages' terms are added.
     """
     stages = stages_from_posterior(posterior, data, likelihood)
-    by_level = _levels_loglik(stages, data)
-    if by_level is None:
+    categorical = data.bias is not None and data.bias.kind == "categorical"
+    if not categorical or data.bias.n_missing == 0:  # each study at its own level
+        levels = None
+        if categorical:
+            levels = np.broadcast_to(data.bias.codes, (stages[0].alpha.shape[0], data.n_rows))
         total = 0.0
         for stage, (_, y, n) in zip(stages, data.stage_counts(), strict=True):
             total = total + _stage_row_loglik(
-                stage, _eta_at(stage, data, None), y, n, data.group_idx
+                stage, _eta_at(stage, data, levels), y, n, data.group_idx
             )
         return total
+    by_level = _levels_loglik(stages, data)
     codes = data.bias.codes
     known = codes >= 0
     out = np.empty(by_level.shape[:2])

@@ -179,6 +179,30 @@ def test_interrupt_leaves_nothing_behind(analyzed, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_forest_plots_are_redrawn_if_the_second_process_fails(analyzed, tmp_path, monkeypatch):
+    # Half of the forest plots are drawn in a forked process; if it fails, this process draws
+    # them, so the results are still whole.
+    from bayesreview import cli
+
+    draw, parent = cli._draw_forest_plots, os.getpid()
+
+    def fails_in_child(*args, **kwargs):
+        if os.getpid() != parent:
+            raise RuntimeError("child failed")
+        draw(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "_draw_forest_plots", fails_in_child)
+    out, _ = analyzed
+    target = tmp_path / "again"
+    code, _, stderr = _run(["report", str(out / "fit.nc"), "--out", str(target)])
+    assert code == 0, stderr
+    for outcome in OUTCOMES:
+        for ext in ("png", "svg", "pdf"):
+            assert (target / f"forest_{outcome}.{ext}").stat().st_size > 1000
+    report = (target / "report.html").read_text()
+    assert report.count("<svg") >= len(OUTCOMES)
+
+
 # ---- refusals: exit code 2, one line, no traceback ----------------------------------------
 
 

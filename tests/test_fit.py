@@ -316,6 +316,38 @@ def test_hiding_bias_levels_widens_the_intervals():
     assert "bias_level_prob" not in known.idata.posterior
 
 
+@pytest.mark.parametrize("hide", [False, True])
+def test_pointwise_log_likelihood_equals_scipy_betabinom(studies, fast_fit, hide):
+    # The per-study log-likelihood (for LOO) at each draw: scipy's beta-binomial at the study's
+    # own design level, or, where the level is hidden, the mixture sum_k pi_k L_j(k).
+    table = studies.copy()
+    if hide:
+        table.loc[table.index % 4 == 0, "design"] = None
+    result = fast_fit(table, by="group", bias="design", seed=3, draws=20, tune=100)
+    post = result.idata.posterior.isel(chain=0)
+    levels = list(result.idata.posterior["beta"].bias_level.values)
+    reference = next(lv for lv in table["design"].dropna().unique() if lv not in levels)
+    events = (table["complete"] + table["partial"]).to_numpy()
+    loglik = result.idata.log_likelihood["events"].isel(chain=0)
+    for draw in (0, 7, 19):
+        p = post.isel(draw=draw)
+        shift = {reference: 0.0, **{lv: float(p["beta"].sel(bias_level=lv)) for lv in levels}}
+        for j, row in enumerate(table.itertuples()):
+            alpha = float(p["alpha"].sel(group=row.group))
+            phi = float(p["phi"].sel(group=row.group))
+            mu = {level: special.expit(alpha + value) for level, value in shift.items()}
+            density = {
+                level: stats.betabinom(row.n, m * phi, (1 - m) * phi).pmf(events[j])
+                for level, m in mu.items()
+            }
+            if isinstance(row.design, str):
+                expected = np.log(density[row.design])
+            else:
+                pi = p["bias_level_prob"]
+                expected = np.log(sum(float(pi.sel(level=lv)) * density[lv] for lv in shift))
+            assert float(loglik.isel(draw=draw, study=j)) == pytest.approx(expected, rel=1e-9)
+
+
 def test_risk_of_bias_missing_everywhere_uses_published_totals(studies):
     totals = br.dataset_info("calcinosis_cutis")["risk_of_bias_totals"]
     with warnings.catch_warnings():
