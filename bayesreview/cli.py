@@ -39,6 +39,8 @@ DEFAULT_OUT = "bayesreview-results"
 ANALYZE_OUTCOMES = ("any", "complete", "partial", "response", "events")
 #: Formats of the forest plots; report.html embeds the SVG.
 FIGURE_FORMATS = ("png", "svg", "pdf")
+#: Files of ours that a run with --force removes when it did not write them itself.
+FIGURE_PATTERNS = tuple(f"forest_*.{fmt}" for fmt in FIGURE_FORMATS)
 
 
 def _add_data_argument(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -59,7 +61,8 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="write into DIR even if it is not empty (files of the same names are replaced)",
+        help="write into DIR even if it is not empty (files of the same names are replaced, "
+        "forest plots of outcomes not drawn this time are removed, other files are kept)",
     )
 
 
@@ -234,7 +237,8 @@ class _Staging:
     """A temporary folder next to DIR; :meth:`commit` moves its files into DIR.
 
     When DIR does not exist or is empty, the whole folder is renamed into place (one atomic
-    step). Otherwise (``--force``) each file replaces its namesake with ``os.replace`` and other
+    step). Otherwise (``--force``) each file replaces its namesake with ``os.replace``, forest
+    plots of an earlier run that this run did not draw (other outcomes) are removed, and other
     files in DIR are left alone. On error the temporary folder is removed, so DIR never holds a
     half-written file.
     """
@@ -254,6 +258,10 @@ class _Staging:
             for name in names:
                 os.replace(self.path / name, self.out / name)
             self.path.rmdir()
+            for pattern in FIGURE_PATTERNS:  # forest plots of outcomes this run did not draw
+                for stale in self.out.glob(pattern):
+                    if stale.name not in names:
+                        stale.unlink()
         return names
 
     def discard(self) -> None:

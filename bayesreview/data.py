@@ -10,6 +10,7 @@ be used as a covariate. Rates are on the 0-1 scale throughout.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 import tomllib
@@ -99,7 +100,29 @@ def read_studies(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         )
     studies = _validate(frame, label)
     studies.attrs["source"] = label
+    studies.attrs["fingerprint"] = _fingerprint(studies)
     return studies
+
+
+def _fingerprint(studies: pd.DataFrame) -> str:
+    """A hash of a table's values, index, columns and dtypes (pandas' row hashing, vectorised)."""
+    rows = pd.util.hash_pandas_object(studies, index=True).to_numpy()
+    layout = repr([(str(c), str(t)) for c, t in studies.dtypes.items()]).encode()
+    return hashlib.sha256(rows.tobytes() + layout).hexdigest()
+
+
+def validated(studies: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """``studies`` itself if :func:`read_studies` returned it and it is unchanged since; else
+    ``read_studies(studies)``.
+
+    Refits (leave-one-out, simulations) then skip validating the same table again, while a
+    table edited after validation (a count typed in, a row dropped) is checked again.
+    """
+    if isinstance(studies, pd.DataFrame) and studies.attrs.get("fingerprint") == _fingerprint(
+        studies
+    ):
+        return studies
+    return read_studies(studies)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -295,7 +318,8 @@ def _validate(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     if "year" in frame:
         year = pd.to_numeric(frame["year"], errors="coerce")
         given = frame["year"].map(_present)
-        bad = given & (year.isna() | (year % 1 != 0) | ~year.abs().le(9999))
+        boolean = frame["year"].map(lambda value: isinstance(value, bool | np.bool_))
+        bad = given & (boolean | year.isna() | (year % 1 != 0) | ~year.abs().le(9999))
         for row in np.flatnonzero(bad.to_numpy()):
             problems.add(
                 int(row), "year", f"is not a year, a whole number ({frame['year'].iloc[row]!r})"

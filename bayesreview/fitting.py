@@ -24,7 +24,7 @@ import xarray as xr
 
 from bayesreview import __version__
 from bayesreview._io import atomic_path
-from bayesreview.data import clopper_pearson, read_studies
+from bayesreview.data import clopper_pearson, read_studies, validated
 from bayesreview.design import (
     TERM_NAMES,
     ModelData,
@@ -574,7 +574,7 @@ def fit(
     ConvergenceWarning
         When R-hat > 1.01, ESS < 400 or any transition diverged; the message says what to try.
     """
-    studies = studies if _is_validated(studies) else read_studies(studies)
+    studies = validated(studies)
     spec = load_spec(model)
     sampler = sampler or _default_sampler()
     if sampler not in SAMPLERS:
@@ -636,10 +636,6 @@ def fit(
             stacklevel=2,
         )
     return result
-
-
-def _is_validated(studies) -> bool:
-    return isinstance(studies, pd.DataFrame) and "source" in studies.attrs
 
 
 def _assemble(

@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from bayesreview.data import read_studies
+from bayesreview.data import validated
 from bayesreview.design import ModelData, model_data
 from bayesreview.errors import BayesReviewError, ConvergenceWarning
 from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
@@ -347,7 +347,7 @@ def sensitivity(
         When some refit had divergences or R-hat > 1.05 (:data:`RHAT_REFIT_MAX`; the
         scenarios are named).
     """
-    from bayesreview.fitting import _default_sampler, _is_validated
+    from bayesreview.fitting import _default_sampler
 
     unexpected = sorted(set(fit_kwargs) - set(_FIT_KWARGS))
     if unexpected:
@@ -369,7 +369,7 @@ def sensitivity(
     if not 0 < level < 1:
         raise BayesReviewError(f"level={level!r}: must be between 0 and 1")
     prior_scales = tuple(prior_scales)
-    studies = studies if _is_validated(studies) else read_studies(studies)
+    studies = validated(studies)
     spec = load_spec(model)
     sampler = fit_kwargs.get("sampler") or _default_sampler()
     common = (

@@ -140,9 +140,11 @@ def test_report_command_from_saved_fit(analyzed, tmp_path):
     target = tmp_path / "again"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
+    (target / "forest_events.png").write_bytes(b"from an earlier run of another outcome")
     code, stdout, stderr = _run(["report", str(out / "fit.nc"), "--out", str(target), "--force"])
     assert code == 0, stderr
     assert (target / "keep.txt").read_text() == "mine"  # --force replaces only our files
+    assert not (target / "forest_events.png").exists()  # a stale forest plot would mislead
     for name in ("summary.csv", "comparison.csv", "ranks.csv", "crude.csv", "report.html"):
         assert (target / name).is_file()
     assert not (target / "fit.nc").exists()

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 import bayesreview as br
+from bayesreview.data import validated
 
 # Table 2 of Nowaczyk et al. (2021), typed from the paper: (group, outcome) -> (events, N).
 # The topical none/unknown cells are left out: Table 1 (Ma 2019: 7 NR, 2 UR) disagrees with
@@ -220,6 +221,20 @@ def _error(table) -> str:
     return str(info.value)
 
 
+def test_a_table_edited_after_validation_is_checked_again(studies):
+    # fit() skips validating a table read_studies returned, but only while it is unchanged:
+    # a count typed in afterwards must still be refused, naming its row and column.
+    table = br.read_studies(studies)
+    assert validated(table) is table
+    table.loc[3, "complete"] = -1
+    with pytest.raises(br.DataError, match=r"row 4 .*column 'complete'"):
+        validated(table)
+    with pytest.raises(br.DataError, match=r"row 4 .*column 'complete'"):
+        br.fit(table, draws=10, tune=10, chains=1, progressbar=False)
+    subset = br.read_studies(studies).iloc[:20]  # attrs survive slicing; the hash does not
+    assert validated(subset) is not subset
+
+
 def test_good_table_is_accepted():
     studies = br.read_studies(_table())
     rating = studies["risk_of_bias"]
@@ -248,6 +263,13 @@ def test_bad_count(value, words):
     message = _error(_table(none=(1, value)))
     assert words in message
     assert "row 2 (study 'B 2002')" in message and "column 'none'" in message
+
+
+def test_year_must_be_a_year_not_a_boolean():
+    table = _table()
+    table["year"] = pd.Series([2001, True, 2003], dtype=object)
+    message = _error(table)
+    assert "row 2 (study 'B 2002')" in message and "'year'" in message and "True" in message
 
 
 def test_categories_must_sum_to_n():
