@@ -91,7 +91,7 @@ def _refit_rates(
     from bayesreview.fitting import _flat_posterior, _sample, tabulated_counts
     from bayesreview.quantities import pooled_rates
 
-    # the tabulated shape is fixed by the cells and the largest n, whatever the weights
+    # cells and terms are padded to powers of two: leaving a study out seldom changes shapes
     tabulated = tabulated_counts(scenario.data, scenario.spec)
     idata, free = _sample(
         scenario.data, scenario.spec, sampler, draws, tune, chains, seed, progressbar, tabulated
