@@ -394,13 +394,16 @@ NOTES = """
 
 ## Not met
 
-`bayesreview analyze` with empty compile caches takes about 25 s against the 20 s target.
+`bayesreview analyze` with empty compile caches took 22 s and 25 s (two benchmark runs) against
+the 20 s target.
 About 16 s of that is numba compiling the model's log-density and gradient for the first time:
 PyTensor's numba code for each operation (about 9 s), their composition (about 3 s), and the
 callbacks and the function that stores the draws (about 4 s). Every later run loads all of
 it from the cache. Measured and not taken: a lower LLVM optimisation level (`NUMBA_OPT=1`
-saves about 1 s; `0` disables caching), and calling the log-density from Python through
-`nutpie.from_pyfunc` (no callback to compile, but sampling took 4.5 s instead of 1 s).
+saves about 1 s; `0` disables caching), 0/1 matrix products instead of integer indexing in
+the tabulated likelihood (1.3 s less to compile, but each evaluation 35% slower), and calling
+the log-density from Python through `nutpie.from_pyfunc` (no callback to compile, but
+sampling took 4.5 s instead of 1 s).
 """
 
 
