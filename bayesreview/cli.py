@@ -289,6 +289,14 @@ def _draw_forest_plots(fit, outcomes: Sequence[str], staging: Path) -> None:
             plt.close(figure)
 
 
+def _forest_plot_child(fit, outcomes: Sequence[str], staging: Path) -> None:
+    """The forked process: Ctrl-C is left to the parent, which then terminates it quietly."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _draw_forest_plots(fit, outcomes, staging)
+
+
 def _forest_plot_worker(fit, outcomes: Sequence[str], staging: Path):
     """A forked process drawing some of the forest plots, or None where that does not pay.
 
@@ -298,14 +306,15 @@ def _forest_plot_worker(fit, outcomes: Sequence[str], staging: Path):
     """
     import multiprocessing
 
-    if not outcomes or len(os.sched_getaffinity(0)) < 2:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if not outcomes or (cpus or 1) < 2:
         return None
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
     sys.stdout.flush()  # else text still buffered here would be written twice
     sys.stderr.flush()
     worker = multiprocessing.get_context("fork").Process(
-        target=_draw_forest_plots, args=(fit, outcomes, staging), daemon=True
+        target=_forest_plot_child, args=(fit, outcomes, staging), daemon=True
     )
     worker.start()
     return worker
