@@ -518,7 +518,8 @@ def fit(
     Parameters
     ----------
     studies
-        A study table (DataFrame or CSV path); validated with :func:`read_studies`.
+        A study table (DataFrame or CSV path); validated with :func:`read_studies` unless it
+        is a table ``read_studies`` returned, unchanged since.
     outcome
         ``"any"`` (default: complete or partial response), ``"complete"``, ``"partial"``, or
         ``"response"``: the joint sequential model (any response, then complete given any)
