@@ -129,9 +129,11 @@ def _cache_key(graph_key: str | None, source: str) -> str | None:
     """None (do not cache) when PyTensor could not key the compiled graph."""
     if graph_key is None:
         return None
-    from importlib import metadata
+    import numba
+    import nutpie
+    import pytensor
 
-    versions = [metadata.version(p) for p in ("nutpie", "pytensor", "numba")]
+    versions = [nutpie.__version__, pytensor.__version__, numba.__version__]
     return hashlib.sha256("\n".join([graph_key, source, *versions]).encode()).hexdigest()
 
 
