@@ -415,3 +415,18 @@ def tabulate(data: ModelData, n_cells: int | None = None) -> Tabulated:
         cell_code=np.concatenate([unique[:, 1], np.zeros(padding)]),
         terms=terms,
     )
+
+
+def cell_covariates(data: ModelData, tabulated: Tabulated) -> np.ndarray:
+    """(cells, B) covariate matrix of the tabulated cells: the bias term is X beta.
+
+    One 0/1 column per non-reference level of a categorical covariate, the centred value of a
+    numeric one, no column without a covariate.
+    """
+    bias = data.bias
+    if bias is None:
+        return np.zeros((tabulated.n_cells, 0))
+    if bias.kind == "numeric":
+        return tabulated.cell_code.astype(float)[:, None]
+    levels = np.arange(1, len(bias.levels))
+    return (tabulated.cell_code.astype(np.int64)[:, None] == levels[None, :]).astype(float)

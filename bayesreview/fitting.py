@@ -30,6 +30,7 @@ from bayesreview.design import (
     ModelData,
     Tabulated,
     can_tabulate,
+    cell_covariates,
     collapse_identical,
     model_data,
     pad_rows,
@@ -77,8 +78,7 @@ def _data_arrays(data: ModelData, tabulated: Tabulated | None = None) -> dict[st
     if tabulated is not None:
         arrays = {"cell_group": tabulated.cell_group}
         if data.bias is not None:
-            codes = tabulated.cell_code
-            arrays["cell_code"] = codes.astype(np.int64) if data.bias.kind != "numeric" else codes
+            arrays["cell_covariates"] = cell_covariates(data, tabulated)
         for suffix, terms in tabulated.terms.items():
             arrays.update({f"{n}{suffix}": v for n, v in zip(TERM_NAMES, terms, strict=True)})
         return arrays

@@ -28,8 +28,9 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayesreview.design import TERM_NAMES, ModelData, Tabulated
+from bayesreview.design import TERM_NAMES, ModelData, Tabulated, cell_covariates
 from bayesreview.errors import SpecError
+from bayesreview.ops import TabulatedBetaBinomial
 from bayesreview.spec import ModelSpec
 
 
@@ -73,16 +74,25 @@ def binomial_logit_logp(y, n, logit_p):
     )
 
 
-def _bias_shift(data: ModelData, spec: ModelSpec, stage: str, suffix: str, codes):
-    """The bias term: a (K,) vector of level shifts, a (J,) numeric term, or None."""
+def _bias_coefficients(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
+    """The bias coefficients: a slope (numeric covariate), one shift per non-reference level
+    (categorical, a (K - 1,) vector), or None without a covariate."""
     bias = data.bias
     if bias is None:
         return None
     prior = spec.prior("bias", stage)
     if bias.kind == "numeric":
-        slope = prior.to_pymc(f"beta{suffix}")
-        return slope * codes
-    beta = prior.to_pymc(f"beta{suffix}", dims="bias_level")
+        return prior.to_pymc(f"beta{suffix}")
+    return prior.to_pymc(f"beta{suffix}", dims="bias_level")
+
+
+def _bias_shift(data: ModelData, spec: ModelSpec, stage: str, suffix: str, codes):
+    """The bias term: a (K,) vector of level shifts, a (J,) numeric term, or None."""
+    beta = _bias_coefficients(data, spec, stage, suffix)
+    if beta is None:
+        return None
+    if data.bias.kind == "numeric":
+        return beta * codes
     return pt.concatenate([pt.zeros(1), beta])
 
 
@@ -144,29 +154,19 @@ def beta_binomial_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: st
 
 
 def beta_binomial_tabulated_stage(
-    data: ModelData, spec: ModelSpec, stage: str, suffix: str, cells, codes, terms
+    data: ModelData, spec: ModelSpec, stage: str, suffix: str, cells, covariates, terms
 ):
     """Beta-binomial log-likelihood of all studies from per-cell sufficient counts.
 
-    sum_k [S_k log(a_c + i_k) + F_k log(b_c + i_k) - T_k log(phi_c + i_k)], c = cell of term k
-    (see :class:`bayesreview.design.Tabulated`); exact up to the binomial coefficients.
+    sum_k [S_k log(a_c + i_k) + F_k log(b_c + i_k) - T_k log(phi_c + i_k)], c = cell of term k,
+    logit mu_c = alpha[group of c] + covariates[c] . beta (see
+    :class:`bayesreview.design.Tabulated`); exact up to the binomial coefficients. Evaluated
+    with its gradient in one pass by :class:`bayesreview.ops.TabulatedBetaBinomial`.
     """
     alpha, log_phi = _beta_binomial_parameters(data, spec, stage, suffix)
-    logit = alpha[cells]
-    shift = _bias_shift(data, spec, stage, suffix, codes)
-    if shift is not None:
-        logit = logit + (shift if data.bias.kind == "numeric" else shift[codes])
-    log_phi_cell = log_phi[cells]
-    term_cell, i, success, failure, trials = terms
-    tiny = 1e-300  # keeps log(a + 0) finite where a underflows; zero counts then add 0
-    a = pt.exp(log_phi_cell + pt.log(pt.sigmoid(logit)))[term_cell]
-    b = pt.exp(log_phi_cell + pt.log(pt.sigmoid(-logit)))[term_cell]
-    phi = pt.exp(log_phi_cell)[term_cell]
-    return (
-        pt.sum(success * pt.log(a + i + tiny))
-        + pt.sum(failure * pt.log(b + i + tiny))
-        - pt.sum(trials * pt.log(phi + i))
-    )
+    beta = _bias_coefficients(data, spec, stage, suffix)
+    beta = pt.zeros(0) if beta is None else pt.atleast_1d(beta)
+    return TabulatedBetaBinomial()(alpha, log_phi, beta, cells, covariates, *terms)[0]
 
 
 def logit_normal_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: str, y, n, g, codes):
@@ -259,12 +259,9 @@ def _build_tabulated(data: ModelData, spec: ModelSpec, tabulated: Tabulated) -> 
         coords[f"term{suffix}"] = list(range(len(term_cell)))
     with pm.Model(coords=coords) as model:
         cells = pm.Data("cell_group", tabulated.cell_group, dims="cell")
-        codes = None
+        covariates = cell_covariates(data, tabulated)
         if data.bias is not None:
-            values = tabulated.cell_code
-            if data.bias.kind == "categorical":
-                values = values.astype(np.int64)
-            codes = pm.Data("cell_code", values, dims="cell")
+            covariates = pm.Data("cell_covariates", covariates)
         total = 0.0
         for suffix, terms in tabulated.terms.items():
             stage = "conditional" if suffix else "marginal"
@@ -273,7 +270,7 @@ def _build_tabulated(data: ModelData, spec: ModelSpec, tabulated: Tabulated) -> 
                 for name, values in zip(TERM_NAMES, terms, strict=True)
             ]
             total = total + beta_binomial_tabulated_stage(
-                data, spec, stage, suffix, cells, codes, containers
+                data, spec, stage, suffix, cells, covariates, containers
             )
         pm.Potential("loglik", total)
     return model

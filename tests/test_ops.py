@@ -1,0 +1,149 @@
+"""The tabulated beta-binomial Op (bayesreview.ops) against scipy, finite differences and limits.
+
+The Op evaluates one stage's log-likelihood from the sufficient counts of
+bayesreview.design.tabulate, with its gradient, in one compiled loop. Its value must equal the
+sum over studies of scipy's beta-binomial log-pmf (less the binomial coefficients), its
+gradient must equal finite differences of that value, and where the concentration underflows
+it must equal the exact small-phi limit of the beta-binomial.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.gradient import verify_grad
+from scipy import special, stats
+
+from bayesreview.design import cell_covariates, model_data, tabulate
+from bayesreview.ops import TabulatedBetaBinomial, tabulated_beta_binomial
+
+
+def _studies(bias: str | None, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n_studies = 60
+    n = rng.integers(1, 30, n_studies)
+    table = pd.DataFrame(
+        {
+            "study": [f"s{j}" for j in range(n_studies)],
+            "modality": rng.choice(["a", "b", "c"], n_studies),
+            "n": n,
+            "events": rng.binomial(n, rng.uniform(0.05, 0.95, n_studies)),
+        }
+    )
+    if bias == "level":
+        table["level"] = pd.Categorical(rng.choice(["low", "some", "high"], n_studies))
+    if bias == "value":
+        table["value"] = rng.normal(2000, 10, n_studies).round()
+    return table
+
+
+def _stage(bias: str | None, seed: int = 0):
+    """(data, the Op's data inputs) for one stage of a synthetic table."""
+    data = model_data(_studies(bias, seed), "events", by="modality", bias=bias)
+    tabulated = tabulate(data)
+    ((term_cell, *counts),) = tabulated.terms.values()
+    inputs = (tabulated.cell_group, cell_covariates(data, tabulated), term_cell, *counts)
+    return data, inputs
+
+
+def _per_study_sum(data, alpha, log_phi, beta) -> float:
+    """Sum over studies of scipy's beta-binomial log-pmf less log C(n, y)."""
+    eta = alpha[data.group_idx]
+    if data.bias is not None and data.bias.kind == "numeric":
+        eta = eta + beta[0] * data.bias.codes
+    elif data.bias is not None:
+        eta = eta + np.concatenate([[0.0], beta])[data.bias.codes]
+    phi = np.exp(log_phi[data.group_idx])
+    mu = special.expit(eta)
+    y, n = data.events, data.trials
+    logpmf = stats.betabinom.logpmf(y, n, mu * phi, (1 - mu) * phi)
+    return float(np.sum(logpmf - np.log(special.comb(n, y))))
+
+
+def _parameters(data, rng):
+    n_beta = 0 if data.bias is None else max(len(data.bias.levels) - 1, 1)
+    return (
+        rng.normal(0.0, 1.5, data.n_groups),
+        rng.normal(1.0, 1.0, data.n_groups),
+        rng.normal(0.0, 0.5, n_beta) / (10.0 if n_beta and data.bias.kind == "numeric" else 1),
+    )
+
+
+@pytest.mark.parametrize("bias", [None, "level", "value"])
+def test_value_equals_the_sum_of_scipy_log_pmfs(bias):
+    data, inputs = _stage(bias)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        alpha, log_phi, beta = _parameters(data, rng)
+        logp, *_ = tabulated_beta_binomial(alpha, log_phi, beta, *inputs)
+        assert logp == pytest.approx(_per_study_sum(data, alpha, log_phi, beta), rel=1e-10)
+
+
+@pytest.mark.parametrize("bias", [None, "level", "value"])
+def test_gradient_equals_finite_differences(bias):
+    data, inputs = _stage(bias, seed=2)
+    rng = np.random.default_rng(3)
+    alpha, log_phi, beta = _parameters(data, rng)
+    constants = [pt.as_tensor(x) for x in inputs]
+
+    def loglik(alpha, log_phi, beta=np.zeros(0)):
+        return TabulatedBetaBinomial()(alpha, log_phi, beta, *constants)[0]
+
+    points = [alpha, log_phi] if bias is None else [alpha, log_phi, beta]
+    verify_grad(loglik, points, rng=rng, abs_tol=1e-4, rel_tol=1e-4)
+
+
+def test_numba_backend_equals_the_python_call():
+    # PyTensor's numba backend runs the Op through its own wrapper; same numbers expected.
+    data, inputs = _stage("level", seed=4)
+    alpha, log_phi, beta = (pt.dvector(name) for name in ("alpha", "log_phi", "beta"))
+    logp = TabulatedBetaBinomial()(alpha, log_phi, beta, *map(pt.as_tensor, inputs))[0]
+    gradient = pt.grad(logp, [alpha, log_phi, beta])
+    outputs = [logp, *gradient]
+    numba_fn = pytensor.function([alpha, log_phi, beta], outputs, mode="NUMBA")
+    default_fn = pytensor.function([alpha, log_phi, beta], outputs)
+    values = _parameters(data, np.random.default_rng(5))
+    for got, expected in zip(numba_fn(*values), default_fn(*values), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_underflowing_concentration_gives_the_exact_small_phi_limit():
+    # As phi -> 0 the beta-binomial puts y = n with probability mu, y = 0 with 1 - mu, and
+    # 0 < y < n with probability ~ phi mu (1 - mu) C(n, y) B(y, n - y): at log phi = -800
+    # (phi = 0 in double precision) the Op must still return that limit, and a finite gradient.
+    data, inputs = _stage(None, seed=6)
+    alpha = np.array([-0.5, 0.3, 1.2])
+    log_phi = np.full(3, -800.0)
+    logp, grad_alpha, grad_log_phi, _ = tabulated_beta_binomial(
+        alpha, log_phi, np.zeros(0), *inputs
+    )
+    expected = 0.0
+    for g, y, n in zip(data.group_idx, data.events, data.trials, strict=True):
+        log_mu, log_1m = -np.logaddexp(0, -alpha[g]), -np.logaddexp(0, alpha[g])
+        if y == n:
+            expected += log_mu
+        elif y == 0:
+            expected += log_1m
+        else:  # log [phi mu (1 - mu) Gamma(y) Gamma(n - y) / Gamma(n)]
+            expected += log_phi[g] + log_mu + log_1m
+            expected += math.lgamma(y) + math.lgamma(n - y) - math.lgamma(n)
+    assert logp == pytest.approx(expected, rel=1e-12)
+    assert np.isfinite(grad_alpha).all() and np.isfinite(grad_log_phi).all()
+    # d/d log phi of the limit: the number of studies with 0 < y < n in each group
+    interior = (data.events > 0) & (data.events < data.trials)
+    counts = np.bincount(data.group_idx[interior], minlength=3)
+    np.testing.assert_allclose(grad_log_phi, counts, atol=1e-9)
+
+
+def test_second_derivatives_are_refused():
+    data, inputs = _stage(None)
+    alpha = pt.dvector("alpha")
+    logp = TabulatedBetaBinomial()(alpha, pt.ones(3), pt.zeros(0), *map(pt.as_tensor, inputs))[0]
+    gradient = pt.grad(logp, alpha)
+    with pytest.raises(pytensor.gradient.NullTypeGradError):
+        pt.grad(gradient.sum(), alpha)
