@@ -23,13 +23,11 @@ treats as a divergent transition (reported by ``Fit.diagnostics``), never as a v
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from bayesreview._fork import reap, start_in_fork
 
 _WORD = 8  # bytes per entry of nutpie's user-data record (uintp / uint64)
 
@@ -167,37 +165,6 @@ def _callback(template, function_pt, signature, n_dim, n_expanded, layout, n_hea
     return numba.cfunc(signature, cache=key is not None)(python_function)
 
 
-def _start_in_fork(work: Callable[[], Any]) -> int | None:
-    """Run ``work`` in a forked process (its results reach the parent through the disk cache).
-
-    Returns the child's pid, or None where the platform cannot fork.
-    """
-    if not hasattr(os, "fork"):
-        return None
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the caller's code
-        code = 1
-        try:
-            work()
-            code = 0
-        finally:
-            os._exit(code)
-    return pid
-
-
-def _reap(pid: int | None, timeout: float = 300.0) -> None:
-    """Wait for a child of :func:`_start_in_fork`; terminate it after ``timeout`` seconds."""
-    if pid is None:
-        return
-    deadline = time.monotonic() + timeout
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return
-        time.sleep(0.01)
-
-
 def compile_cached(model: Any):
     """``nutpie.compile_pymc_model(model)`` with C callbacks cached on disk.
 
@@ -262,11 +229,11 @@ def compile_cached(model: Any):
 
     # On a first run both callbacks are compiled from scratch: the expand callback is compiled
     # in a forked process on the second CPU meanwhile, and then loaded from the disk cache.
-    child = _start_in_fork(expand)
+    child = start_in_fork(expand)
     try:
         logp_callback = _callback(_LOGP_TEMPLATE, logp_pt, logp_signature, *sizes)
     finally:
-        _reap(child)
+        reap(child)
     expand_callback = expand()
 
     dims, coords = _prepare_dims_and_coords(model, shape_info)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bayesreview import __version__
+from bayesreview._fork import available_cpus
 from bayesreview.errors import BayesReviewError
 from bayesreview.formatting import percent
 
@@ -306,8 +307,7 @@ def _forest_plot_worker(fit, outcomes: Sequence[str], staging: Path):
     """
     import multiprocessing
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if not outcomes or (cpus or 1) < 2:
+    if not outcomes or available_cpus() < 2:
         return None
     if "fork" not in multiprocessing.get_all_start_methods():
         return None

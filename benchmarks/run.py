@@ -379,6 +379,10 @@ NOTES = """
 - The beta-binomial likelihood is evaluated from sufficient counts: a list of
   (cell, i, S_i, F_i, T_i) terms per group-by-bias cell ([models](models.md)), whose length
   depends on the cells and their largest n, not on the number of studies.
+- That sum and its gradient are one PyTensor Op, `bayesreview.ops.TabulatedBetaBinomial`,
+  computed in a single numba loop over the terms. Written with PyTensor's own operations the
+  same likelihood took gathers, their scatter-add gradients and some forty fused elementwise
+  kernels: about 5.5 s more to compile on a first run, and twice the time per evaluation.
 - Data enter as `pm.Data` containers padded to powers of two, so refits of the same shape
   (leave-one-out, sensitivity grids, simulations) reuse the compiled model; a study is left
   out with weight 0.
@@ -386,24 +390,25 @@ NOTES = """
   acceptance 0.9.
 - nutpie's C callbacks are compiled so that numba can cache them on disk
   (`bayesreview._nutpie_cache`): a new process loads the compiled model in well under a
-  second, where nutpie's own callbacks took about 8 s to compile every time.
+  second, where nutpie's own callbacks took about 8 s to compile every time. On a first
+  run the callback that stores the draws is compiled in a forked process on the second CPU
+  while the log-density is compiled.
 - `bayesreview analyze` draws half of the forest plots in a forked second process, embeds
   the SVG it has just written in the report instead of drawing another PNG, finds each
   figure's tight bounding box once for its three formats, and exits without the
   interpreter's teardown (about 1 s once PyMC and numba are loaded).
 
-## Not met
+## What a first run spends
 
-`bayesreview analyze` with empty compile caches took 22 s and 25 s (two benchmark runs) against
-the 20 s target.
-About 16 s of that is numba compiling the model's log-density and gradient for the first time:
-PyTensor's numba code for each operation (about 9 s), their composition (about 3 s), and the
-callbacks and the function that stores the draws (about 4 s). Every later run loads all of
-it from the cache. Measured and not taken: a lower LLVM optimisation level (`NUMBA_OPT=1`
-saves about 1 s; `0` disables caching), 0/1 matrix products instead of integer indexing in
-the tabulated likelihood (1.3 s less to compile, but each evaluation 35% slower), and calling
-the log-density from Python through `nutpie.from_pyfunc` (no callback to compile, but
-sampling took 4.5 s instead of 1 s).
+With empty compile caches, `bayesreview analyze` spends (two runs, timed by phase) 2.5-3 s
+importing, 1.5 s building the model's PyTensor functions, about 7 s in numba compiling the
+log-density and its gradient (PyTensor's code for the priors and transforms, the likelihood
+kernel, and their composition into the callback), 0.6-0.8 s sampling and 3-4 s on tables,
+figures and the report. Measured and not taken: a lower LLVM optimisation level (`NUMBA_OPT=1` saves
+about 1 s; `0` disables caching), 0/1 matrix products instead of integer indexing in the
+likelihood written with PyTensor operations (1.3 s less to compile, but each evaluation 35%
+slower; the Op above does better on both), and calling the log-density from Python through
+`nutpie.from_pyfunc` (no callback to compile, but sampling took 4.5 s instead of 1 s).
 """
 
 
