@@ -15,8 +15,10 @@ coefficients, is the sum over the terms k = (c, i, S, F, T) of
 :class:`TabulatedBetaBinomial` computes this sum and its gradient with respect to alpha,
 log_phi and beta in one pass over the terms (:func:`tabulated_beta_binomial`, compiled with
 numba). Written with PyTensor's own operations, the same likelihood needs gathers, their
-scatter-add gradients and a few dozen fused elementwise kernels: about three times the numba
-compile time of the whole model on a first run, and twice the time per evaluation.
+scatter-add gradients and a few dozen fused elementwise kernels: for the joint response model
+of the calcinosis data, numba then took about 12 s instead of 6.5 s to compile the
+log-density on a first run, and sampling (4 chains of 2000 iterations) 0.57 s instead of
+0.48 s.
 
 The Op's outputs are (log-likelihood, d/d alpha, d/d log_phi, d/d beta); its gradient reuses
 the last three, so PyTensor evaluates the node once for the log-density and its gradient.

@@ -382,7 +382,7 @@ NOTES = """
 - That sum and its gradient are one PyTensor Op, `bayesreview.ops.TabulatedBetaBinomial`,
   computed in a single numba loop over the terms. Written with PyTensor's own operations the
   same likelihood took gathers, their scatter-add gradients and some forty fused elementwise
-  kernels: about 5.5 s more to compile on a first run, and twice the time per evaluation.
+  kernels: about 5.5 s more to compile on a first run, and sampling about 15% slower.
 - Data enter as `pm.Data` containers padded to powers of two, so refits of the same shape
   (leave-one-out, sensitivity grids, simulations) reuse the compiled model; a study is left
   out with weight 0.
