@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,11 +20,13 @@ def available_cpus() -> int:
 def start_in_fork(work: Callable[[], Any]) -> int | None:
     """Run ``work`` in a forked process whose results reach the parent through files.
 
-    Returns the child's pid, or None (nothing started) where the platform cannot fork or this
-    process has a single CPU. The child never returns into the caller's code: it exits with 0
-    after ``work``, or 1 if ``work`` raised.
+    Returns the child's pid, or None (nothing started) where the platform cannot fork, this
+    process has a single CPU, or other Python threads are running: a fork copies only the
+    calling thread, and a lock another thread holds (numba's compiler lock, say) would stay
+    held in the child forever. The child never returns into the caller's code: it exits with
+    0 after ``work``, or 1 if ``work`` raised.
     """
-    if not hasattr(os, "fork") or available_cpus() < 2:
+    if not hasattr(os, "fork") or available_cpus() < 2 or threading.active_count() > 1:
         return None
     pid = os.fork()
     if pid == 0:
