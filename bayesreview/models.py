@@ -30,7 +30,7 @@ import pytensor.tensor as pt
 
 from bayesreview.design import TERM_NAMES, ModelData, Tabulated, cell_covariates
 from bayesreview.errors import SpecError
-from bayesreview.ops import TabulatedBetaBinomial
+from bayesreview.ops import TabulatedBetaBinomial, log_rising_factorial
 from bayesreview.spec import ModelSpec
 
 
@@ -38,30 +38,20 @@ def _log_binomial_coefficient(n, y):
     return pt.gammaln(n + 1) - pt.gammaln(y + 1) - pt.gammaln(n - y + 1)
 
 
-def _log_rising_factorial(x, k):
-    """log Gamma(x + k) - log Gamma(x) for x > 0, k >= 0.
-
-    The difference of two log-gammas cancels catastrophically for huge x (a beta-binomial with
-    a huge concentration), where the sampler would see a wrong, possibly very high density; there
-    the asymptotic expansion k log x + k (k - 1) / (2 x) is accurate (error O(k^3 / x^2)).
-    """
-    asymptotic = k * pt.log(x) + k * (k - 1) / (2 * x)
-    return pt.switch(x > 1e8, asymptotic, pt.gammaln(x + k) - pt.gammaln(x))
-
-
 def beta_binomial_logp(y, n, logit_mu, log_phi):
     """Elementwise log BetaBinomial(y | n, mu phi, (1 - mu) phi), mu = invlogit(logit_mu).
 
-    Written as log C(n, y) + log (a)_y + log (b)_(n-y) - log (phi)_n with rising factorials,
-    a = mu phi, b = (1 - mu) phi, so that a + b = phi exactly.
+    Written as log C(n, y) + log (a)_y + log (b)_(n-y) - log (phi)_n with rising factorials
+    of a = mu phi and b = (1 - mu) phi, taken from their logs (so that a + b = phi exactly, and
+    nothing is lost where a or b underflows).
     """
-    a = pt.exp(log_phi + pt.log(pt.sigmoid(logit_mu)))
-    b = pt.exp(log_phi + pt.log(pt.sigmoid(-logit_mu)))
+    log_a = log_phi + pt.log(pt.sigmoid(logit_mu))
+    log_b = log_phi + pt.log(pt.sigmoid(-logit_mu))
     return (
         _log_binomial_coefficient(n, y)
-        + _log_rising_factorial(a, y)
-        + _log_rising_factorial(b, n - y)
-        - _log_rising_factorial(pt.exp(log_phi), n)
+        + log_rising_factorial(log_a, y)
+        + log_rising_factorial(log_b, n - y)
+        - log_rising_factorial(log_phi, n)
     )
 
 
@@ -216,27 +206,32 @@ def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = 
     if tabulated is not None:
         return _build_tabulated(data, spec, tabulated)
     stage_builder = STAGE_BUILDERS[spec.likelihood]
+
+    def per_row(name: str, values: np.ndarray):
+        # A static length: PyTensor then needs no run-time broadcasting checks between the
+        # rows' arrays, which it would emit in an order that changes from one process to the
+        # next (and the compiled model could not be found in the disk cache).
+        return pm.Data(name, values, dims="row", shape=(data.n_rows,))
+
     with pm.Model(coords=coords_of(data)) as model:
-        g = pm.Data("group_idx", data.group_idx, dims="row")
-        weights = pm.Data("weights", data.weights.astype(float), dims="row")
+        g = per_row("group_idx", data.group_idx)
+        weights = per_row("weights", data.weights.astype(float))
         bias = data.bias
         codes = None
         if bias is not None:
-            codes = pm.Data(
-                "bias_code",
-                bias.codes if bias.kind == "numeric" else np.maximum(bias.codes, 0),
-                dims="row",
+            codes = per_row(
+                "bias_code", bias.codes if bias.kind == "numeric" else np.maximum(bias.codes, 0)
             )
         row_logp = 0.0
         for suffix, events, trials in data.stage_counts():
             stage = "conditional" if suffix else "marginal"
-            y = pm.Data(f"events{suffix}", events, dims="row")
-            n = pm.Data(f"trials{suffix}", trials, dims="row")
+            y = per_row(f"events{suffix}", events)
+            n = per_row(f"trials{suffix}", trials)
             row_logp = row_logp + stage_builder(data, spec, stage, suffix, y, n, g, codes)
         if bias is not None and bias.kind == "categorical":
             rows = pt.arange(data.n_rows)
             if bias.n_missing:
-                known = pm.Data("bias_known", (bias.codes >= 0).astype(float), dims="row")
+                known = per_row("bias_known", (bias.codes >= 0).astype(float))
                 pi = pm.Dirichlet("bias_level_prob", a=np.asarray(bias.prior_counts), dims="level")
                 log_pi = pt.log(pi)
                 given = row_logp[rows, codes] + log_pi[codes]

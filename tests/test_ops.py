@@ -4,7 +4,8 @@ The Op evaluates one stage's log-likelihood from the sufficient counts of
 bayesreview.design.tabulate, with its gradient, in one compiled loop. Its value must equal the
 sum over studies of scipy's beta-binomial log-pmf (less the binomial coefficients), its
 gradient must equal finite differences of that value, and where the concentration underflows
-it must equal the exact small-phi limit of the beta-binomial.
+it must equal the exact small-phi limit of the beta-binomial. The per-study likelihood's log
+rising factorial, with its digamma-series gradient, is checked against exact sums and scipy.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from pytensor.gradient import verify_grad
 from scipy import special, stats
 
 from bayesreview.design import cell_covariates, model_data, tabulate
-from bayesreview.ops import TabulatedBetaBinomial, tabulated_beta_binomial
+from bayesreview.ops import (
+    TabulatedBetaBinomial,
+    digamma,
+    log_rising_factorial,
+    tabulated_beta_binomial,
+)
 
 
 def _studies(bias: str | None, seed: int = 0) -> pd.DataFrame:
@@ -148,3 +154,31 @@ def test_second_derivatives_are_refused():
     gradient = pt.grad(logp, alpha)
     with pytest.raises(pytensor.gradient.NullTypeGradError):
         pt.grad(gradient.sum(), alpha)
+
+
+def test_digamma_matches_scipy():
+    x = pt.dvector("x")
+    values = np.geomspace(1e-6, 1e9, 200)
+    got = pytensor.function([x], digamma(x))(values)
+    np.testing.assert_allclose(got, special.digamma(values), rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("log_x", [-800.0, -3.0, 0.5, 4.0, 12.0, 25.0])
+def test_log_rising_factorial_value_and_gradient(log_x):
+    # log (x)_k against log-gammas in extended form: where x underflows (log x = -800) the
+    # exact value is log x + log Gamma(k) for k >= 1, with slope 1 in log x.
+    k = np.array([0.0, 1.0, 2.0, 7.0, 40.0])
+    log_x_var = pt.dvector("log_x")
+    value = log_rising_factorial(log_x_var, pt.as_tensor(k))
+    slope = pt.grad(value.sum(), log_x_var)
+    evaluate = pytensor.function([log_x_var], [value, slope])
+    got, got_slope = evaluate(np.full(5, log_x))
+    x = math.exp(log_x)
+    if log_x == -800.0:
+        expected = np.where(k > 0, log_x + special.gammaln(np.maximum(k, 1)), 0.0)
+        expected_slope = (k > 0).astype(float)
+    else:
+        expected = np.array([sum(math.log(x + i) for i in range(int(kk))) for kk in k])
+        expected_slope = np.array([sum(x / (x + i) for i in range(int(kk))) for kk in k])
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got_slope, expected_slope, rtol=1e-8, atol=1e-10)
