@@ -65,8 +65,11 @@ def binomial_logit_logp(y, n, logit_p):
 
 
 def _bias_coefficients(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
-    """The bias coefficients: a slope (numeric covariate), one shift per non-reference level
-    (categorical, a (K - 1,) vector), or None without a covariate."""
+    """The bias coefficients, or None without a covariate.
+
+    A slope for a numeric covariate; one logit shift per non-reference level, a (K - 1,)
+    vector, for a categorical one.
+    """
     bias = data.bias
     if bias is None:
         return None
