@@ -30,29 +30,12 @@ import pytensor.tensor as pt
 
 from bayesreview.design import TERM_NAMES, ModelData, Tabulated, cell_covariates
 from bayesreview.errors import SpecError
-from bayesreview.ops import TabulatedBetaBinomial, log_rising_factorial
+from bayesreview.ops import BetaBinomialRows, TabulatedBetaBinomial
 from bayesreview.spec import ModelSpec
 
 
 def _log_binomial_coefficient(n, y):
     return pt.gammaln(n + 1) - pt.gammaln(y + 1) - pt.gammaln(n - y + 1)
-
-
-def beta_binomial_logp(y, n, logit_mu, log_phi):
-    """Elementwise log BetaBinomial(y | n, mu phi, (1 - mu) phi), mu = invlogit(logit_mu).
-
-    Written as log C(n, y) + log (a)_y + log (b)_(n-y) - log (phi)_n with rising factorials
-    of a = mu phi and b = (1 - mu) phi, taken from their logs (so that a + b = phi exactly, and
-    nothing is lost where a or b underflows).
-    """
-    log_a = log_phi + pt.log(pt.sigmoid(logit_mu))
-    log_b = log_phi + pt.log(pt.sigmoid(-logit_mu))
-    return (
-        _log_binomial_coefficient(n, y)
-        + log_rising_factorial(log_a, y)
-        + log_rising_factorial(log_b, n - y)
-        - log_rising_factorial(log_phi, n)
-    )
 
 
 def binomial_logit_logp(y, n, logit_p):
@@ -137,15 +120,6 @@ def _beta_binomial_parameters(data: ModelData, spec: ModelSpec, stage: str, suff
     return alpha, log_phi
 
 
-def beta_binomial_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: str, y, n, g, codes):
-    """Beta-binomial log-likelihood per row: shape (J,), or (J, K) over the bias levels."""
-    alpha, log_phi = _beta_binomial_parameters(data, spec, stage, suffix)
-    logit = _linear_predictor(data, spec, stage, suffix, alpha[g], codes)
-    return beta_binomial_logp(
-        _per_row(y, logit), _per_row(n, logit), logit, _per_row(log_phi[g], logit)
-    )
-
-
 def beta_binomial_tabulated_stage(
     data: ModelData, spec: ModelSpec, stage: str, suffix: str, cells, covariates, terms
 ):
@@ -180,9 +154,6 @@ def logit_normal_stage(data: ModelData, spec: ModelSpec, stage: str, suffix: str
     return binomial_logit_logp(_per_row(y, logit), _per_row(n, logit), logit)
 
 
-STAGE_BUILDERS = {"beta_binomial": beta_binomial_stage, "logit_normal": logit_normal_stage}
-
-
 def coords_of(data: ModelData) -> dict[str, list]:
     """Coordinates (dimension labels) of the model's variables."""
     coords: dict[str, list] = {"group": list(data.groups), "row": list(range(data.n_rows))}
@@ -192,6 +163,77 @@ def coords_of(data: ModelData) -> dict[str, list]:
     return coords
 
 
+LIKELIHOODS = ("beta_binomial", "logit_normal")
+
+
+def _row_data(data: ModelData, name: str, values: np.ndarray):
+    """A ``pm.Data`` container with one value per row, of static length.
+
+    With the length static PyTensor needs no run-time broadcasting checks between the rows'
+    arrays, which it would emit in an order that changes from one process to the next (and
+    the compiled model could then not be found in the disk cache).
+    """
+    return pm.Data(name, values, dims="row", shape=(data.n_rows,))
+
+
+def _missing_levels(data: ModelData):
+    """(known, log pi) where some rows' categorical bias level is missing, else None.
+
+    ``known`` is 1 for a row whose level is given; pi ~ Dirichlet(prior counts).
+    """
+    bias = data.bias
+    if bias is None or bias.kind != "categorical" or not bias.n_missing:
+        return None
+    known = _row_data(data, "bias_known", (bias.codes >= 0).astype(float))
+    pi = pm.Dirichlet("bias_level_prob", a=np.asarray(bias.prior_counts), dims="level")
+    return known, pt.log(pi)
+
+
+def _beta_binomial_rows(data: ModelData, spec: ModelSpec, g, weights, codes, stages):
+    """Weighted beta-binomial log-likelihood of the rows, marginal over missing bias levels.
+
+    Evaluated with its gradient in one pass by :class:`bayesreview.ops.BetaBinomialRows`.
+    """
+    bias = data.bias
+    categorical = bias is not None and bias.kind == "categorical"
+    parts = []
+    for suffix, y, n in stages:
+        stage = "conditional" if suffix else "marginal"
+        alpha, log_phi = _beta_binomial_parameters(data, spec, stage, suffix)
+        shift = _bias_shift(data, spec, stage, suffix, codes)
+        level_shift = shift if categorical else pt.zeros(1)
+        row_shift = shift if bias is not None and not categorical else pt.zeros(data.n_rows)
+        parts.append((alpha, log_phi, level_shift, row_shift, y, n))
+    stacked = (pt.stack(values) for values in zip(*parts, strict=True))
+    alpha, log_phi, level_shift, row_shift, events, trials = stacked
+    missing = _missing_levels(data)
+    n_levels = len(bias.levels) if categorical else 1
+    known, log_pi = missing or (pt.ones(data.n_rows), pt.zeros(n_levels))
+    level = codes if categorical else pt.zeros(data.n_rows, dtype="int64")
+    return BetaBinomialRows()(
+        alpha, log_phi, level_shift, row_shift, log_pi, g, events, trials, weights, level, known
+    )[0]
+
+
+def _logit_normal_rows(data: ModelData, spec: ModelSpec, g, weights, codes, stages):
+    """Weighted logit-normal log-likelihood of the rows, marginal over missing bias levels."""
+    row_logp = 0.0
+    for suffix, y, n in stages:
+        stage = "conditional" if suffix else "marginal"
+        row_logp = row_logp + logit_normal_stage(data, spec, stage, suffix, y, n, g, codes)
+    if data.bias is not None and data.bias.kind == "categorical":
+        rows = pt.arange(data.n_rows)
+        missing = _missing_levels(data)
+        if missing is not None:
+            known, log_pi = missing
+            given = row_logp[rows, codes] + log_pi[codes]
+            mixed = pm.math.logsumexp(row_logp + log_pi[None, :], axis=1, keepdims=False)
+            row_logp = known * given + (1.0 - known) * mixed
+        else:
+            row_logp = row_logp[rows, codes]
+    return pt.sum(weights * row_logp)
+
+
 def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = None) -> pm.Model:
     """The PyMC model of ``data`` under ``spec``.
 
@@ -199,7 +241,7 @@ def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = 
     per-study log-likelihoods (marginal over missing bias levels). Per-study values for LOO and
     posterior predictive draws are computed after sampling (:mod:`bayesreview.quantities`).
     """
-    if spec.likelihood not in STAGE_BUILDERS:
+    if spec.likelihood not in LIKELIHOODS:
         raise SpecError(f"likelihood: {spec.likelihood!r} has no model builder")
     if spec.likelihood == "logit_normal" and np.any(data.weights > 1):
         raise SpecError(
@@ -208,41 +250,20 @@ def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = 
         )
     if tabulated is not None:
         return _build_tabulated(data, spec, tabulated)
-    stage_builder = STAGE_BUILDERS[spec.likelihood]
-
-    def per_row(name: str, values: np.ndarray):
-        # A static length: PyTensor then needs no run-time broadcasting checks between the
-        # rows' arrays, which it would emit in an order that changes from one process to the
-        # next (and the compiled model could not be found in the disk cache).
-        return pm.Data(name, values, dims="row", shape=(data.n_rows,))
-
+    bias = data.bias
     with pm.Model(coords=coords_of(data)) as model:
-        g = per_row("group_idx", data.group_idx)
-        weights = per_row("weights", data.weights.astype(float))
-        bias = data.bias
+        g = _row_data(data, "group_idx", data.group_idx)
+        weights = _row_data(data, "weights", data.weights.astype(float))
         codes = None
         if bias is not None:
-            codes = per_row(
-                "bias_code", bias.codes if bias.kind == "numeric" else np.maximum(bias.codes, 0)
-            )
-        row_logp = 0.0
-        for suffix, events, trials in data.stage_counts():
-            stage = "conditional" if suffix else "marginal"
-            y = per_row(f"events{suffix}", events)
-            n = per_row(f"trials{suffix}", trials)
-            row_logp = row_logp + stage_builder(data, spec, stage, suffix, y, n, g, codes)
-        if bias is not None and bias.kind == "categorical":
-            rows = pt.arange(data.n_rows)
-            if bias.n_missing:
-                known = per_row("bias_known", (bias.codes >= 0).astype(float))
-                pi = pm.Dirichlet("bias_level_prob", a=np.asarray(bias.prior_counts), dims="level")
-                log_pi = pt.log(pi)
-                given = row_logp[rows, codes] + log_pi[codes]
-                mixed = pm.math.logsumexp(row_logp + log_pi[None, :], axis=1, keepdims=False)
-                row_logp = known * given + (1.0 - known) * mixed
-            else:
-                row_logp = row_logp[rows, codes]
-        pm.Potential("loglik", pt.sum(weights * row_logp))
+            values = bias.codes if bias.kind == "numeric" else np.maximum(bias.codes, 0)
+            codes = _row_data(data, "bias_code", values)
+        stages = [
+            (suffix, _row_data(data, f"events{suffix}", y), _row_data(data, f"trials{suffix}", n))
+            for suffix, y, n in data.stage_counts()
+        ]
+        rows = _beta_binomial_rows if spec.likelihood == "beta_binomial" else _logit_normal_rows
+        pm.Potential("loglik", rows(data, spec, g, weights, codes, stages))
     return model
 
 

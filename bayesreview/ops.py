@@ -1,10 +1,15 @@
-"""Likelihood building blocks that PyTensor's numba backend compiles quickly and caches on disk.
+"""The beta-binomial log-likelihoods, with their gradients, as PyTensor Ops on numba kernels.
 
-The tabulated beta-binomial log-likelihood and its gradient as one PyTensor Op, and the log
-rising factorial of the per-study beta-binomial with a gradient free of scipy calls.
+Each Op returns a log-likelihood and its gradient with respect to its parameter inputs from
+one call of a numba kernel; its gradient reuses those outputs, so PyTensor evaluates the
+node once for the log-density and its gradient (second derivatives are not implemented; no
+sampler here needs them). Written with PyTensor's own operations, the same likelihoods need
+gathers, their scatter-add gradients and dozens of fused elementwise kernels, which numba
+compiles slowly; and the gradient of the log-gamma function, scipy's digamma, cannot be
+stored in PyTensor's compile cache at all.
 
-For one stage of the beta-binomial model evaluated from sufficient counts
-(:class:`bayesreview.design.Tabulated`), cell c (a group by bias-value cell) has
+:class:`TabulatedBetaBinomial`: one stage evaluated from sufficient counts
+(:class:`bayesreview.design.Tabulated`). Cell c (a group by bias-value cell) has
 
     eta_c = alpha[g_c] + X_c . beta,   a_c = phi_c sigmoid(eta_c),   b_c = phi_c sigmoid(-eta_c),
     phi_c = exp(log_phi[g_c]),
@@ -15,21 +20,13 @@ coefficients, is the sum over the terms k = (c, i, S, F, T) of
 
     S log(a_c + i) + F log(b_c + i) - T log(phi_c + i).
 
-:class:`TabulatedBetaBinomial` computes this sum and its gradient with respect to alpha,
-log_phi and beta in one pass over the terms (:func:`tabulated_beta_binomial`, compiled with
-numba). Written with PyTensor's own operations, the same likelihood needs gathers, their
-scatter-add gradients and a few dozen fused elementwise kernels: for the joint response model
-of the calcinosis data, numba then took about 12 s instead of 6.5 s to compile the
-log-density on a first run, and sampling (4 chains of 2000 iterations) 0.57 s instead of
-0.48 s.
+For the joint response model of the calcinosis data, the version written with PyTensor
+operations took numba about 12 s instead of 6.5 s to compile on a first run, and sampling
+(4 chains of 2000 iterations) 0.57 s instead of 0.48 s.
 
-The Op's outputs are (log-likelihood, d/d alpha, d/d log_phi, d/d beta); its gradient reuses
-the last three, so PyTensor evaluates the node once for the log-density and its gradient.
-Second derivatives are not implemented (no sampler here needs them).
-
-:func:`log_rising_factorial` is log (x)_k for the per-study beta-binomial, taken from log x;
-its gradient uses :func:`digamma`, a series written with elementwise operations, because
-PyTensor's own digamma is a scipy function pointer that its numba cache cannot store.
+:class:`BetaBinomialRows`: the per-study beta-binomial of all stages, used where a bias level
+is missing (the mixture over levels) or a study has more than 1024 patients
+(:func:`beta_binomial_rows`), with log-gammas and a digamma series (:func:`_digamma`).
 """
 
 from __future__ import annotations
@@ -41,7 +38,6 @@ import math
 import numba
 import numpy as np
 import pytensor.tensor as pt
-from pytensor.compile.builders import OpFromGraph
 from pytensor.gradient import DisconnectedType, grad_not_implemented, grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
@@ -126,48 +122,191 @@ def tabulated_beta_binomial(
     return logp, grad_alpha, grad_log_phi, grad_beta
 
 
+#: Above this x, log (x)_k uses its asymptotic expansion (the log-gamma difference cancels).
+HUGE_X = 1e8
+
+
+@numba.njit(cache=True)
+def _digamma(x: float) -> float:
+    """psi(x) for x > 0, to about 1e-11 (absolute, or relative where |psi(x)| > 1).
+
+    psi(x) = psi(x + m) - sum_{i < m} 1 / (x + i) up to x + m >= 6, then the asymptotic series
+    ln z - 1/(2z) - 1/(12 z^2) + 1/(120 z^4) - 1/(252 z^6) + 1/(240 z^8) - 1/(132 z^10).
+    """
+    shift = 0.0
+    while x < 6.0:
+        shift += 1.0 / x
+        x += 1.0
+    inv2 = 1.0 / (x * x)
+    tail = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
+    return math.log(x) - 0.5 / x - tail - shift
+
+
+@numba.njit(cache=True)
+def _log_rising_factorial(log_x: float, k: float) -> tuple[float, float]:
+    """(log (x)_k, its derivative with respect to log x), from log x, for data k >= 0.
+
+    log (x)_k = log Gamma(x + k) - log Gamma(x) = log x + log Gamma(x + k) - log Gamma(x + 1)
+    for k >= 1 (exact where x underflows), with derivative x (psi(x + k) - psi(x)) =
+    1 + x (psi(x + k) - psi(x + 1)). Above x = 1e8 the log-gamma difference cancels
+    catastrophically; there the asymptotic expansion k log x + k (k - 1) / (2 x) is used
+    (error O(k^3 / x^2)).
+    """
+    if k == 0.0:
+        return 0.0, 0.0
+    x = math.exp(log_x)
+    if x > HUGE_X:
+        return k * log_x + k * (k - 1) / (2 * x), k - k * (k - 1) / (2 * x)
+    value = log_x + math.lgamma(x + k) - math.lgamma(x + 1.0)
+    return value, 1.0 + x * (_digamma(x + k) - _digamma(x + 1.0))
+
+
+@numba.njit(cache=True)
+def beta_binomial_term(y: float, n: float, eta: float, log_phi: float):
+    """(log BetaBinomial(y | n, mu phi, (1 - mu) phi), d/d eta, d/d log phi), mu = invlogit(eta).
+
+    Written as log C(n, y) + log (a)_y + log (b)_(n-y) - log (phi)_n with rising factorials of
+    a = mu phi and b = (1 - mu) phi, taken from their logs (a + b = phi exactly, and nothing is
+    lost where a or b underflows).
+    """
+    log_a = log_phi + _log_sigmoid(eta)
+    log_b = log_phi + _log_sigmoid(-eta)
+    value_a, slope_a = _log_rising_factorial(log_a, y)
+    value_b, slope_b = _log_rising_factorial(log_b, n - y)
+    value_phi, slope_phi = _log_rising_factorial(log_phi, n)
+    log_choose = math.lgamma(n + 1.0) - math.lgamma(y + 1.0) - math.lgamma(n - y + 1.0)
+    # d log a/d eta = sigmoid(-eta), d log b/d eta = -sigmoid(eta)
+    d_eta = slope_a * math.exp(_log_sigmoid(-eta)) - slope_b * math.exp(_log_sigmoid(eta))
+    return log_choose + value_a + value_b - value_phi, d_eta, slope_a + slope_b - slope_phi
+
+
+@numba.njit(cache=True)
+def beta_binomial_rows(
+    alpha, log_phi, level_shift, row_shift, log_pi, group, events, trials, weights, level,
+    known,
+):  # fmt: skip
+    """(log-likelihood, its gradient w.r.t. alpha, log_phi, level_shift, row_shift, log_pi).
+
+    The per-study beta-binomial of S stages sharing a bias level: row j at level k has
+    L_jk = log pi_k + sum_s log BB(y_sj | n_sj, eta_sjk, log phi_s[g_j]), with
+    eta_sjk = alpha_s[g_j] + level_shift_sk + row_shift_sj. A row whose level is known
+    contributes w_j L_j,level; a row whose level is missing, w_j log sum_k exp(L_jk) (the
+    mixture over levels). Rows with weight 0 contribute nothing.
+
+    Parameters
+    ----------
+    alpha, log_phi : (S, G) float arrays
+    level_shift : (S, K) float array
+        Logit shift of each bias level (0 for the reference; K = 1 without levels).
+    row_shift : (S, J) float array
+        Logit shift of each row (a numeric covariate's term; else 0).
+    log_pi : (K,) float array
+        Log probability of each level (zeros where no level is missing).
+    group, level : (J,) int arrays
+    events, trials : (S, J) float arrays
+    weights, known : (J,) float arrays
+        Weight of each row, and 1 where its level is known.
+    """
+    n_stages, n_levels = level_shift.shape
+    total = 0.0
+    grad_alpha = np.zeros(alpha.shape)
+    grad_log_phi = np.zeros(log_phi.shape)
+    grad_level_shift = np.zeros(level_shift.shape)
+    grad_row_shift = np.zeros(row_shift.shape)
+    grad_log_pi = np.zeros(log_pi.shape[0])
+    joint = np.empty(n_levels)
+    d_eta = np.empty((n_stages, n_levels))
+    d_log_phi = np.empty((n_stages, n_levels))
+    for j in range(group.shape[0]):
+        weight = weights[j]
+        if weight == 0.0:
+            continue
+        g = group[j]
+        first, last = (level[j], level[j] + 1) if known[j] > 0 else (0, n_levels)
+        top = -math.inf
+        for k in range(first, last):
+            joint[k] = log_pi[k]
+            for s in range(n_stages):
+                eta = alpha[s, g] + level_shift[s, k] + row_shift[s, j]
+                value, d_eta[s, k], d_log_phi[s, k] = beta_binomial_term(
+                    events[s, j], trials[s, j], eta, log_phi[s, g]
+                )
+                joint[k] += value
+            top = max(top, joint[k])
+        if top == -math.inf:
+            total = -math.inf
+            continue
+        mass = 0.0
+        for k in range(first, last):
+            mass += math.exp(joint[k] - top)
+        row = top + math.log(mass)
+        total += weight * row
+        for k in range(first, last):
+            share = weight * math.exp(joint[k] - row)  # w_j times the level's responsibility
+            grad_log_pi[k] += share
+            for s in range(n_stages):
+                grad_alpha[s, g] += share * d_eta[s, k]
+                grad_log_phi[s, g] += share * d_log_phi[s, k]
+                grad_level_shift[s, k] += share * d_eta[s, k]
+                grad_row_shift[s, j] += share * d_eta[s, k]
+    return total, grad_alpha, grad_log_phi, grad_level_shift, grad_row_shift, grad_log_pi
+
+
+_KERNELS = (
+    _log_sigmoid,
+    tabulated_beta_binomial,
+    _digamma,
+    _log_rising_factorial,
+    beta_binomial_term,
+    beta_binomial_rows,
+)
+
+
 def _kernel_version() -> int:
-    """A number that changes with the kernel's code: part of PyTensor's numba cache key."""
-    code = b"".join(
-        marshal.dumps(f.py_func.__code__) for f in (_log_sigmoid, tabulated_beta_binomial)
-    )
+    """A number that changes with the kernels' code: part of PyTensor's numba cache key."""
+    code = b"".join(marshal.dumps(f.py_func.__code__) for f in _KERNELS)
     return int(hashlib.sha256(code).hexdigest()[:12], 16)
 
 
-class TabulatedBetaBinomial(Op):
-    """One stage's tabulated beta-binomial log-likelihood with its gradient (module docstring).
+class _LikelihoodOp(Op):
+    """An Op computing a log-likelihood and its gradient in one call of a numba kernel.
 
-    Inputs: alpha (G,), log_phi (G,), beta (B,), cell_group (C,) int, cell_covariates (C, B),
-    term_cell (K,) int, term_index, successes, failures, trials (K,). Outputs: the
-    log-likelihood (scalar) and its gradient with respect to alpha, log_phi and beta.
+    The kernel takes the parameter inputs first, then the data inputs, and returns the
+    log-likelihood followed by its gradient with respect to each parameter input. The Op's
+    outputs are the same; its gradient reuses them, so the node is evaluated once for the
+    log-density and its gradient. Second derivatives are not implemented.
     """
 
     __props__ = ()
-    n_parameters = 3
+    #: (ndim, dtype) of each input: the parameters first
+    input_types: tuple[tuple[int, str], ...]
+    n_parameters: int
+
+    @staticmethod
+    def kernel(*inputs):
+        raise NotImplementedError
 
     def make_node(self, *inputs) -> Apply:
-        if len(inputs) != 10:
-            raise TypeError(f"TabulatedBetaBinomial takes 10 inputs, got {len(inputs)}")
-        alpha, log_phi, beta, cell_group, covariates, term_cell, *counts = inputs
-        floats = [pt.as_tensor_variable(x, dtype="float64") for x in (alpha, log_phi, beta)]
-        cell_group = pt.as_tensor_variable(cell_group, dtype="int64")
-        covariates = pt.as_tensor_variable(covariates, dtype="float64")
-        term_cell = pt.as_tensor_variable(term_cell, dtype="int64")
-        counts = [pt.as_tensor_variable(x, dtype="float64") for x in counts]
-        ndims = [x.ndim for x in (*floats, cell_group, covariates, term_cell, *counts)]
-        if ndims != [1, 1, 1, 1, 2, 1, 1, 1, 1, 1]:
-            raise TypeError(f"TabulatedBetaBinomial: unexpected input dimensions {ndims}")
-        outputs = [pt.dscalar(), pt.dvector(), pt.dvector(), pt.dvector()]
-        return Apply(self, [*floats, cell_group, covariates, term_cell, *counts], outputs)
+        name = type(self).__name__
+        if len(inputs) != len(self.input_types):
+            raise TypeError(f"{name} takes {len(self.input_types)} inputs, got {len(inputs)}")
+        variables = []
+        for k, (x, (ndim, dtype)) in enumerate(zip(inputs, self.input_types, strict=True)):
+            x = pt.cast(pt.as_tensor_variable(x), dtype)
+            if x.ndim != ndim:
+                raise TypeError(f"{name}: input {k} has {x.ndim} dimensions, expected {ndim}")
+            variables.append(x)
+        outputs = [pt.dscalar()] + [x.type() for x in variables[: self.n_parameters]]
+        return Apply(self, variables, outputs)
 
     def perform(self, node, inputs, output_storage) -> None:
-        logp, *gradient = tabulated_beta_binomial(*inputs)
+        logp, *gradient = self.kernel(*inputs)
         output_storage[0][0] = np.asarray(logp)
         for storage, values in zip(output_storage[1:], gradient, strict=True):
             storage[0] = values
 
     def infer_shape(self, fgraph, node, input_shapes):
-        return [(), input_shapes[0], input_shapes[1], input_shapes[2]]
+        return [(), *input_shapes[: self.n_parameters]]
 
     def L_op(self, inputs, outputs, output_grads):
         parameters, data = inputs[: self.n_parameters], inputs[self.n_parameters :]
@@ -179,93 +318,53 @@ class TabulatedBetaBinomial(Op):
         return gradient + [grad_undefined(self, offset + k, x) for k, x in enumerate(data)]
 
 
+class TabulatedBetaBinomial(_LikelihoodOp):
+    """One stage's tabulated beta-binomial log-likelihood with its gradient (module docstring).
+
+    Inputs: alpha (G,), log_phi (G,), beta (B,), cell_group (C,) int, cell_covariates (C, B),
+    term_cell (K,) int, term_index, successes, failures, trials (K,). Outputs: the
+    log-likelihood (scalar) and its gradient with respect to alpha, log_phi and beta.
+    """
+
+    input_types = ((1, "float64"),) * 3 + ((1, "int64"), (2, "float64"), (1, "int64"))
+    input_types += ((1, "float64"),) * 4
+    n_parameters = 3
+    kernel = staticmethod(tabulated_beta_binomial)
+
+
+class BetaBinomialRows(_LikelihoodOp):
+    """The per-study beta-binomial of all stages, missing bias levels marginalised.
+
+    See :func:`beta_binomial_rows` for the inputs; the outputs are the log-likelihood and its
+    gradient with respect to alpha, log_phi, level_shift, row_shift and log_pi.
+    """
+
+    input_types = ((2, "float64"),) * 4 + ((1, "float64"), (1, "int64"))
+    input_types += ((2, "float64"),) * 2 + ((1, "float64"), (1, "int64"), (1, "float64"))
+    n_parameters = 5
+    kernel = staticmethod(beta_binomial_rows)
+
+
 def _register_numba() -> None:
-    """The numba implementation of the Op, cached on disk by PyTensor under the kernel's version."""
+    """The Ops' numba implementation, cached on disk by PyTensor under the kernels' version."""
     from pytensor.link.numba.dispatch import basic
 
     def funcify(op, node=None, **kwargs):
-        @numba.njit
-        def tabulated_beta_binomial_node(*inputs):
-            logp, grad_alpha, grad_log_phi, grad_beta = tabulated_beta_binomial(*inputs)
-            return np.array(logp), grad_alpha, grad_log_phi, grad_beta
+        kernel = op.kernel
 
-        return tabulated_beta_binomial_node, _kernel_version()
+        @numba.njit
+        def likelihood_node(*inputs):
+            result = kernel(*inputs)
+            return (np.array(result[0]),) + result[1:]  # noqa: RUF005 (numba)
+
+        return likelihood_node, _kernel_version()
 
     register = getattr(basic, "register_funcify_default_op_cache_key", None)
-    if register is not None:
-        register(TabulatedBetaBinomial)(funcify)
-    else:  # older PyTensor: no on-disk cache for custom Ops
-        basic.numba_funcify.register(TabulatedBetaBinomial)(lambda op, **kw: funcify(op)[0])
+    for op_type in (TabulatedBetaBinomial, BetaBinomialRows):
+        if register is not None:
+            register(op_type)(funcify)
+        else:  # older PyTensor: no on-disk cache for custom Ops
+            basic.numba_funcify.register(op_type)(lambda op, **kw: funcify(op)[0])
 
 
 _register_numba()
-
-
-# --------------------------------------------------------------------------------------------
-# log rising factorial with a gradient PyTensor's numba backend can cache
-# --------------------------------------------------------------------------------------------
-
-#: Above this x, log (x)_k uses its asymptotic expansion (the log-gamma difference cancels).
-HUGE_X = 1e8
-
-
-def digamma(x):
-    """psi(x) for x > 0 from elementwise operations, to about 1e-12 relative error.
-
-    psi(x) = psi(x + 6) - sum_{i < 6} 1 / (x + i), and psi(z) for z >= 6 from its asymptotic
-    series ln z - 1/(2z) - 1/(12 z^2) + 1/(120 z^4) - 1/(252 z^6) + 1/(240 z^8) - 1/(132 z^10).
-    PyTensor's own digamma calls scipy through a function pointer, which its numba backend
-    cannot store in its disk cache: every model whose gradient holds it was compiled anew in
-    every process.
-    """
-    z = x + 6.0
-    inv2 = 1.0 / (z * z)
-    tail = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
-    return pt.log(z) - 0.5 / z - tail - sum(1.0 / (x + i) for i in range(6))
-
-
-def _log_rising_factorial_value(log_x, k):
-    x = pt.exp(log_x)
-    asymptotic = k * log_x + k * (k - 1) / (2 * x)
-    # log (x)_k = log x + log (x + 1)_(k-1) for k >= 1: finite where x underflows
-    exact = pt.switch(k > 0, log_x + pt.gammaln(x + k) - pt.gammaln(x + 1), 0.0)
-    return pt.switch(x > HUGE_X, asymptotic, exact)
-
-
-def _log_rising_factorial_gradient(inputs, outputs, output_grads):
-    """d/d log x of log (x)_k = x (psi(x + k) - psi(x)) = 1 + x (psi(x + k) - psi(x + 1))."""
-    log_x, k = inputs
-    x = pt.exp(log_x)
-    asymptotic = k - k * (k - 1) / (2 * x)
-    exact = pt.switch(k > 0, 1.0 + x * (digamma(x + k) - digamma(x + 1)), 0.0)
-    gradient = output_grads[0] * pt.switch(x > HUGE_X, asymptotic, exact)
-    extra = gradient.ndim - log_x.ndim  # sum over the axes log_x was broadcast along
-    if extra:
-        gradient = gradient.sum(axis=tuple(range(extra)))
-    axes = [i for i, flat in enumerate(log_x.broadcastable) if flat]
-    if axes:
-        gradient = gradient.sum(axis=axes, keepdims=True)
-    return [gradient, DisconnectedType()()]
-
-
-def log_rising_factorial(log_x, k):
-    """log (x)_k = log Gamma(x + k) - log Gamma(x), elementwise, from log x and data k >= 0.
-
-    Taken from log x so that it stays exact where x underflows: log (x)_k = log x +
-    log Gamma(x + k) - log Gamma(x + 1) for k >= 1, and 0 for k = 0. For huge x (a beta-binomial
-    with a huge concentration) the log-gamma difference cancels catastrophically, where the
-    sampler would see a wrong, possibly very high density; above x = 1e8 the asymptotic
-    expansion k log x + k (k - 1) / (2 x) is used instead (error O(k^3 / x^2)). The gradient
-    with respect to log x is x (psi(x + k) - psi(x)), with :func:`digamma`, so that the compiled
-    model can be cached on disk; k, the data, gets none.
-    """
-    log_x, k = pt.as_tensor_variable(log_x), pt.as_tensor_variable(k)
-    inner = [log_x.type(), k.type()]
-    op = OpFromGraph(
-        inner,
-        [_log_rising_factorial_value(*inner)],
-        inline=True,
-        lop_overrides=_log_rising_factorial_gradient,
-        connection_pattern=[[True], [False]],  # k: counts, no gradient
-    )
-    return op(log_x, k)

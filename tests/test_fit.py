@@ -51,13 +51,11 @@ def _shared_spec() -> br.ModelSpec:
 
 
 def test_beta_binomial_logp_matches_scipy_and_the_binomial_limit():
-    import pytensor
-    import pytensor.tensor as pt
+    from bayesreview.ops import beta_binomial_term
 
-    from bayesreview.models import beta_binomial_logp
+    def logp(y, n, logit_mu, log_phi):
+        return [beta_binomial_term(float(y[0]), float(n[0]), logit_mu[0], log_phi[0])[0]]
 
-    y, n, logit_mu, log_phi = pt.dvectors("y", "n", "logit_mu", "log_phi")
-    logp = pytensor.function([y, n, logit_mu, log_phi], beta_binomial_logp(y, n, logit_mu, log_phi))
     for phi in [1e-3, 0.5, 10.0, 1e5, 1e9, 1e12, 1e15]:
         for mu in [0.01, 0.3, 0.9]:
             a, b = mu * phi, (1 - mu) * phi
