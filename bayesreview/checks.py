@@ -5,11 +5,19 @@ Every function reads the fit's ``InferenceData``: ``log_likelihood["events"]`` (
 study, the study's random effect integrated out), ``posterior_predictive["events"]`` (and
 ``"events_cond"``, complete among responders, for ``outcome="response"``), ``observed_data``
 and ``constant_data["trials"]``.
+
+Only in-sample studies enter these checks: a study with ``constant_data["weights"] == 0``
+(left out of the likelihood, as in a leave-one-study-out refit ``fit(..., weights=...)``) keeps
+its row, log-likelihood and replicates in the fit (its out-of-sample predictive density), but
+is left out of LOO, of the posterior predictive statistics and of model comparison
+(:func:`in_sample`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import arviz as az
@@ -23,11 +31,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARETO_K_THRESHOLD",
+    "PPC_STATISTICS",
+    "TIE_TOLERANCE",
     "InfluentialStudyWarning",
     "compare_models",
+    "in_sample",
     "influential_studies",
     "loo",
     "ppc",
+    "ppc_p_value",
 ]
 
 #: Pareto k above which PSIS-LOO's estimate for a study is unreliable (Vehtari et al. 2017/2024
@@ -45,23 +57,66 @@ class InfluentialStudyWarning(UserWarning):
 # --------------------------------------------------------------------------------------------
 
 
-def _psis_loo(idata: az.InferenceData) -> az.ELPDData:
-    """az.loo with its own Pareto-k warning silenced (ours names the studies)."""
+def _idata(fit: Fit | az.InferenceData) -> az.InferenceData:
+    return fit if isinstance(fit, az.InferenceData) else fit.idata
+
+
+def in_sample(fit: Fit | az.InferenceData) -> np.ndarray:
+    """Which studies are in the likelihood: a boolean mask over the fit's studies.
+
+    A study is in-sample unless its weight is 0 (``constant_data["weights"]``, else
+    ``fit.data.weights``; a fit without weights has every study in-sample).
+
+    Parameters
+    ----------
+    fit
+        A fit, or its InferenceData.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, one per study in the order of the fit's ``study`` coordinate.
+    """
+    idata = _idata(fit)
+    if "constant_data" in idata and "weights" in idata.constant_data:
+        weights = np.asarray(idata.constant_data["weights"].values)
+    elif not isinstance(fit, az.InferenceData) and getattr(fit, "data", None) is not None:
+        weights = np.asarray(fit.data.weights)
+    else:
+        for group in ("observed_data", "log_likelihood", "posterior_predictive"):
+            if group in idata and "study" in idata[group].dims:
+                return np.ones(idata[group].sizes["study"], dtype=bool)
+        raise BayesReviewError("the fit has no study dimension")
+    return weights > 0
+
+
+def _psis_loo(fit: Fit) -> az.ELPDData:
+    """az.loo over the in-sample studies, with its own Pareto-k warning silenced (ours names
+    the studies)."""
+    idata = fit.idata
     if "log_likelihood" not in idata or "events" not in idata.log_likelihood:
         raise BayesReviewError(
             "this fit has no per-study log-likelihood (log_likelihood['events']); it is not "
             "stored above bayesreview.fitting.MAX_STUDIES_FOR_STUDY_DRAWS studies"
         )
+    keep = in_sample(fit)
+    if not keep.any():
+        raise BayesReviewError("every study of this fit has weight 0: nothing to compute LOO on")
+    subset = az.InferenceData(
+        posterior=idata.posterior,
+        log_likelihood=idata.log_likelihood[["events"]].isel(study=np.flatnonzero(keep)),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return az.loo(idata, pointwise=True, var_name="events")
+        return az.loo(subset, pointwise=True, var_name="events")
 
 
 def _influential(fit: Fit, elpd: az.ELPDData, threshold: float) -> pd.DataFrame:
     k = np.asarray(elpd.pareto_k.values, dtype=float)
-    studies = [str(s) for s in fit.idata.log_likelihood["events"].study.values]
+    rows = np.flatnonzero(in_sample(fit))
+    studies = [str(s) for s in fit.idata.log_likelihood["events"].study.values[rows]]
     if "group_idx" in fit.idata.constant_data:
-        idx = np.asarray(fit.idata.constant_data["group_idx"].values, dtype=int)
+        idx = np.asarray(fit.idata.constant_data["group_idx"].values, dtype=int)[rows]
         modality = [fit.groups[i] for i in idx]
     else:  # pragma: no cover - every bayesreview fit stores group_idx
         modality = [None] * len(studies)
@@ -71,7 +126,7 @@ def _influential(fit: Fit, elpd: az.ELPDData, threshold: float) -> pd.DataFrame:
 
 
 def influential_studies(fit: Fit, threshold: float = PARETO_K_THRESHOLD) -> pd.DataFrame:
-    """Studies whose PSIS-LOO Pareto k exceeds ``threshold``.
+    """In-sample studies whose PSIS-LOO Pareto k exceeds ``threshold``.
 
     Parameters
     ----------
@@ -85,19 +140,22 @@ def influential_studies(fit: Fit, threshold: float = PARETO_K_THRESHOLD) -> pd.D
     pandas.DataFrame
         ``study``, ``modality``, ``pareto_k``, largest k first (empty when none exceeds it).
     """
-    return _influential(fit, _psis_loo(fit.idata), threshold)
+    return _influential(fit, _psis_loo(fit), threshold)
 
 
 def loo(fit: Fit, pointwise: bool = False) -> az.ELPDData:
-    """PSIS-LOO expected log predictive density, one data point per study.
+    """PSIS-LOO expected log predictive density, one data point per in-sample study.
+
+    Studies with weight 0 (left out of the likelihood, :func:`in_sample`) are not data points:
+    ``n_data_points`` is the number of in-sample studies.
 
     Parameters
     ----------
     fit
         A fitted model.
     pointwise
-        Keep the per-study values (``loo_i``, ``pareto_k``, over dim ``study``) in the result;
-        default False.
+        Keep the per-study values (``loo_i``, ``pareto_k``, over dim ``study``: the in-sample
+        studies) in the result; default False.
 
     Returns
     -------
@@ -114,7 +172,7 @@ def loo(fit: Fit, pointwise: bool = False) -> az.ELPDData:
         high, use exact leave-one-study-out (:func:`bayesreview.sensitivity.sensitivity`) or
         K-fold cross-validation rather than PSIS-LOO.
     """
-    elpd = _psis_loo(fit.idata)
+    elpd = _psis_loo(fit)
     bad = _influential(fit, elpd, PARETO_K_THRESHOLD)
     if len(bad):
         listed = ", ".join(
@@ -170,6 +228,14 @@ def _same_data(first, second) -> str | None:
             f"their denominators differ (studies {where}); were they fitted with different "
             "unknown= settings?"
         )
+    wa, wb = in_sample(first), in_sample(second)
+    if not np.array_equal(wa, wb):
+        rows = np.flatnonzero(wa != wb)
+        where = ", ".join(str(sa[r]) for r in rows[:5]) + (" ..." if len(rows) > 5 else "")
+        return (
+            f"they were fitted with different study weights (studies left out of the "
+            f"likelihood, weight 0, in one fit only: {where}), so their in-sample data differ"
+        )
     return None
 
 
@@ -180,7 +246,8 @@ def compare_models(fits: dict[str, Fit]) -> pd.DataFrame:
     ----------
     fits
         Model name -> fit, at least two. Every fit must have the same observed data: the same
-        studies in the same order, outcome, events and denominators.
+        studies in the same order, outcome, events and denominators, and the same study
+        weights (the same studies left out of the likelihood, if any).
 
     Returns
     -------
@@ -192,8 +259,8 @@ def compare_models(fits: dict[str, Fit]) -> pd.DataFrame:
     Raises
     ------
     BayesReviewError
-        With fewer than two fits, or when two fits were not fitted to the same data (the message
-        says what differs).
+        With fewer than two fits, or when two fits were not fitted to the same data or weights
+        (the message says what differs).
 
     Warns
     -----
@@ -239,6 +306,7 @@ def _statistics(events: np.ndarray, trials: np.ndarray) -> dict[str, np.ndarray]
     """Test statistics over the last axis (studies); studies with trials == 0 are left out.
 
     ``rate_sd`` is the SD (divisor = number of studies with trials > 0) of events / trials.
+    Every statistic is NaN where no study has trials > 0.
     """
     events = np.asarray(events, dtype=float)
     trials = np.broadcast_to(np.asarray(trials, dtype=float), events.shape)
@@ -248,30 +316,115 @@ def _statistics(events: np.ndarray, trials: np.ndarray) -> dict[str, np.ndarray]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = rate.sum(axis=-1) / count
         var = np.where(has, (rate - mean[..., None]) ** 2, 0.0).sum(axis=-1) / count
+    defined = count > 0
     return {
-        "zero_event_studies": (has & (events == 0)).sum(axis=-1).astype(float),
-        "all_event_studies": (has & (events == trials)).sum(axis=-1).astype(float),
-        "rate_sd": np.sqrt(var),
+        "zero_event_studies": np.where(defined, (has & (events == 0)).sum(axis=-1), np.nan),
+        "all_event_studies": np.where(defined, (has & (events == trials)).sum(axis=-1), np.nan),
+        "rate_sd": np.where(defined, np.sqrt(var), np.nan),
     }
 
 
+#: Relative and absolute tolerance within which a replicated statistic counts as equal to the
+#: observed one in :func:`ppc_p_value` (so that floating-point rounding does not break ties).
+TIE_TOLERANCE = 1e-12
+
+
+def ppc_p_value(t_rep: np.ndarray | Sequence[float], t_obs: float) -> tuple[float, float]:
+    """Tie-aware posterior predictive p-value of a statistic: the mid-p value.
+
+    Integer statistics (numbers of zero-event or all-event studies) often take the observed
+    value in many replicates. The mid-p value counts a tie as half above and half below
+    (Lancaster 1961; the posterior predictive p-value of Gelman, Meng and Stern 1996 with ties
+    split evenly):
+
+    ``p = P(T_rep > T_obs) + 0.5 * P(T_rep = T_obs)``, and
+    ``p_two_sided = min(1, 2 * min(p, 1 - p))``.
+
+    A statistic that every replicate reproduces exactly has p = 0.5 and two-sided p = 1; p near
+    0 says the observed value is larger than the model's replicates, near 1 smaller. For a
+    continuous statistic (no ties) this is the usual P(T_rep > T_obs).
+
+    Parameters
+    ----------
+    t_rep
+        The statistic in each posterior predictive replicate; non-finite values (replicates
+        where it is undefined) are left out.
+    t_obs
+        The statistic of the observed data.
+
+    Returns
+    -------
+    tuple of float
+        ``(p, p_two_sided)``; both NaN when ``t_obs`` is not finite or no replicate is.
+        Values within :data:`TIE_TOLERANCE` (relative or absolute) of ``t_obs`` are ties.
+    """
+    t_rep = np.asarray(t_rep, dtype=float).ravel()
+    t_rep = t_rep[np.isfinite(t_rep)]
+    t_obs = float(t_obs)
+    if t_rep.size == 0 or not np.isfinite(t_obs):
+        return math.nan, math.nan
+    tie = np.isclose(t_rep, t_obs, rtol=TIE_TOLERANCE, atol=TIE_TOLERANCE)
+    above = (t_rep > t_obs) & ~tie
+    p = float((above.sum() + 0.5 * tie.sum()) / t_rep.size)
+    return p, min(1.0, 2.0 * min(p, 1.0 - p))
+
+
+def _ppc_stages(
+    fit: Fit | az.InferenceData,
+) -> list[tuple[str, str, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """Per likelihood stage: (stage label, posterior predictive variable, observed statistics,
+    replicated statistics (one per draw)), over the in-sample studies only.
+
+    Shared by :func:`ppc` and :func:`bayesreview.plots.ppc_plot`.
+    """
+    idata = _idata(fit)
+    for group in ("posterior_predictive", "observed_data", "constant_data"):
+        if group not in idata:
+            raise BayesReviewError(f"ppc needs the fit's {group} group, which is missing")
+    pp, obs = idata.posterior_predictive, idata.observed_data
+    first_stage = "events"
+    if not isinstance(fit, az.InferenceData):
+        first_stage = fit.data.outcome if fit.data.outcome != "response" else "any"
+    keep = np.flatnonzero(in_sample(fit))
+    trials_obs = np.asarray(idata.constant_data["trials"].values)[keep]
+    rep1 = np.asarray(pp["events"].values)
+    rep1 = rep1.reshape(-1, rep1.shape[-1])[:, keep]
+    events_obs = np.asarray(obs["events"].values)[keep]
+    stages = [(first_stage, "events", events_obs, trials_obs, rep1, trials_obs[None, :])]
+    if "events_cond" in pp:
+        rep2 = np.asarray(pp["events_cond"].values)
+        rep2 = rep2.reshape(-1, rep2.shape[-1])[:, keep]
+        cond_obs = np.asarray(obs["events_cond"].values)[keep]
+        stages.append(("complete|any", "events_cond", cond_obs, events_obs, rep2, rep1))
+    return [
+        (stage, variable, _statistics(y, n), _statistics(y_rep, n_rep))
+        for stage, variable, y, n, y_rep, n_rep in stages
+    ]
+
+
 def ppc(fit: Fit | az.InferenceData, level: float = 0.95) -> pd.DataFrame:
-    """Posterior predictive checks of the study table, with Bayesian p-values.
+    """Posterior predictive checks of the study table, with tie-aware Bayesian p-values.
 
     For each likelihood stage, the statistic T of the observed studies is compared with T of
     each posterior predictive replicate (a new rate per study from the population distribution,
     then new events: the marginal model that was fitted). Statistics: the number of zero-event
     studies, the number of all-event studies (events == trials), and the spread of the study
-    rates (SD of events / trials; divisor the number of studies), each over studies with
-    trials > 0. For ``outcome="response"`` the second stage ``"complete|any"`` is complete
-    response among responders; a replicate's denominators are its own replicated responders,
-    so the set of studies with trials > 0 changes from draw to draw.
+    rates (SD of events / trials; divisor the number of studies), each over in-sample studies
+    (weight > 0, :func:`in_sample`) with trials > 0. For ``outcome="response"`` the second
+    stage ``"complete|any"`` is complete response among responders; a replicate's
+    denominators are its own replicated responders, so the set of studies with trials > 0
+    changes from draw to draw.
+
+    The p-values are mid-p values (:func:`ppc_p_value`): ``p_value`` =
+    P(T_rep > T_obs) + 0.5 P(T_rep = T_obs) and ``p_two_sided`` = min(1, 2 min(p, 1 - p)), so a
+    statistic the model reproduces exactly in every replicate gets p = 0.5 and two-sided 1.
 
     Parameters
     ----------
     fit
         A fit, or an InferenceData with ``posterior_predictive["events"]`` (and optionally
-        ``"events_cond"``), ``observed_data`` of the same names and ``constant_data["trials"]``.
+        ``"events_cond"``), ``observed_data`` of the same names, ``constant_data["trials"]``
+        and optionally ``constant_data["weights"]``.
     level
         Mass of the equal-tailed interval of the replicated statistic; default 0.95.
 
@@ -280,42 +433,26 @@ def ppc(fit: Fit | az.InferenceData, level: float = 0.95) -> pd.DataFrame:
     pandas.DataFrame
         ``stage`` (the fitted outcome, e.g. ``"any"``, or ``"complete|any"``), ``statistic``,
         ``observed``, ``replicated_mean``, ``replicated_lower``, ``replicated_upper``,
-        ``p_value`` = P(T(y_rep) >= T(y)) and ``p_two_sided`` = min(1, 2p, 2(1 - p)).
-        p-values near 0 or 1 say the model does not reproduce that feature of the data.
-        Draws where a statistic is undefined (no study with trials > 0) are left out.
+        ``p_value`` and ``p_two_sided`` (mid-p, above). ``p_value`` near 0 says the data have
+        more of the statistic than the model's replicates, near 1 less; a small
+        ``p_two_sided`` says the model does not reproduce that feature of the data. Draws
+        where a statistic is undefined (no study with trials > 0) are left out.
     """
     if not 0 < level < 1:
         raise BayesReviewError(f"level={level!r}: must be between 0 and 1")
-    idata = fit if isinstance(fit, az.InferenceData) else fit.idata
-    for group in ("posterior_predictive", "observed_data", "constant_data"):
-        if group not in idata:
-            raise BayesReviewError(f"ppc needs the fit's {group} group, which is missing")
-    pp, obs = idata.posterior_predictive, idata.observed_data
-    first_stage = "events"
-    if not isinstance(fit, az.InferenceData):
-        first_stage = fit.data.outcome if fit.data.outcome != "response" else "any"
-    trials_obs = np.asarray(idata.constant_data["trials"].values)
-    rep1 = np.asarray(pp["events"].values)
-    rep1 = rep1.reshape(-1, rep1.shape[-1])
-    stages = [(first_stage, obs["events"].values, trials_obs, rep1, trials_obs[None, :])]
-    if "events_cond" in pp:
-        rep2 = np.asarray(pp["events_cond"].values).reshape(rep1.shape)
-        stages.append(("complete|any", obs["events_cond"].values, obs["events"].values, rep2, rep1))
     tail = (1 - level) / 2
     rows = []
-    for stage, y, n, y_rep, n_rep in stages:
-        observed = _statistics(y, n)
-        replicated = _statistics(y_rep, n_rep)
+    for stage, _, observed, replicated in _ppc_stages(fit):
         for name in PPC_STATISTICS:
             t_rep = replicated[name]
             t_rep = t_rep[np.isfinite(t_rep)]
             t_obs = float(observed[name])
-            if t_rep.size == 0 or not np.isfinite(t_obs):
-                p = lower = upper = mean = np.nan
-            else:
-                p = float(np.mean(t_rep >= t_obs))
+            p, p_two_sided = ppc_p_value(t_rep, t_obs)
+            if np.isfinite(p):
                 lower, upper = np.quantile(t_rep, [tail, 1 - tail])
                 mean = float(t_rep.mean())
+            else:
+                lower = upper = mean = np.nan
             rows.append(
                 {
                     "stage": stage,
@@ -325,7 +462,7 @@ def ppc(fit: Fit | az.InferenceData, level: float = 0.95) -> pd.DataFrame:
                     "replicated_lower": float(lower),
                     "replicated_upper": float(upper),
                     "p_value": p,
-                    "p_two_sided": min(1.0, 2 * p, 2 * (1 - p)) if np.isfinite(p) else np.nan,
+                    "p_two_sided": p_two_sided,
                 }
             )
     return pd.DataFrame(rows)

@@ -203,11 +203,14 @@ def format_summary(summary) -> str:
         lines.append(f"Outcome: {outcome}")
         lines.append(
             f"  {'modality':<{width}}  {'events/N':>8}  {'crude % (95% CI)':<18}"
-            f"  posterior median % (95% CrI)"
+            f"  mean rate % (95% CrI)"
         )
         for r in rows.itertuples(index=False):
             crude = f"{percent(r.crude)} ({percent(r.crude_lower)}-{percent(r.crude_upper)})"
-            post = f"{percent(r.post_median)} ({percent(r.post_lower)}-{percent(r.post_upper)})"
+            post = (
+                f"{percent(r.mean_rate)} ({percent(r.mean_rate_lower)}-"
+                f"{percent(r.mean_rate_upper)})"
+            )
             lines.append(
                 f"  {r.modality!s:<{width}}  {f'{r.events}/{r.n}':>8}  {crude:<18}  {post}"
             )

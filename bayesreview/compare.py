@@ -4,6 +4,11 @@ Everything here is computed from the posterior draws of the pooled mean response
 (``fit.draws("rate")``, the bias-adjusted population mean, or ``"rate_mix"``, averaged over the
 observed mix of bias levels), one draw at a time, so each probability is a posterior
 probability of a statement about the modalities' rates (not a p-value).
+
+Direction: ``better="higher"`` (default) means a higher rate is better (response, remission);
+``better="lower"`` a lower rate is better (harms, bleeding, recurrence). It decides which
+modality is "best" (rank 1), P(best), SUCRA and :func:`pairwise`'s ``p_better``; the
+differences ``rate_a - rate_b`` and ``p_greater`` are on the rate scale whatever the direction.
 """
 
 from __future__ import annotations
@@ -20,8 +25,15 @@ if TYPE_CHECKING:
     from bayesreview.fitting import Fit
 
 
+__all__ = ["BETTER", "pairwise", "rank_draws", "ranks", "rate_draws"]
+
+#: Accepted values of ``better``: whether a higher or a lower rate is the better one.
+BETTER = ("higher", "lower")
+
 #: Columns of :func:`pairwise`, in order (also the names of each row's fields below).
-_PAIRWISE_COLUMNS = "outcome modality_a modality_b p_greater diff_median diff_lower diff_upper"
+_PAIRWISE_COLUMNS = (
+    "outcome modality_a modality_b p_greater p_better diff_median diff_lower diff_upper"
+)
 
 
 def _outcomes(fit: Fit, outcome: str | None) -> tuple[str, ...]:
@@ -39,6 +51,14 @@ def _outcomes(fit: Fit, outcome: str | None) -> tuple[str, ...]:
 def _check_level(level: float) -> None:
     if not isinstance(level, int | float) or not math.isfinite(level) or not 0 < level < 1:
         raise BayesReviewError(f"level={level!r}: must be a number strictly between 0 and 1")
+
+
+def _check_better(better: str) -> None:
+    if not isinstance(better, str) or better not in BETTER:
+        raise BayesReviewError(
+            f"better={better!r}: must be 'higher' (a higher rate is better, e.g. response) or "
+            "'lower' (a lower rate is better, e.g. adverse events, recurrence)"
+        )
 
 
 def rate_draws(fit: Fit, outcome: str, adjusted: bool = True) -> np.ndarray:
@@ -71,8 +91,9 @@ def pairwise(
     threshold: float = 0.0,
     adjusted: bool = True,
     level: float = 0.95,
+    better: str = "higher",
 ) -> pd.DataFrame:
-    """Posterior probability that one modality's rate exceeds another's, for every pair.
+    """Posterior probability that one modality is better than another, for every pair.
 
     Parameters
     ----------
@@ -82,25 +103,36 @@ def pairwise(
         One outcome of the fit; default None: every outcome (a long table).
     threshold
         Minimal important difference d on the rate scale (0-1): ``p_greater`` is
-        P(rate_a - rate_b > d). Default 0. Must be finite and strictly between -1 and 1.
+        P(rate_a - rate_b > d) and ``p_better`` is P(a better than b by more than d). Default
+        0. Must be finite and strictly between -1 and 1.
     adjusted
         ``True`` (default) compares bias-adjusted rates (reference bias level); ``False`` the
         rates averaged over the observed mix of bias levels.
     level
         Probability mass of the equal-tailed interval of the difference; default 0.95.
+    better
+        ``"higher"`` (default: a higher rate is better, e.g. response) or ``"lower"`` (a lower
+        rate is better, e.g. adverse events, recurrence).
 
     Returns
     -------
     pandas.DataFrame
         One row per outcome and ordered pair of different modalities (a, b), in the order of
-        ``fit.groups``: ``outcome``, ``modality_a``, ``modality_b``, ``p_greater``
-        (P(rate_a - rate_b > threshold)), ``diff_median``, ``diff_lower``, ``diff_upper``
-        (posterior median and equal-tailed interval of rate_a - rate_b, 0-1 scale).
+        ``fit.groups``: ``outcome``, ``modality_a``, ``modality_b``,
+
+        - ``p_greater``: P(rate_a - rate_b > d), whatever ``better`` says;
+        - ``p_better``: P(a is better than b by more than d) in the declared direction:
+          P(rate_a - rate_b > d) with ``better="higher"`` (then equal to ``p_greater``),
+          P(rate_b - rate_a > d) with ``better="lower"``;
+        - ``diff_median``, ``diff_lower``, ``diff_upper``: posterior median and equal-tailed
+          interval of rate_a - rate_b (0-1 scale; negative = a has the lower rate).
+
+        ``.attrs["better"]`` records the direction.
 
     Raises
     ------
     BayesReviewError
-        For an unknown outcome, or an invalid threshold or level.
+        For an unknown outcome, or an invalid threshold, level or ``better``.
     """
     if (
         isinstance(threshold, bool)
@@ -113,6 +145,8 @@ def pairwise(
             "-1 and 1 (rates are on the 0-1 scale: 0.1 means 10 percentage points)"
         )
     _check_level(level)
+    _check_better(better)
+    sign = 1.0 if better == "higher" else -1.0
     tail = (1 - level) / 2
     rows = []
     for name in _outcomes(fit, outcome):
@@ -124,36 +158,63 @@ def pairwise(
                 diff = rates[:, a] - rates[:, b]
                 lower, median, upper = np.quantile(diff, [tail, 0.5, 1 - tail])
                 p_greater = float(np.mean(diff > threshold))
-                row = (name, group_a, group_b, p_greater, float(median), float(lower), float(upper))
-                rows.append(row)
-    return pd.DataFrame(rows, columns=_PAIRWISE_COLUMNS.split())
+                p_better = float(np.mean(sign * diff > threshold))
+                rows.append(
+                    (
+                        name,
+                        group_a,
+                        group_b,
+                        p_greater,
+                        p_better,
+                        float(median),
+                        float(lower),
+                        float(upper),
+                    )
+                )
+    table = pd.DataFrame(rows, columns=_PAIRWISE_COLUMNS.split())
+    table.attrs["better"] = better
+    return table
 
 
-def rank_draws(rates: np.ndarray) -> np.ndarray:
-    """Ordinal ranks of the columns of ``rates`` in every draw; rank 1 = highest rate.
+def rank_draws(rates: np.ndarray, better: str = "higher") -> np.ndarray:
+    """Ordinal ranks of the columns of ``rates`` in every draw; rank 1 = the best rate.
 
     Parameters
     ----------
     rates
         Array shaped (draws, modalities).
+    better
+        ``"higher"`` (default): rank 1 = highest rate; ``"lower"``: rank 1 = lowest rate.
 
     Returns
     -------
     numpy.ndarray
         Integer ranks 1..K with the same shape. Exact ties (probability 0 for continuous
         draws) are broken by column order.
+
+    Raises
+    ------
+    BayesReviewError
+        For an invalid ``better``.
     """
-    order = np.argsort(-rates, axis=1, kind="stable")
+    _check_better(better)
+    rates = np.asarray(rates)
+    key = -rates if better == "higher" else rates
+    order = np.argsort(key, axis=1, kind="stable")
     ranks = np.empty_like(order)
     rows = np.arange(rates.shape[0])[:, None]
     ranks[rows, order] = np.arange(1, rates.shape[1] + 1)[None, :]
     return ranks
 
 
-def ranks(fit: Fit, outcome: str | None = None, adjusted: bool = True) -> pd.DataFrame:
+def ranks(
+    fit: Fit, outcome: str | None = None, adjusted: bool = True, better: str = "higher"
+) -> pd.DataFrame:
     """Rank probabilities, P(best), mean rank and SUCRA of each modality.
 
-    Ranks are taken in every posterior draw of the pooled mean rates (rank 1 = highest rate).
+    Ranks are taken in every posterior draw of the pooled mean rates; rank 1 is the best
+    modality: the highest rate with ``better="higher"`` (default), the lowest with
+    ``better="lower"``.
 
     Parameters
     ----------
@@ -164,24 +225,29 @@ def ranks(fit: Fit, outcome: str | None = None, adjusted: bool = True) -> pd.Dat
     adjusted
         ``True`` (default) ranks bias-adjusted rates; ``False`` rates averaged over the
         observed mix of bias levels.
+    better
+        ``"higher"`` (default: a higher rate is better, e.g. response) or ``"lower"`` (a lower
+        rate is better, e.g. adverse events, recurrence).
 
     Returns
     -------
     pandas.DataFrame
-        One row per outcome and modality: ``outcome``, ``modality``, ``p_best`` (P(rank 1)),
+        One row per outcome and modality: ``outcome``, ``modality``, ``p_best`` (P(rank 1):
+        the probability of the highest rate, or of the lowest with ``better="lower"``),
         ``mean_rank``, ``sucra`` (surface under the cumulative ranking curve,
         sum_{r=1}^{K-1} P(rank <= r) / (K - 1): 1 = surely best, 0 = surely worst; NaN when
-        K = 1) and ``p_rank_1`` ... ``p_rank_K``.
+        K = 1) and ``p_rank_1`` ... ``p_rank_K``. ``.attrs["better"]`` records the direction.
 
     Raises
     ------
     BayesReviewError
-        For an unknown outcome.
+        For an unknown outcome or an invalid ``better``.
     """
+    _check_better(better)
     k = len(fit.groups)
     frames = []
     for name in _outcomes(fit, outcome):
-        rank = rank_draws(rate_draws(fit, name, adjusted))
+        rank = rank_draws(rate_draws(fit, name, adjusted), better)
         probs = np.stack([(rank == r).mean(axis=0) for r in range(1, k + 1)], axis=1)
         cumulative = np.cumsum(probs, axis=1)
         sucra = cumulative[:, : k - 1].sum(axis=1) / (k - 1) if k > 1 else np.full(k, np.nan)
@@ -197,4 +263,6 @@ def ranks(fit: Fit, outcome: str | None = None, adjusted: bool = True) -> pd.Dat
         for r in range(k):
             frame[f"p_rank_{r + 1}"] = probs[:, r]
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames, ignore_index=True)
+    table.attrs["better"] = better
+    return table

@@ -91,6 +91,25 @@ class ModelData:
         """Outcomes a fit reports: all three for the joint model, else the one fitted."""
         return ("complete", "partial", "any") if self.joint else (self.outcome,)
 
+    @property
+    def study_labels(self) -> tuple[str, ...]:
+        """Unique per-row labels for InferenceData coordinates.
+
+        The study label, or ``"label [group]"`` where a label appears in several groups (the
+        arms of one study), numbered ``#2, #3, ...`` if still repeated.
+        """
+        counts = pd.Series(self.study).value_counts()
+        labels = [
+            f"{s} [{self.groups[g]}]" if counts[s] > 1 else s
+            for s, g in zip(self.study, self.group_idx, strict=True)
+        ]
+        seen: dict[str, int] = {}
+        unique = []
+        for label in labels:
+            seen[label] = seen.get(label, 0) + 1
+            unique.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+        return tuple(unique)
+
     def stage_counts(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(stage name, events, trials) of each likelihood stage."""
         if self.joint:

@@ -54,8 +54,10 @@ MAX_STUDIES_FOR_STUDY_DRAWS = 5000
 #: 60% more gradient evaluations.
 TARGET_ACCEPT = 0.9
 
-_RHAT_MAX = 1.01
-_ESS_MIN = 400
+#: Convergence thresholds of :meth:`Fit.convergence_problems`: largest R-hat, smallest bulk and
+#: tail ESS.
+RHAT_MAX = 1.01
+ESS_MIN = 400
 
 
 def _default_sampler() -> str:
@@ -73,8 +75,24 @@ def _default_sampler() -> str:
 _COMPILED: dict[tuple, Any] = {}
 
 
-def _data_arrays(data: ModelData, tabulated: Tabulated | None = None) -> dict[str, np.ndarray]:
+def _data_arrays(
+    data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = None
+) -> dict[str, np.ndarray]:
     """Values of the model's ``pm.Data`` containers for ``data`` (or its tabulated counts)."""
+    from bayesreview.models import centred_groups, centred_rows
+
+    arrays = _count_arrays(data, tabulated)
+    if spec.likelihood == "logit_normal":
+        arrays.update({f"centred{k}": v for k, v in centred_rows(data, spec).items()})
+    for suffix, centring in centred_groups(data, spec).items():
+        if centring.anchored:
+            arrays[f"log_phi_anchor_group{suffix}"] = centring.anchor
+            arrays[f"log_phi_centred{suffix}"] = centring.centred
+    return arrays
+
+
+def _count_arrays(data: ModelData, tabulated: Tabulated | None) -> dict[str, np.ndarray]:
+    """The counts, codes and weights the likelihood reads (per row, or tabulated per cell)."""
     if tabulated is not None:
         arrays = {"cell_group": tabulated.cell_group}
         if data.bias is not None:
@@ -122,10 +140,14 @@ def _compiled_model(
             None if data.bias is None else data.bias.kind,
         )
     )
+    from bayesreview.models import centred_groups
+
+    anchored = tuple(c.anchored for c in centred_groups(data, spec).values())
     key = (
         sampler,
         spec,
         shape,
+        anchored,
         data.groups,
         None if data.bias is None else (data.bias.levels, data.bias.prior_counts),
     )
@@ -158,7 +180,7 @@ def _sample(
     """
     model, compiled = _compiled_model(data, spec, sampler, tabulated)
     free = [rv.name for rv in model.free_RVs]
-    arrays = _data_arrays(data, tabulated)
+    arrays = _data_arrays(data, spec, tabulated)
     if sampler == "nutpie":
         import nutpie
 
@@ -274,6 +296,21 @@ class Fit:
                 )
         return pd.DataFrame(rows)
 
+    def adjusted_to(self, adjusted: bool = True) -> str | None:
+        """What the pooled rates are adjusted to, in words; None without a bias covariate.
+
+        ``adjusted=True``: the reference level (``"risk_of_bias = low"``) or the reference value
+        of a numeric covariate; ``False``: each group's (level of ``by``) own mix of studies.
+        """
+        bias = self.data.bias
+        if bias is None:
+            return None
+        if not adjusted:
+            return f"{bias.column}: each {self.data.by}'s own studies"
+        if bias.kind == "numeric":
+            return f"{bias.column} = {bias.centre:g}"
+        return f"{bias.column} = {bias.levels[0]}"
+
     def summary(self, level: float = 0.95, adjusted: bool = True) -> pd.DataFrame:
         """Crude and posterior side by side: one row per outcome x modality.
 
@@ -282,61 +319,92 @@ class Fit:
         level
             Probability mass of the intervals; default 0.95 (equal-tailed).
         adjusted
-            With a bias covariate: ``True`` (default) reports the rate at the reference level
-            (the bias-adjusted rate); ``False`` the rate averaged over the observed mix of
-            studies' levels. The two are identical without a covariate.
+            With a bias covariate: ``True`` (default) reports rates at the reference level
+            (the bias-adjusted rate); ``False`` the population mean rate averaged over each
+            modality's own studies at their levels (missing levels by their posterior
+            probabilities). The two are identical without a covariate.
 
         Returns
         -------
         pandas.DataFrame
             ``outcome``, ``modality``, ``studies``, ``n`` (patients in the denominator),
-            ``events``, ``crude`` with its exact ``crude_lower``/``crude_upper``,
-            ``post_mean``, ``post_median``, ``post_lower``, ``post_upper`` (the population
-            mean response rate), ``pred_lower``/``pred_upper`` (a new study's rate), and
-            ``heterogeneity`` (posterior median of the between-study SD of the true rates)
-            with ``heterogeneity_lower``/``heterogeneity_upper``. Rates on the 0-1 scale.
+            ``events``, ``crude`` with its exact ``crude_lower``/``crude_upper``; then
+            posterior medians with equal-tailed ``_lower``/``_upper`` of
+
+            - ``mean_rate``: the population mean rate E[p] of the modality's studies;
+            - ``median_rate``: the median-study rate (the median of the true study rates;
+              invlogit(mu) for the logit-normal, the pooled proportion of metafor's
+              ``rma.glmm``, meta and brms); NaN with ``adjusted=False`` and a covariate;
+            - ``rate_sd``: the between-study SD of the true rates (at the reference level);
+            - the heterogeneity on the model's own scale: ``tau`` and ``tau2`` (SD and
+              variance of the study logits; logit-normal) or ``phi`` and ``icc`` (beta
+              concentration and intra-class correlation 1 / (1 + phi); beta-binomial). For the
+              joint response model these are the first stage's (any response) and are given on
+              the ``any`` rows; the second stage's are ``tau_cond``/``phi_cond`` in the
+              posterior.
+
+            ``pred_lower``/``pred_upper``: prediction interval of a new study's rate;
+            ``adjusted_to``: what the rates are adjusted to (:meth:`adjusted_to`). Rates on the
+            0-1 scale.
         """
         tail = (1 - level) / 2
-        rate = self.draws("rate" if adjusted else "rate_mix")
-        pred = self.draws("rate_pred" if adjusted else "rate_pred_mix")
-        spread = self.draws("rate_sd")
-        table = self.crude(level)
         q = [tail, 0.5, 1 - tail]
-        rate_q = rate.quantile(q, dim="sample")
-        pred_q = pred.quantile([tail, 1 - tail], dim="sample")
-        spread_q = spread.quantile(q, dim="sample")
-        mean = rate.mean("sample")
-        columns = {
-            k: []
-            for k in (
-                "post_mean",
-                "post_median",
-                "post_lower",
-                "post_upper",
-                "pred_lower",
-                "pred_upper",
-                "heterogeneity",
-                "heterogeneity_lower",
-                "heterogeneity_upper",
-            )
+        with_bias = self.data.bias is not None
+        names = {
+            "mean_rate": "rate" if adjusted else "rate_mix",
+            "median_rate": "rate_median" if adjusted or not with_bias else None,
+            "rate_sd": "rate_sd",
         }
+        quantiles = {
+            column: self.draws(name).quantile(q, dim="sample")
+            for column, name in names.items()
+            if name is not None
+        }
+        pred = self.draws("rate_pred" if adjusted else "rate_pred_mix")
+        pred_q = pred.quantile([tail, 1 - tail], dim="sample")
+        scales = self._scale_quantiles(q)
+        table = self.crude(level)
+        columns: dict[str, list[float]] = {}
+
+        def put(name: str, values) -> None:
+            for suffix, value in zip(("_lower", "", "_upper"), values, strict=True):
+                columns.setdefault(name + suffix, []).append(float(value))
+
         for row in table.itertuples():
             where = {"outcome": row.outcome, "group": row.modality}
-            columns["post_mean"].append(float(mean.sel(where)))
-            r = rate_q.sel(where).values
-            columns["post_lower"].append(r[0])
-            columns["post_median"].append(r[1])
-            columns["post_upper"].append(r[2])
-            p = pred_q.sel(where).values
-            columns["pred_lower"].append(p[0])
-            columns["pred_upper"].append(p[1])
-            s = spread_q.sel(where).values
-            columns["heterogeneity_lower"].append(s[0])
-            columns["heterogeneity"].append(s[1])
-            columns["heterogeneity_upper"].append(s[2])
-        for name, values in columns.items():
-            table[name] = np.asarray(values, dtype=float)
+            for column in names:
+                values = (
+                    quantiles[column].sel(where).values if column in quantiles else [np.nan] * 3
+                )
+                put(column, values)
+            lower, upper = pred_q.sel(where).values
+            columns.setdefault("pred_lower", []).append(float(lower))
+            columns.setdefault("pred_upper", []).append(float(upper))
+            first_stage = not self.data.joint or row.outcome == "any"
+            for name, values in scales.items():
+                put(
+                    name,
+                    values[:, self.groups.index(row.modality)] if first_stage else [np.nan] * 3,
+                )
+        order = ["mean_rate", "median_rate", "rate_sd", *scales]
+        for name in order:
+            for suffix in ("", "_lower", "_upper"):
+                table[name + suffix] = np.asarray(columns[name + suffix], dtype=float)
+        table["pred_lower"] = np.asarray(columns["pred_lower"], dtype=float)
+        table["pred_upper"] = np.asarray(columns["pred_upper"], dtype=float)
+        table["adjusted_to"] = self.adjusted_to(adjusted)
         return table
+
+    def _scale_quantiles(self, q: list[float]) -> dict[str, np.ndarray]:
+        """Quantiles (3, G) of the first stage's heterogeneity on the model's own scale."""
+        posterior = self.idata.posterior
+        if self.spec.likelihood == "logit_normal":
+            tau = posterior["tau"].stack(sample=("chain", "draw")).transpose("group", "sample")
+            values = {"tau": tau.values, "tau2": tau.values**2}
+        else:
+            phi = posterior["phi"].stack(sample=("chain", "draw")).transpose("group", "sample")
+            values = {"phi": phi.values, "icc": 1.0 / (1.0 + phi.values)}
+        return {name: np.quantile(v, q, axis=1) for name, v in values.items()}
 
     def study_estimates(self, level: float = 0.95) -> pd.DataFrame:
         """Shrunken per-study rates next to the crude ones, one row per outcome x study.
@@ -405,12 +473,12 @@ class Fit:
         table = self.diagnostics()
         problems = []
         worst_rhat = table["r_hat"].max()
-        if not worst_rhat <= _RHAT_MAX:
+        if not worst_rhat <= RHAT_MAX:
             bad = table.loc[table["r_hat"].idxmax(), "parameter"]
-            problems.append(f"R-hat up to {worst_rhat:.3f} (> {_RHAT_MAX}) for {bad}")
+            problems.append(f"R-hat up to {worst_rhat:.3f} (> {RHAT_MAX}) for {bad}")
         low_ess = min(table["ess_bulk"].min(), table["ess_tail"].min())
-        if not low_ess >= _ESS_MIN:
-            problems.append(f"effective sample size down to {low_ess:.0f} (< {_ESS_MIN})")
+        if not low_ess >= ESS_MIN:
+            problems.append(f"effective sample size down to {low_ess:.0f} (< {ESS_MIN})")
         if self.divergences:
             problems.append(f"{self.divergences} divergent transition(s)")
         return problems
@@ -418,18 +486,32 @@ class Fit:
     # ---- comparisons, figures and checks (computed in their own modules) -------------------
 
     def compare(
-        self, outcome: str | None = None, threshold: float = 0.0, adjusted: bool = True
+        self,
+        outcome: str | None = None,
+        threshold: float = 0.0,
+        adjusted: bool = True,
+        better: str = "higher",
     ) -> pd.DataFrame:
-        """Pairwise P(rate_a - rate_b > threshold); see :func:`bayesreview.compare.pairwise`."""
+        """Pairwise posterior probabilities; see :func:`bayesreview.compare.pairwise`.
+
+        ``better`` is ``"higher"`` (default, e.g. response) or ``"lower"`` (harms, recurrence).
+        """
         from bayesreview.compare import pairwise
 
-        return pairwise(self, outcome=outcome, threshold=threshold, adjusted=adjusted)
+        return pairwise(
+            self, outcome=outcome, threshold=threshold, adjusted=adjusted, better=better
+        )
 
-    def ranks(self, outcome: str | None = None, adjusted: bool = True) -> pd.DataFrame:
-        """P(best), mean rank, SUCRA, rank probabilities: :func:`bayesreview.compare.ranks`."""
+    def ranks(
+        self, outcome: str | None = None, adjusted: bool = True, better: str = "higher"
+    ) -> pd.DataFrame:
+        """P(best), mean rank, SUCRA, rank probabilities: :func:`bayesreview.compare.ranks`.
+
+        ``better`` is ``"higher"`` (default) or ``"lower"``: which rate ranks first.
+        """
         from bayesreview.compare import ranks
 
-        return ranks(self, outcome=outcome, adjusted=adjusted)
+        return ranks(self, outcome=outcome, adjusted=adjusted, better=better)
 
     def forest_plot(self, outcome: str | None = None, **kwargs: Any):
         """Forest plot of studies and pooled rates; see :func:`bayesreview.plots.forest_plot`."""
@@ -597,6 +679,13 @@ def fit(
         "bias_prior_counts": None
         if data.bias is None or data.bias.kind == "numeric"
         else dict(zip(data.bias.levels, data.bias.prior_counts, strict=True)),
+        "bias_levels": None
+        if data.bias is None or data.bias.kind == "numeric"
+        else list(data.bias.levels),
+        "groups": list(data.groups),
+        "heterogeneity": spec.heterogeneity
+        if spec.pools_heterogeneity(data.n_groups) or spec.heterogeneity != "partial_pooling"
+        else "shared (one group: partial pooling needs two or more)",
         "unknown": unknown,
         "draws": draws,
         "tune": tune,
@@ -652,7 +741,7 @@ def _assemble(
     posterior = idata.posterior
     if "row" in posterior.dims:  # study effects (logit-normal, never collapsed): drop padding
         posterior = posterior.isel(row=slice(0, data.n_rows)).rename(row="study")
-        posterior = posterior.assign_coords(study=list(data.study))
+        posterior = posterior.assign_coords(study=list(data.study_labels))
     flat = _flat_posterior(posterior)
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     rng = np.random.default_rng([settings["seed"], 1])
@@ -670,18 +759,19 @@ def _assemble(
     new_posterior = posterior.assign(variables)
     groups = {"posterior": new_posterior, "sample_stats": idata.sample_stats}
 
-    study_coords = {**coords, "study": list(data.study)}
+    study_coords = {**coords, "study": list(data.study_labels)}
     observed = {"events": ("study", data.events)}
     constant = {
         "trials": ("study", data.trials),
         "group_idx": ("study", data.group_idx),
+        "weights": ("study", data.weights),
     }
     if data.joint:
         observed["events_cond"] = ("study", data.complete)
     if data.bias is not None:
         constant["bias_code"] = ("study", data.bias.codes)
-    groups["observed_data"] = xr.Dataset(observed, coords={"study": list(data.study)})
-    groups["constant_data"] = xr.Dataset(constant, coords={"study": list(data.study)})
+    groups["observed_data"] = xr.Dataset(observed, coords={"study": list(data.study_labels)})
+    groups["constant_data"] = xr.Dataset(constant, coords={"study": list(data.study_labels)})
     if data.n_rows <= MAX_STUDIES_FOR_STUDY_DRAWS:
         loglik = log_likelihood(flat, data, spec.likelihood)
         groups["log_likelihood"] = xr.Dataset(
@@ -724,8 +814,9 @@ def load_fit(path: str | os.PathLike) -> Fit:
 
     try:
         spec = ModelSpec.from_dict(tomllib.loads(attrs["bayesreview_spec"]), source=str(path))
-        studies = read_studies(pd.read_csv(io.StringIO(attrs["bayesreview_studies"])))
         settings = json.loads(attrs["bayesreview_settings"])
+        studies = read_studies(pd.read_csv(io.StringIO(attrs["bayesreview_studies"])))
+        studies = _restore_levels(studies, settings)
         data = model_data(
             studies,
             settings["outcome"],
@@ -739,4 +830,41 @@ def load_fit(path: str | os.PathLike) -> Fit:
             data = replace(data, weights=np.asarray(settings["weights"], dtype=np.int64))
     except Exception as exc:  # a damaged attribute fails in many ways
         raise BayesReviewError(f"{path}: damaged bayesreview fit attributes ({exc})") from None
+    why = _coordinates_mismatch(idata, data)
+    if why:
+        raise BayesReviewError(f"{path}: the saved study table does not match its posterior: {why}")
     return Fit(idata=idata, studies=studies, spec=spec, data=data, settings=settings)
+
+
+def _restore_levels(studies: pd.DataFrame, settings: dict[str, Any]) -> pd.DataFrame:
+    """The study table with the fitted categorical levels in their fitted order.
+
+    A CSV keeps a categorical column as text, whose levels would come back sorted; the fit's
+    bias coefficients belong to the levels in the order they were fitted (``bias_levels``).
+    """
+    levels = settings.get("bias_levels")
+    column = settings.get("bias")
+    if not levels or column is None:
+        return studies
+    values = studies[column].astype("string")
+    unknown = sorted(set(values.dropna()) - set(levels))
+    if unknown:
+        raise BayesReviewError(
+            f"column {column!r} holds levels {unknown} not in the fit's {levels}"
+        )
+    studies = studies.copy()
+    studies[column] = pd.Categorical(values, categories=levels)
+    return studies
+
+
+def _coordinates_mismatch(idata: az.InferenceData, data: ModelData) -> str | None:
+    """Why the posterior's group and level coordinates differ from ``data``'s, or None."""
+    posterior = idata.posterior
+    if "group" in posterior.coords and list(posterior["group"].values) != list(data.groups):
+        return f"groups {list(posterior['group'].values)} vs {list(data.groups)}"
+    if "bias_level" in posterior.coords:
+        saved = [str(v) for v in posterior["bias_level"].values]
+        rebuilt = [] if data.bias is None else list(data.bias.levels[1:])
+        if saved != rebuilt:
+            return f"bias levels {saved} vs {rebuilt}"
+    return None

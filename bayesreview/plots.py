@@ -246,16 +246,18 @@ def _forest_rows(
                 {
                     "events": f"{int(p['events'])}/{int(p['n'])}",
                     "crude": percent(p["crude"]),
-                    "posterior": interval_text(p["post_median"], p["post_lower"], p["post_upper"]),
+                    "posterior": interval_text(
+                        p["mean_rate"], p["mean_rate_lower"], p["mean_rate_upper"]
+                    ),
                     "prediction": f"{percent(p['pred_lower'])}–{percent(p['pred_upper'])}",
                 },
                 {
                     "crude": p["crude"],
                     "crude_lower": p["crude_lower"],
                     "crude_upper": p["crude_upper"],
-                    "post_median": p["post_median"],
-                    "post_lower": p["post_lower"],
-                    "post_upper": p["post_upper"],
+                    "post_median": p["mean_rate"],
+                    "post_lower": p["mean_rate_lower"],
+                    "post_upper": p["mean_rate_upper"],
                     "pred_lower": p["pred_lower"],
                     "pred_upper": p["pred_upper"],
                 },
@@ -275,9 +277,12 @@ def _footer(fit: Fit, outcome: str, level: float, adjusted: bool) -> str:
             f"'{bias.levels[0]}' of {bias.column})"
         )
     elif adjusted:
-        which = f"the bias-adjusted population mean response rate (at {bias.column} = 0)"
+        which = f"the bias-adjusted population mean response rate (at {fit.adjusted_to(adjusted)})"
     else:
-        which = f"the population mean response rate averaged over the observed mix of {bias.column}"
+        which = (
+            f"the population mean response rate averaged over each modality's own studies at "
+            f"their levels of {bias.column} (missing levels by their posterior probabilities)"
+        )
     likelihood = {
         "beta_binomial": "beta-binomial",
         "logit_normal": "logit-normal (binomial-normal)",
@@ -293,7 +298,8 @@ def _footer(fit: Fit, outcome: str, level: float, adjusted: bool) -> str:
         f"prediction interval of a new study's rate. Squares: crude proportion with exact "
         f"(Clopper–Pearson) {lw} CI; circles: shrunken study estimate with {lw} credible "
         f"interval. Model '{fit.spec.name}': {likelihood} random effects by {fit.settings['by']}"
-        f" ({fit.spec.heterogeneity.replace('_', ' ')} heterogeneity); outcome {outcome}, "
+        f" ({fit.settings.get('heterogeneity', fit.spec.heterogeneity).replace('_', ' ')} "
+        f"heterogeneity); outcome {outcome}, "
         f"{unknown_words}; {fit.idata.posterior.sizes['chain']} chains x "
         f"{fit.idata.posterior.sizes['draw']} draws, seed {fit.settings.get('seed')}."
     )
@@ -736,6 +742,11 @@ def save_figure(
 # --------------------------------------------------------------------------------------------
 
 
+def _outcome_name(outcome: str) -> str:
+    """``"any response"`` for the response outcomes, else the outcome's own name."""
+    return f"{outcome} response" if outcome in _OUTCOME_WORDS else outcome
+
+
 def comparison_heatmap(
     fit: Fit,
     outcome: str | None = None,
@@ -743,8 +754,13 @@ def comparison_heatmap(
     threshold: float = 0.0,
     adjusted: bool = True,
     labels: Mapping[str, str] | None = None,
+    better: str = "higher",
 ) -> Figure:
-    """Matrix of P(rate of row modality - rate of column modality > threshold).
+    """Matrix of P(row modality better than column modality by more than threshold).
+
+    Each cell is :func:`bayesreview.compare.pairwise`'s ``p_better``: P(rate_a - rate_b > d)
+    with ``better="higher"``, P(rate_b - rate_a > d) with ``better="lower"``; the title says
+    which.
 
     Parameters
     ----------
@@ -760,6 +776,8 @@ def comparison_heatmap(
         Bias-adjusted rates (default) or rates averaged over the observed mix.
     labels
         Display names of modalities; default the codes.
+    better
+        ``"higher"`` (default: a higher rate is better) or ``"lower"`` (e.g. adverse events).
 
     Returns
     -------
@@ -767,12 +785,12 @@ def comparison_heatmap(
         Cells carry their probability, two decimals, as text with gid ``"cell:<a>:<b>"``.
     """
     outcome = _plot_outcome(fit, outcome)
-    table = pairwise(fit, outcome=outcome, threshold=threshold, adjusted=adjusted)
+    table = pairwise(fit, outcome=outcome, threshold=threshold, adjusted=adjusted, better=better)
     groups = list(fit.groups)
     k = len(groups)
     matrix = np.full((k, k), np.nan)
     for row in table.itertuples():
-        matrix[groups.index(row.modality_a), groups.index(row.modality_b)] = row.p_greater
+        matrix[groups.index(row.modality_a), groups.index(row.modality_b)] = row.p_better
     names = [_label(labels, g) for g in groups]
     longest = max(_text_size(n, 8)[0] for n in names)
     fig, ax = _new_figure(ax, (longest + 0.75 * k + 1.6, longest + 0.55 * k + 1.0))
@@ -797,9 +815,15 @@ def comparison_heatmap(
                 color="white" if abs(value - 0.5) > 0.3 else "black",
                 gid=f"cell:{groups[i]}:{groups[j]}",
             )
-    what = "P(a > b)" if threshold == 0 else f"P(a − b > {percent(threshold, 1)} points)"
+    if better == "higher":
+        what = "P(a > b)" if threshold == 0 else f"P(a − b > {percent(threshold, 1)} points)"
+        sense = "higher is better"
+    else:
+        what = "P(a < b)" if threshold == 0 else f"P(b − a > {percent(threshold, 1)} points)"
+        sense = "lower is better"
     ax.set_title(
-        f"{what}, {outcome} response" + ("" if adjusted else " (observed mix)"), fontsize=9
+        f"{what}, {_outcome_name(outcome)} ({sense})" + ("" if adjusted else ", observed mix"),
+        fontsize=9,
     )
     colorbar = fig.colorbar(image, ax=ax, shrink=0.8)
     colorbar.ax.tick_params(labelsize=7)
@@ -812,10 +836,13 @@ def rankogram(
     ax: Axes | None = None,
     adjusted: bool = True,
     labels: Mapping[str, str] | None = None,
+    better: str = "higher",
 ) -> Figure:
-    """Rank probabilities of each modality (rank 1 = highest rate), one line per modality.
+    """Rank probabilities of each modality, one line per modality.
 
-    The legend gives each modality's SUCRA. Parameters as :func:`comparison_heatmap`.
+    Rank 1 is the best modality: the highest rate with ``better="higher"`` (default), the
+    lowest with ``better="lower"`` (:func:`bayesreview.compare.ranks`); the axis label says
+    which. The legend gives each modality's SUCRA. Parameters as :func:`comparison_heatmap`.
 
     Returns
     -------
@@ -823,7 +850,7 @@ def rankogram(
         Lines carry gids ``"rank:<modality>"``.
     """
     outcome = _plot_outcome(fit, outcome)
-    table = ranks(fit, outcome=outcome, adjusted=adjusted)
+    table = ranks(fit, outcome=outcome, adjusted=adjusted, better=better)
     k = len(fit.groups)
     legend_width = max(_text_size(f"{_label(labels, g)} (SUCRA 0.00)", 7)[0] for g in fit.groups)
     fig, ax = _new_figure(ax, (4.6 + legend_width + 0.5, 3.4))
@@ -840,12 +867,13 @@ def rankogram(
             gid=f"rank:{row.modality}",
         )
     ax.set_xticks(range(1, k + 1))
-    ax.set_xlabel("Rank (1 = highest response rate)", fontsize=8)
+    extreme = "highest" if better == "higher" else "lowest"
+    ax.set_xlabel(f"Rank (1 = {extreme} rate: {better} is better)", fontsize=8)
     ax.set_ylabel("Posterior probability", fontsize=8)
     ax.set_ylim(0, 1)
     ax.tick_params(labelsize=8)
     ax.grid(True, color="#e5e5e5", linewidth=0.6)
-    ax.set_title(f"Rank probabilities, {outcome} response", fontsize=9)
+    ax.set_title(f"Rank probabilities, {_outcome_name(outcome)} ({better} is better)", fontsize=9)
     ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
@@ -1014,7 +1042,11 @@ def ppc_plot(
         replicated proportion with the observed proportion (a red cross when outside the
         ``level`` interval). ``"extremes"``: the replicated distributions of the number of
         studies with no events and with all events, the observed numbers as vertical lines
-        and the posterior predictive p-values P(T_rep >= T_obs) in the legend.
+        and the two-sided tie-aware posterior predictive p-values in the legend: the mid-p
+        values of :func:`bayesreview.checks.ppc_p_value`, the ``p_two_sided`` of
+        :func:`bayesreview.checks.ppc` (the same statistics, computed by the same code).
+        Both views show the in-sample studies only (weight > 0,
+        :func:`bayesreview.checks.in_sample`).
     variable
         ``"events"`` (default) or, for the joint response model, ``"events_cond"`` (complete
         responses among responders).
@@ -1033,9 +1065,11 @@ def ppc_plot(
     _check_level(level)
     if kind not in ("studies", "extremes"):
         raise BayesReviewError(f"kind={kind!r}: must be 'studies' or 'extremes'")
+    from bayesreview.checks import _ppc_stages, in_sample, ppc_p_value
+
     observed, trials, replicated = _replicates(fit, variable)
     studies = [str(s) for s in fit.idata.observed_data["study"].values]
-    keep = trials > 0
+    keep = (trials > 0) & in_sample(fit)
     what = "events" if variable == "events" else "complete among responders"
     if kind == "studies":
         n = int(keep.sum())
@@ -1078,34 +1112,32 @@ def ppc_plot(
         )
         return fig
     fig, ax = _new_figure(ax, (6.0, 3.2))
-    t_obs = {
-        "zero": int(np.sum(observed[keep] == 0)),
-        "all": int(np.sum(observed[keep] == trials[keep])),
-    }
-    t_rep = {
-        "zero": np.sum(replicated[:, keep] == 0, axis=1),
-        "all": np.sum(replicated[:, keep] == trials[keep], axis=1),
-    }
+    # the statistics of bayesreview.checks.ppc (for events_cond: over each replicate's own
+    # replicated responders), so that the legend's p-values are the table's
+    stage = next(st for st in _ppc_stages(fit) if st[1] == variable)
+    names = {"zero": "zero_event_studies", "all": "all_event_studies"}
+    t_obs = {stat: float(stage[2][name]) for stat, name in names.items()}
+    t_rep = {stat: stage[3][name][np.isfinite(stage[3][name])] for stat, name in names.items()}
     colors = {"zero": "#c0392b", "all": POSTERIOR_COLOR}
     words = {"zero": "no events", "all": "all events"}
-    top = int(keep.sum())
+    top = int(in_sample(fit).sum())
     bins = np.arange(-0.5, top + 1.5)
     for stat in ("zero", "all"):
-        p_value = float(np.mean(t_rep[stat] >= t_obs[stat]))
+        _, p_two_sided = ppc_p_value(t_rep[stat], t_obs[stat])
         ax.hist(
             t_rep[stat],
             bins=bins,
             density=True,
             color=colors[stat],
             alpha=0.4,
-            label=f"{words[stat]}: replicated, P(≥ observed) = {p_value:.2f}",
+            label=f"{words[stat]}: replicated, two-sided p = {p_two_sided:.2f}",
         )
         ax.axvline(
             t_obs[stat],
             ymax=0.66,  # below the legend's headroom
             color=colors[stat],
             linewidth=1.6,
-            label=f"{words[stat]}: observed {t_obs[stat]}",
+            label=f"{words[stat]}: observed {t_obs[stat]:g}",
             gid=f"observed:{stat}",
         )
     ax.set_xlabel(f"Number of studies with no / all {what}", fontsize=8)

@@ -4,10 +4,14 @@ heterogeneity, shrunken study estimates, per-study log-likelihoods and replicate
 Every function takes the posterior as plain arrays shaped ``(S, ...)`` (S = chains x draws,
 flattened) and the :class:`~bayesreview.design.ModelData` of the fit.
 
-The population mean rate of a group at linear predictor ``eta`` is, for the beta-binomial,
-``invlogit(eta)`` (mu is the mean of the Beta distribution of study rates) and, for the
-logit-normal, ``E[invlogit(eta + tau z)]``, z ~ Normal(0, 1), by Gauss-Hermite quadrature: the
-mean, not the median ``invlogit(eta)``.
+Two estimands of a group's pooled rate at linear predictor ``eta``:
+
+- the population mean rate E[p]: ``invlogit(eta)`` for the beta-binomial (mu is the mean of the
+  Beta distribution of study rates), ``E[invlogit(eta + tau z)]``, z ~ Normal(0, 1), for the
+  logit-normal (:mod:`bayesreview.integrals`);
+- the median-study rate, the median of the distribution of true study rates: ``invlogit(eta)``
+  for the logit-normal (what metafor's ``rma.glmm``, meta and brms report as the pooled
+  proportion) and the median of Beta(mu phi, (1 - mu) phi) for the beta-binomial.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import numpy as np
 from scipy import special
 
 from bayesreview.design import ModelData
+from bayesreview.integrals import logit_normal_loglik, logit_normal_moment
 
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
-_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()  # expectations under Normal(0, 1)
+#: Inner draws per posterior draw for the median-study rate of the joint model's complete and
+#: partial response (the median of a product of two stages' rates has no closed form).
+MEDIAN_INNER_DRAWS = 1000
 
 
 def beta_shapes(eta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,15 +61,21 @@ class Stage:
         """Population mean rate at ``eta``; ``scale`` broadcasts against it."""
         if self.likelihood == "beta_binomial":
             return special.expit(eta)
-        return np.tensordot(special.expit(eta[..., None] + scale[..., None] * _NODES), _WEIGHTS, 1)
+        return logit_normal_moment(eta, scale, 1)
 
     def second_moment(self, eta: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """E[p^2] of a new study's rate at ``eta``."""
         if self.likelihood == "beta_binomial":
             mu = special.expit(eta)
             return mu * (mu * scale + 1.0) / (scale + 1.0)
-        p = special.expit(eta[..., None] + scale[..., None] * _NODES)
-        return np.tensordot(p**2, _WEIGHTS, 1)
+        return logit_normal_moment(eta, scale, 2)
+
+    def median_rate(self, eta: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Median of the distribution of true study rates at ``eta``."""
+        if self.likelihood == "beta_binomial":
+            a, b = beta_shapes(eta, scale)
+            return special.betaincinv(a, b, 0.5)
+        return special.expit(eta)
 
     def new_rate(self, eta: np.ndarray, scale: np.ndarray, rng: np.random.Generator):
         """One draw of a new study's rate per posterior draw."""
@@ -103,27 +115,68 @@ def _shift(beta: np.ndarray | None, data: ModelData) -> np.ndarray | None:
 # --------------------------------------------------------------------------------------------
 
 
-def level_weights(posterior: dict[str, np.ndarray], data: ModelData) -> tuple[list, np.ndarray]:
-    """The observed mix of studies over bias levels: (levels or values, weights (S, L)).
+def level_probabilities(
+    posterior: dict[str, np.ndarray], stages, data: ModelData, effects: bool = False
+) -> np.ndarray | None:
+    """Each study's bias level probabilities per draw, (S, J, K); None without a categorical one.
 
-    Categorical: the share of studies at each level, studies with a missing level counted by
-    the posterior level probabilities. Numeric: the distinct observed values, by frequency.
+    A known level has probability 1. A missing one has its posterior probability given the
+    study's data and the draw's parameters, pi_k L_j(k) / sum_k' pi_k' L_j(k'), with L_j(k) the
+    study's likelihood at level k: marginal over its random effect, or, with ``effects=True``
+    (logit-normal), conditional on the draw's study effect e_j.
     """
     bias = data.bias
-    n_draws = next(iter(posterior.values())).shape[0]
+    if bias is None or bias.kind != "categorical":
+        return None
+    n_draws, n_levels = stages[0].alpha.shape[0], len(bias.levels)
+    known = bias.codes >= 0
+    prob = np.zeros((n_draws, data.n_rows, n_levels))
+    prob[:, np.flatnonzero(known), bias.codes[known]] = 1.0
+    if not known.all():
+        loglik = _levels_loglik(stages, data, effects)[:, ~known, :]
+        log_post = loglik + np.log(posterior["bias_level_prob"])[:, None, :]
+        prob[:, ~known, :] = np.exp(log_post - special.logsumexp(log_post, -1, keepdims=True))
+    return prob
+
+
+def _in_sample_members(data: ModelData) -> list[np.ndarray]:
+    """Per group, the rows whose mix of levels its rates average over.
+
+    The group's studies in the likelihood (weight > 0); where a refit left all of a group's
+    studies out, all of them.
+    """
+    members = []
+    for g in range(data.n_groups):
+        rows = np.flatnonzero((data.group_idx == g) & (data.weights > 0))
+        members.append(rows if rows.size else np.flatnonzero(data.group_idx == g))
+    return members
+
+
+def group_mix(posterior: dict[str, np.ndarray], stages, data: ModelData) -> tuple[list, np.ndarray]:
+    """Each group's own mix of bias levels: (levels or values, weights (S, G, L)).
+
+    Categorical: the average over the group's studies of their level probabilities
+    (:func:`level_probabilities`: known levels as given, missing ones by their posterior
+    probabilities), weighted by how many studies a row stands for. Numeric: the distinct values
+    of the covariate, weighted by how often the group's studies have them.
+    """
+    bias = data.bias
+    n_draws = stages[0].alpha.shape[0]
+    members = _in_sample_members(data)
     if bias is None:
-        return [None], np.ones((n_draws, 1))
+        return [None], np.ones((n_draws, data.n_groups, 1))
     if bias.kind == "numeric":
         values, where = np.unique(bias.codes, return_inverse=True)
-        counts = np.bincount(where.reshape(-1), weights=data.weights)
-        return list(values), np.broadcast_to(counts / counts.sum(), (n_draws, len(values)))
-    is_known = bias.codes >= 0
-    known = np.bincount(
-        bias.codes[is_known], weights=data.weights[is_known], minlength=len(bias.levels)
-    ).astype(float)
-    missing = float(data.weights[~is_known].sum())
-    pi = posterior.get("bias_level_prob", np.zeros((n_draws, len(bias.levels))))
-    weights = (known[None, :] + missing * pi) / (known.sum() + missing)
+        weights = np.zeros((data.n_groups, len(values)))
+        for g, rows in enumerate(members):
+            np.add.at(weights[g], where.reshape(-1)[rows], np.maximum(data.weights[rows], 1))
+        weights /= weights.sum(axis=1, keepdims=True)
+        return list(values), np.broadcast_to(weights, (n_draws, *weights.shape))
+    prob = level_probabilities(posterior, stages, data)
+    weights = np.empty((n_draws, data.n_groups, len(bias.levels)))
+    for g, rows in enumerate(members):
+        w = np.maximum(data.weights[rows], 1).astype(float)
+        weights[:, g, :] = np.tensordot(prob[:, rows, :], w / w.sum(), axes=([1], [0]))
     return list(range(len(bias.levels))), weights
 
 
@@ -154,22 +207,53 @@ def _outcome_moments(stages, levels, rng):
     return per_level
 
 
+def _median_rates(stages, level, outcomes, rng) -> dict[str, np.ndarray]:
+    """Median-study rate (S, G) at one level per outcome.
+
+    One stage: the median of its distribution of study rates, exactly. The joint model's
+    complete (p1 p2) and partial (p1 (1 - p2)) response: the median of
+    :data:`MEDIAN_INNER_DRAWS` draws of the two stages' independent study rates per posterior
+    draw (Monte Carlo SE about 1.25 sd / sqrt(1000) of the study rates' spread).
+    """
+    first = stages[0]
+    eta1 = first.eta(level)
+    median1 = first.median_rate(eta1, first.scale)
+    if len(stages) == 1:
+        return {outcomes[0]: median1}
+    second = stages[1]
+    eta2 = second.eta(level)
+    complete, partial = np.empty(eta1.shape), np.empty(eta1.shape)
+    for g in range(eta1.shape[1]):
+        inner = (eta1.shape[0], MEDIAN_INNER_DRAWS)
+        p1 = first.new_rate(np.broadcast_to(eta1[:, g, None], inner), first.scale[:, g, None], rng)
+        p2 = second.new_rate(
+            np.broadcast_to(eta2[:, g, None], inner), second.scale[:, g, None], rng
+        )
+        complete[:, g] = np.median(p1 * p2, axis=1)
+        partial[:, g] = np.median(p1 * (1 - p2), axis=1)
+    return {"complete": complete, "partial": partial, "any": median1}
+
+
 def pooled_rates(
     posterior: dict[str, np.ndarray], data: ModelData, likelihood: str, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """Pooled quantities per draw, outcome and group, each shaped (S, O, G).
 
     Keys: ``rate`` (population mean rate at the reference bias level: the bias-adjusted rate),
-    ``rate_mix`` (averaged over the observed mix of bias levels), ``rate_pred`` and
-    ``rate_pred_mix`` (a new study's rate: draws of the predictive distribution),
-    ``rate_sd`` (between-study standard deviation of the true rates at the reference level).
+    ``rate_median`` (median-study rate at the reference level), ``rate_mix`` (the population
+    mean rate averaged over the group's own studies at their levels: known levels as given,
+    missing ones by their posterior probabilities), ``rate_pred`` and ``rate_pred_mix`` (a new
+    study's rate at the reference level and at a level drawn from the group's own mix: draws of
+    the predictive distribution), ``rate_sd`` (between-study standard deviation of the true
+    rates at the reference level).
     """
     stages = stages_from_posterior(posterior, data, likelihood)
     outcomes = data.reported_outcomes
-    levels, weights = level_weights(posterior, data)
+    levels, weights = group_mix(posterior, stages, data)
     reference = 0  # the reference level, or the centre of a numeric covariate (codes - centre)
     per_level = _outcome_moments(stages, levels, rng)
     at_reference = _outcome_moments(stages, [reference], rng)[0]
+    medians = _median_rates(stages, reference, outcomes, rng)
 
     def stack(values):
         return np.stack(values, axis=1)
@@ -181,24 +265,22 @@ def pooled_rates(
     second = stack([at_reference[key(o)][1] for o in outcomes])
     rate_pred = stack([at_reference[key(o)][2] for o in outcomes])
     rate_mix = stack(
-        [
-            sum(w[:, None] * lv[key(o)][0] for w, lv in zip(weights.T, per_level, strict=True))
-            for o in outcomes
-        ]
+        [sum(weights[:, :, i] * lv[key(o)][0] for i, lv in enumerate(per_level)) for o in outcomes]
     )
-    # predictive draw over the mix: pick each draw's level with the mix probabilities
-    choice = _choose(weights, rng)
+    # predictive draw over each group's mix: pick each draw's level with the mix probabilities
+    flat = weights.reshape(-1, weights.shape[-1])
+    choice = _choose(flat, rng).reshape(weights.shape[:2])
     rate_pred_mix = stack(
         [
             np.select(
-                [choice[:, None] == i for i in range(len(levels))],
-                [lv[key(o)][2] for lv in per_level],
+                [choice == i for i in range(len(levels))], [lv[key(o)][2] for lv in per_level]
             )
             for o in outcomes
         ]
     )
     return {
         "rate": rate,
+        "rate_median": stack([medians[o if len(stages) > 1 else outcomes[0]] for o in outcomes]),
         "rate_mix": rate_mix,
         "rate_pred": rate_pred,
         "rate_pred_mix": rate_pred_mix,
@@ -228,14 +310,21 @@ def _stage_row_loglik(stage: Stage, eta: np.ndarray, y: np.ndarray, n: np.ndarra
     if stage.likelihood == "beta_binomial":
         a, b = beta_shapes(eta, scale)
         return _log_binom(n, y) + special.betaln(y + a, n - y + b) - special.betaln(a, b)
-    # integrate the study effect out with Gauss-Hermite quadrature
-    logit = eta[..., None] + scale[..., None] * _NODES
-    terms = y[:, None] * special.log_expit(logit) + (n - y)[:, None] * special.log_expit(-logit)
-    return _log_binom(n, y) + special.logsumexp(terms + np.log(_WEIGHTS), axis=-1)
+    return logit_normal_loglik(y, n, eta, scale)
 
 
-def _levels_loglik(stages, data: ModelData) -> np.ndarray | None:
-    """Log-likelihood of each study at each bias level, summed over stages: (S, J, K)."""
+def _stage_row_conditional_loglik(stage: Stage, eta, y, n, g, effects):
+    """Logit-normal log-likelihood of each study given its effect e_j: Binomial(y | n, p_j)."""
+    logit = eta + stage.scale[:, g] * effects
+    return _log_binom(n, y) + y * special.log_expit(logit) + (n - y) * special.log_expit(-logit)
+
+
+def _levels_loglik(stages, data: ModelData, effects: bool = False) -> np.ndarray | None:
+    """Log-likelihood of each study at each bias level, summed over stages: (S, J, K).
+
+    Marginal over the study effects, or, with ``effects=True``, given each stage's sampled
+    study effects (logit-normal).
+    """
     if data.bias is None or data.bias.kind != "categorical":
         return None
     out = []
@@ -243,26 +332,33 @@ def _levels_loglik(stages, data: ModelData) -> np.ndarray | None:
         total = 0.0
         for stage, (_, y, n) in zip(stages, data.stage_counts(), strict=True):
             levels = np.full((stage.alpha.shape[0], data.n_rows), level)
-            total = total + _stage_row_loglik(
-                stage, _eta_at(stage, data, levels), y, n, data.group_idx
-            )
+            eta = _eta_at(stage, data, levels)
+            if effects:
+                total = total + _stage_row_conditional_loglik(
+                    stage, eta, y, n, data.group_idx, stage.effects
+                )
+            else:
+                total = total + _stage_row_loglik(stage, eta, y, n, data.group_idx)
         out.append(total)
     return np.stack(out, axis=-1)
 
 
 def study_levels(
-    posterior: dict[str, np.ndarray], stages, data: ModelData, rng: np.random.Generator
+    posterior: dict[str, np.ndarray],
+    stages,
+    data: ModelData,
+    rng: np.random.Generator,
+    effects: bool = False,
 ) -> np.ndarray | None:
     """Each study's bias level per draw (S, J): known levels as given, missing ones drawn from
-    their posterior probabilities (pi_k L_j(k), normalised)."""
+    their posterior probabilities (:func:`level_probabilities`, given the draw's study effects
+    with ``effects=True``)."""
     if data.bias is None or data.bias.kind != "categorical":
         return None
     codes = np.broadcast_to(data.bias.codes, (stages[0].alpha.shape[0], data.n_rows)).copy()
     missing = data.bias.codes < 0
     if missing.any():
-        loglik = _levels_loglik(stages, data)[:, missing, :]
-        log_post = loglik + np.log(posterior["bias_level_prob"])[:, None, :]
-        prob = np.exp(log_post - special.logsumexp(log_post, axis=-1, keepdims=True))
+        prob = level_probabilities(posterior, stages, data, effects)[:, missing, :]
         flat = prob.reshape(-1, prob.shape[-1])
         codes[:, missing] = _choose(flat, rng).reshape(prob.shape[:2])
     return codes
@@ -280,9 +376,9 @@ def _eta_at(stage: Stage, data: ModelData, levels: np.ndarray | None) -> np.ndar
 def log_likelihood(posterior: dict[str, np.ndarray], data: ModelData, likelihood: str):
     """Pointwise log-likelihood of each study's outcome (S, J), for PSIS-LOO.
 
-    The study effect is integrated out (beta-binomial exactly, logit-normal by quadrature), and
-    a missing bias level is marginalised over the posterior level probabilities; for the joint
-    model the two stages' terms are added.
+    The study effect is integrated out (beta-binomial exactly, logit-normal by adaptive
+    quadrature), and a missing bias level is marginalised over the posterior level
+    probabilities; for the joint model the two stages' terms are added.
     """
     stages = stages_from_posterior(posterior, data, likelihood)
     categorical = data.bias is not None and data.bias.kind == "categorical"
@@ -317,21 +413,21 @@ def study_rates(
     """Shrunken study rates per draw (S, J) for each reported outcome.
 
     Beta-binomial: the exact conditional p_j | y, theta ~ Beta(mu_j phi + y_j,
-    (1 - mu_j) phi + n_j - y_j), one draw per posterior draw. Logit-normal: invlogit of the
-    study's linear predictor with its posterior effect e_j. A missing bias level is drawn from
-    its posterior probabilities first.
+    (1 - mu_j) phi + n_j - y_j), one draw per posterior draw, a missing bias level drawn first
+    from p(b | y_j, theta). Logit-normal: invlogit of the study's linear predictor with its
+    posterior effect e_j, a missing level drawn from p(b | e_j, y_j, theta), given that effect.
     """
     stages = stages_from_posterior(posterior, data, likelihood)
-    levels = study_levels(posterior, stages, data, rng)
+    levels = study_levels(posterior, stages, data, rng, effects=likelihood == "logit_normal")
     rates = []
-    for stage, (suffix, y, n) in zip(stages, data.stage_counts(), strict=True):
+    for stage, (_suffix, y, n) in zip(stages, data.stage_counts(), strict=True):
         eta = _eta_at(stage, data, levels)
         if likelihood == "beta_binomial":
             a, b = beta_shapes(eta, stage.scale[:, data.group_idx])
             rates.append(rng.beta(a + y, b + n - y))
         else:
             tau = stage.scale[:, data.group_idx]
-            rates.append(special.expit(eta + tau * posterior[f"e{suffix}"]))
+            rates.append(special.expit(eta + tau * stage.effects))
     if len(rates) == 1:
         return {data.outcome: rates[0]}
     return {"complete": rates[0] * rates[1], "partial": rates[0] * (1 - rates[1]), "any": rates[0]}

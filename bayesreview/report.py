@@ -191,14 +191,15 @@ def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
     parts = [
         "<h2>Main results: crude and posterior</h2>",
         '<p class="note">Crude: events / patients with an exact (Clopper–Pearson) 95% '
-        "confidence interval; every patient counts alike. Posterior: median and 95% credible "
-        "interval of the modality's population mean response rate (the mean over studies), "
-        "from the random-effects model; prediction: 95% interval for the rate of a new study; "
-        "heterogeneity: posterior median of the between-study SD of the true rates, in "
-        "percentage points."
+        "confidence interval; every patient counts alike. Mean rate: posterior median and 95% "
+        "credible interval of the modality's population mean response rate (the mean over "
+        "studies), from the random-effects model; median-study rate: the median of the true "
+        "study rates (the pooled proportion metafor, meta and brms report); prediction: 95% "
+        "interval for the rate of a new study; between-study SD: posterior median of the SD "
+        "of the true rates, in percentage points."
         + (
-            " With the bias covariate, the posterior is the rate at the reference level "
-            f"({html.escape(str(fit.settings.get('bias_reference')))})."
+            " With the bias covariate, the rates are adjusted to "
+            f"{html.escape(str(fit.adjusted_to()))}."
             if adjusted
             else ""
         )
@@ -216,16 +217,17 @@ def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
                     _interval(lo, hi)
                     for lo, hi in zip(rows["crude_lower"], rows["crude_upper"], strict=True)
                 ],
-                "posterior median %": [_pct(v) for v in rows["post_median"]],
+                "mean rate %": [_pct(v) for v in rows["mean_rate"]],
                 "95% CrI": [
                     _interval(lo, hi)
-                    for lo, hi in zip(rows["post_lower"], rows["post_upper"], strict=True)
+                    for lo, hi in zip(rows["mean_rate_lower"], rows["mean_rate_upper"], strict=True)
                 ],
+                "median-study rate %": [_pct(v) for v in rows["median_rate"]],
                 "95% prediction": [
                     _interval(lo, hi)
                     for lo, hi in zip(rows["pred_lower"], rows["pred_upper"], strict=True)
                 ],
-                "heterogeneity (SD, pp)": [_pct(v) for v in rows["heterogeneity"]],
+                "between-study SD (pp)": [_pct(v) for v in rows["rate_sd"]],
             }
         )
         parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")

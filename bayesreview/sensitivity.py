@@ -47,9 +47,9 @@ _COLUMNS = [
     "outcome",
     "modality",
     "studies",
-    "post_median",
-    "post_lower",
-    "post_upper",
+    "mean_rate",
+    "mean_rate_lower",
+    "mean_rate_upper",
     "p_best",
 ]
 
@@ -138,9 +138,9 @@ def _rows(scenario: _Scenario, rates: np.ndarray, level: float) -> list[dict[str
                     "outcome": outcome,
                     "modality": data.groups[g],
                     "studies": int(counts[g]),
-                    "post_median": float(median[i]),
-                    "post_lower": float(lower[i]),
-                    "post_upper": float(upper[i]),
+                    "mean_rate": float(median[i]),
+                    "mean_rate_lower": float(lower[i]),
+                    "mean_rate_upper": float(upper[i]),
                     "p_best": float(best[i]),
                 }
             )
@@ -334,9 +334,9 @@ def sensitivity(
     -------
     pandas.DataFrame
         Columns ``scenario``, ``kind``, ``outcome``, ``modality``, ``studies`` (studies that
-        carry data: not left out and with a non-empty denominator), ``post_median``,
-        ``post_lower``, ``post_upper`` (the population mean rate at the reference bias level,
-        0-1 scale) and ``p_best`` (probability that the modality's rate is the highest among
+        carry data: not left out and with a non-empty denominator), ``mean_rate``,
+        ``mean_rate_lower``, ``mean_rate_upper`` (the population mean rate at the reference bias
+        level, 0-1 scale) and ``p_best`` (probability that the modality's rate is the highest among
         the modalities present in that scenario). A modality left without studies in a
         scenario has no row there. ``.attrs["skipped"]`` maps each scenario not run to the
         reason; ``.attrs["problems"]`` maps scenarios with sampling problems to them.
@@ -462,8 +462,8 @@ def sensitivity_plot(table: pd.DataFrame, ax=None, outcome: str | None = None) -
         if main is not None:
             ax.fill_betweenx(
                 [top - n_rows + 0.5, top + 0.5],
-                main.post_lower,
-                main.post_upper,
+                main.mean_rate_lower,
+                main.mean_rate_upper,
                 color="0.9",
                 zorder=0,
             )
@@ -478,16 +478,18 @@ def sensitivity_plot(table: pd.DataFrame, ax=None, outcome: str | None = None) -
                 loo = sub[sub["kind"] == "leave_one_out"]
                 if loo.empty:
                     continue
-                ax.hlines(y, loo.post_lower.min(), loo.post_upper.max(), color="C0", lw=0.8)
-                ax.plot(loo.post_median, np.full(len(loo), y), "|", color="C0", ms=8)
+                ax.hlines(
+                    y, loo.mean_rate_lower.min(), loo.mean_rate_upper.max(), color="C0", lw=0.8
+                )
+                ax.plot(loo.mean_rate, np.full(len(loo), y), "|", color="C0", ms=8)
                 continue
             if label not in sub.index:
                 continue
             row = sub.loc[label]
             colour = "black" if label == "main" else "C1"
             width, size = (2.0, 5) if label == "main" else (1.0, 4)
-            ax.hlines(y, row.post_lower, row.post_upper, color=colour, lw=width)
-            ax.plot(row.post_median, y, "o", color=colour, ms=size)
+            ax.hlines(y, row.mean_rate_lower, row.mean_rate_upper, color=colour, lw=width)
+            ax.plot(row.mean_rate, y, "o", color=colour, ms=size)
     ax.set_yticks(ticks, labels, fontsize=7)
     ax.set_xlim(0, 1)
     ax.set_ylim(-len(modalities) * block + 1, 1.6)
@@ -512,10 +514,15 @@ _PRIOR_KEY = {
     "tau": "tau",
     "tau_shared": "tau",
 }
-_STANDARD_NORMAL = ("log_phi_z", "log_tau_z")
+#: The partial-pooling values of each group's log scale: centred (Normal(location, spread)) or
+#: standard normal deviations, as :func:`bayesreview.models.centred_groups` chose.
+_POOLED_RAW = {"log_phi_raw": "log_phi", "log_tau_raw": "log_tau"}
+#: Where a data-dominated group anchors the pooled location (its log scale sampled directly),
+#: the prior density is the location's prior at the derived location.
+_ANCHORS = {"log_phi_anchor": "log_phi"}
 #: Per-study effects of the logit-normal model: integrated out of the per-study likelihood
 #: that is power-scaled, so they are neither prior nor likelihood here.
-_STUDY_EFFECTS = ("e",)
+_STUDY_EFFECTS = ("e", "e_raw")
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -528,8 +535,9 @@ def log_prior(fit: Fit) -> xr.Dataset:
     """Log prior density of each posterior draw, per free parameter (summed over its elements).
 
     Densities are those of the model specification on the parameters' own scale (e.g. the
-    half-normal of ``log_phi_sd``), the standard normal of the partial-pooling deviations
-    ``log_phi_z``/``log_tau_z`` and the Dirichlet of ``bias_level_prob``. The logit-normal
+    half-normal of ``log_phi_sd``), the partial-pooling values ``log_phi_raw``/``log_tau_raw``
+    (Normal(location, spread) where a group is centred, a standard normal where not) and the
+    Dirichlet of ``bias_level_prob``. The logit-normal
     model's study effects ``e`` are left out: the per-study log-likelihood stored with the fit
     integrates them out, so they belong to the likelihood that is power-scaled.
 
@@ -546,8 +554,11 @@ def log_prior(fit: Fit) -> xr.Dataset:
             continue
         values = posterior[name]
         sample_dims = ("chain", "draw")
-        if base in _STANDARD_NORMAL:
-            logpdf = stats.norm.logpdf(values.values)
+        if base in _POOLED_RAW:
+            logpdf = _pooled_raw_logpdf(fit, name, _POOLED_RAW[base], stage)
+        elif base in _ANCHORS:
+            location = posterior[name.replace(base, _ANCHORS[base])].values
+            logpdf = fit.spec.prior(_PRIOR_KEY[_ANCHORS[base]], stage).logpdf(location)
         elif base in _PRIOR_KEY:
             prior: Prior = fit.spec.prior(_PRIOR_KEY[base], stage)
             logpdf = prior.logpdf(values.values)
@@ -567,6 +578,23 @@ def log_prior(fit: Fit) -> xr.Dataset:
     return xr.Dataset(out)
 
 
+def _pooled_raw_logpdf(fit: Fit, name: str, location: str, stage: str) -> np.ndarray:
+    """Log density of a pooled ``*_raw`` variable (chain, draw, group) in its own scale.
+
+    Standard normal, except for groups centred on the location (Normal(location, spread));
+    see :func:`bayesreview.models.centred_groups`.
+    """
+    from bayesreview.models import centred_groups
+
+    posterior = fit.idata.posterior
+    suffix = "_cond" if stage == "conditional" else ""
+    centred = centred_groups(fit.data, fit.spec)[suffix].centred
+    raw = posterior[name].values
+    centre = posterior[f"{location}{suffix}"].values[..., None]
+    spread = posterior[f"{location}_sd{suffix}"].values[..., None]
+    return np.where(centred > 0, stats.norm.logpdf(raw, centre, spread), stats.norm.logpdf(raw))
+
+
 def _element_label(name: str, array: xr.DataArray, index: tuple) -> str:
     if not index:
         return name
@@ -578,7 +606,8 @@ def prior_sensitivity(fit: Fit, var_names: list[str] | None = None) -> pd.DataFr
     """Power-scaling sensitivity of the posterior to the prior and to the likelihood.
 
     Following Kallioinen et al. (2023), the prior (all priors jointly) and the likelihood (the
-    per-study marginal log-likelihood in ``log_likelihood``) are each raised to a power near 1
+    per-study marginal log-likelihood in ``log_likelihood``, summed over the in-sample studies:
+    those with weight 0 are not in the likelihood) are each raised to a power near 1
     by Pareto-smoothed importance weighting, and the change in each parameter's posterior is
     measured (cumulative Jensen-Shannon distance per unit log power; :func:`arviz.psens`).
 
@@ -599,16 +628,28 @@ def prior_sensitivity(fit: Fit, var_names: list[str] | None = None) -> pd.DataFr
         when both exceed 0.05, ``"strong prior / weak likelihood"`` when the prior's does and
         the likelihood's does not, else ``"-"``.
     """
+    from bayesreview.checks import in_sample
+
+    if "log_likelihood" not in fit.idata:
+        raise BayesReviewError(
+            "prior_sensitivity: this fit has no per-study log-likelihood (it is not stored "
+            "above bayesreview.fitting.MAX_STUDIES_FOR_STUDY_DRAWS studies)"
+        )
+    keep = np.flatnonzero(in_sample(fit))
+    if keep.size == 0:
+        raise BayesReviewError("prior_sensitivity: every study of this fit has weight 0")
     idata = az.InferenceData(
         posterior=fit.idata.posterior,
-        log_likelihood=fit.idata.log_likelihood,
+        # studies with weight 0 are not in the likelihood: their stored log-likelihood is an
+        # out-of-sample predictive density, which power-scaling the likelihood must not scale
+        log_likelihood=fit.idata.log_likelihood.isel(study=keep),
         log_prior=log_prior(fit),
     )
     if var_names is None:
         var_names = []
         for name in fit.idata.posterior.data_vars:
             base, _ = _split(name)
-            if name.endswith("__") or base in _STANDARD_NORMAL or base in _STUDY_EFFECTS:
+            if name.endswith("__") or base in (*_POOLED_RAW, *_ANCHORS, *_STUDY_EFFECTS):
                 continue
             if name in fit.settings["free_vars"] or base in ("phi", "tau"):
                 var_names.append(name)

@@ -297,17 +297,25 @@ class Prior:
         **kwargs
             Passed to the PyMC distribution, e.g. ``dims="modality"`` or ``shape=3``.
         """
+        return self._pymc_class()(name, **dict(self.params), **kwargs)
+
+    def logp_tensor(self, x: Any) -> TensorVariable:
+        """Log density of this prior at ``x`` as a PyTensor expression (for a potential)."""
+        import pymc as pm
+
+        return pm.logp(self._pymc_class().dist(**dict(self.params)), x)
+
+    def _pymc_class(self):
         # Imported here so that reading and describing a specification does not load PyMC.
         import pymc as pm
 
-        dist_class = {
+        return {
             "normal": pm.Normal,
             "student_t": pm.StudentT,
             "halfnormal": pm.HalfNormal,
             "halfstudent_t": pm.HalfStudentT,
             "exponential": pm.Exponential,
         }[self.dist]
-        return dist_class(name, **dict(self.params), **kwargs)
 
     def scaled(self, factor: float) -> Prior:
         """Return the prior with its scale multiplied by ``factor`` (prior sensitivity).
@@ -562,6 +570,16 @@ class ModelSpec:
                 )
                 lines += [f"# {_PRIOR_KEYS[key].meaning}", f"{key} = {{ {fields} }}"]
         return "\n".join(lines) + "\n"
+
+    def pools_heterogeneity(self, n_groups: int) -> bool:
+        """Whether heterogeneity is partially pooled across ``n_groups`` groups.
+
+        Partial pooling needs two groups or more: over one group the spread of the log scale
+        across groups is unidentified, a funnel that makes NUTS diverge. With one group a
+        partial-pooling model has a single log scale with the location prior
+        (``log_concentration`` or ``log_tau``).
+        """
+        return self.heterogeneity == "partial_pooling" and n_groups > 1
 
     def prior(self, key: str, stage: str = "marginal") -> Prior:
         """Return the prior of ``key``.

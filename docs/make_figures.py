@@ -10,7 +10,8 @@ pooling by ``group`` (Table 2's rows: the four lasers together) with ``seed=2021
 into ``docs/figures/``: ``forest_any.png``/``.svg``, ``forest_complete.png``,
 ``comparison_heatmap_any.png``, ``rankogram_any.png``, ``comparison_any.csv``,
 ``ranks_any.csv`` and ``summary.csv``; then it regenerates ``docs/comparisons.md`` entirely.
-Every file is written whole or not at all.
+Every file is written whole or not at all. Every sentence of the page that reads a number is
+computed from it by the helpers of ``docs/_prose.py`` (thresholds stated on the page).
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ import matplotlib
 matplotlib.use("Agg")
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+sys.path.insert(0, str(HERE))  # docs/_prose.py
+sys.path.insert(1, str(HERE.parent))  # run from a checkout without installing
 
+import _prose  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import bayesreview as br  # noqa: E402
 from bayesreview.compare import pairwise, ranks  # noqa: E402
+from bayesreview.fitting import ESS_MIN, RHAT_MAX  # noqa: E402
 from bayesreview.formatting import percent  # noqa: E402
 from bayesreview.plots import (  # noqa: E402
     comparison_heatmap,
@@ -62,6 +66,7 @@ SHORT = {
     "picosecond_topical_sts": "Picosecond + top. STS",
 }
 MID = 0.10  # minimal important difference shown in the tables: 10 percentage points
+BETTER = "higher"  # a higher response rate is the better one
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -87,18 +92,89 @@ def _summary_table(fit) -> str:
                 "Studies": r.studies,
                 "Events/n": f"{r.events}/{r.n}",
                 "Crude % (exact 95% CI)": interval_text(r.crude, r.crude_lower, r.crude_upper),
-                "Posterior % (95% CrI)": interval_text(r.post_median, r.post_lower, r.post_upper),
+                "Mean rate % (95% CrI)": interval_text(
+                    r.mean_rate, r.mean_rate_lower, r.mean_rate_upper
+                ),
                 "Prediction % (95% PrI)": f"{percent(r.pred_lower)}–{percent(r.pred_upper)}",
             }
         )
     return _markdown(pd.DataFrame(rows))
 
 
+def _crude_note(fit, studies: pd.DataFrame) -> str:
+    """Among groups of more than one study: where the posterior mean rate is farthest from the
+    crude percentage, and how much of that group's patients its largest study holds (crude
+    percentages weight patients)."""
+    table = fit.summary()
+    table = table[(table["outcome"] == "any") & (table["studies"] > 1)].reset_index(drop=True)
+    if table.empty:
+        return ""
+    gap = table["mean_rate"] - table["crude"]
+    where = gap.abs().idxmax()
+    row = table.loc[where]
+    members = studies[studies["group"] == row["modality"]]
+    big = members.loc[members["n"].idxmax()]
+    responders = int(big["complete"] + big["partial"])
+    share = big["n"] / members["n"].sum()
+    return (
+        "Among the groups of more than one study, the posterior mean rate is farthest from "
+        "the crude percentage for "
+        f"{LABELS[row['modality']]}: crude {percent(row['crude'])}%, posterior "
+        f"{percent(row['mean_rate'])}% ({_prose.points(gap[where], 0, True)}). The crude "
+        f"figure counts every patient alike, so there the largest study, {big['study']} "
+        f"({responders}/{int(big['n'])} responders, {percent(responders / big['n'])}%), carries "
+        f"{percent(share)}% of its weight; "
+        "the random-effects model treats each study as one draw from the modality's "
+        "population of studies and pulls each study's estimate toward that population's mean "
+        "(the open circles in the forest plot)."
+    )
+
+
+def _single_study_note(fit) -> str:
+    """The groups that rest on one study, with their prediction intervals."""
+    table = fit.summary()
+    table = table[(table["outcome"] == "any") & (table["studies"] == 1)]
+    if table.empty:
+        return "Every group has more than one study."
+    cells = [
+        f"{LABELS[r.modality]}, {r.n} patient{'s' if r.n != 1 else ''}: prediction interval "
+        f"{percent(r.pred_lower)}–{percent(r.pred_upper)}%"
+        for r in table.itertuples()
+    ]
+    borrow = (
+        " Their heterogeneity is borrowed from the other groups through the partial pooling."
+        if fit.spec.pools_heterogeneity(len(fit.groups))
+        else ""
+    )
+    return (
+        f"{len(table)} of the {len(fit.groups)} groups rest on a single study ("
+        + "; ".join(cells)
+        + ")."
+        + borrow
+    )
+
+
+def _heterogeneity_columns(fit) -> str:
+    """The summary's heterogeneity columns for this model, as Markdown code."""
+    scale = ("tau", "tau2") if fit.spec.likelihood == "logit_normal" else ("phi", "icc")
+    return ", ".join(f"`{name}`" for name in ("rate_sd", *scale))
+
+
+def _pooling(fit) -> str:
+    """How the model treats the heterogeneity across groups, from its specification."""
+    if fit.spec.pools_heterogeneity(len(fit.groups)):
+        return "with heterogeneity partially pooled across groups"
+    if fit.spec.heterogeneity == "per_modality":
+        return "with a heterogeneity of its own per group"
+    return "with one heterogeneity for all groups"
+
+
 def _matrix_table(fit) -> str:
-    table = pairwise(fit, outcome="any").set_index(["modality_a", "modality_b"])["p_greater"]
+    table = pairwise(fit, outcome="any", better=BETTER).set_index(["modality_a", "modality_b"])
+    table = table["p_better"]
     rows = []
     for a in fit.groups:
-        row = {"P(row > column)": SHORT[a]}
+        row = {"P(row better)": SHORT[a]}
         for b in fit.groups:
             row[SHORT[b]] = "—" if a == b else f"{table[(a, b)]:.2f}"
         rows.append(row)
@@ -107,17 +183,19 @@ def _matrix_table(fit) -> str:
 
 def _pairs_table(fit) -> str:
     """Each unordered pair once, the modality with the higher median difference first."""
-    plain = pairwise(fit, outcome="any")
-    mid = pairwise(fit, outcome="any", threshold=MID).set_index(["modality_a", "modality_b"])
+    plain = pairwise(fit, outcome="any", better=BETTER)
+    mid = pairwise(fit, outcome="any", threshold=MID, better=BETTER)
+    mid = mid.set_index(["modality_a", "modality_b"])
     rows = []
     for r in plain[plain["diff_median"] >= 0].itertuples():
         rows.append(
             {
                 "A": SHORT[r.modality_a],
                 "B": SHORT[r.modality_b],
-                "P(A > B)": f"{r.p_greater:.2f}",
-                f"P(A − B > {percent(MID)} points)": (
-                    f"{mid.loc[(r.modality_a, r.modality_b), 'p_greater']:.2f}"
+                "P(A better)": f"{r.p_better:.2f}",
+                "reading": _prose.probability_word(r.p_better),
+                f"P(A better by > {percent(MID)} points)": (
+                    f"{mid.loc[(r.modality_a, r.modality_b), 'p_better']:.2f}"
                 ),
                 "A − B, points (95% CrI)": (
                     f"{100 * r.diff_median:.0f} ({100 * r.diff_lower:.0f} to "
@@ -125,12 +203,25 @@ def _pairs_table(fit) -> str:
                 ),
             }
         )
-    frame = pd.DataFrame(rows).sort_values("P(A > B)", ascending=False, kind="stable")
+    frame = pd.DataFrame(rows).sort_values("P(A better)", ascending=False, kind="stable")
     return _markdown(frame)
 
 
+def _pairs_note(fit) -> str:
+    """How decisive the pairwise probabilities are, and the clearest pair in words."""
+    table = pairwise(fit, outcome="any", better=BETTER)
+    table = table[table["diff_median"] >= 0]
+    top = table.loc[table["p_better"].idxmax()]
+    return (
+        _prose.decisive_sentence(table["p_better"], f"the {len(table)} probabilities P(A better)")
+        + " The clearest: "
+        + _prose.better_sentence(SHORT[top.modality_a], SHORT[top.modality_b], top.p_better)
+        + "."
+    )
+
+
 def _ranks_table(fit) -> str:
-    table = ranks(fit, outcome="any").sort_values("sucra", ascending=False)
+    table = ranks(fit, outcome="any", better=BETTER).sort_values("sucra", ascending=False)
     rows = [
         {
             "Modality": LABELS[r.modality],
@@ -143,12 +234,12 @@ def _ranks_table(fit) -> str:
     return _markdown(pd.DataFrame(rows))
 
 
-def _page(fit, draws: int) -> str:
+def _page(fit, draws: int, studies: pd.DataFrame) -> str:
     chains = fit.idata.posterior.sizes["chain"]
     problems = fit.convergence_problems()
     health = (
-        "The sampler's diagnostics raised no concern (R-hat ≤ 1.01, bulk and tail ESS ≥ 400, "
-        "no divergent transitions)."
+        f"The sampler's diagnostics raised no concern (R-hat ≤ {RHAT_MAX}, bulk and tail ESS "
+        f"≥ {ESS_MIN}, no divergent transitions)."
         if not problems
         else "Diagnostics: " + "; ".join(problems) + "."
     )
@@ -156,42 +247,37 @@ def _page(fit, draws: int) -> str:
 
 <!-- Generated by `python docs/make_figures.py --draws {draws}`; do not edit by hand. -->
 
-The bundled data (`br.load_dataset("calcinosis_cutis")`: Table 1 of Nowaczyk et al. 2021, 40
-studies, 136 patients) fitted with the joint response model, pooled by `group` (Table 2's
-rows; the four lasers together), unknown responses counted as non-responders as the review
-does:
+The bundled data (`br.load_dataset("calcinosis_cutis")`: Table 1 of Nowaczyk et al. 2021,
+{len(studies)} studies, {int(studies["n"].sum())} patients) fitted with the joint response
+model, pooled by `group` (Table 2's rows; the four lasers together), unknown responses counted
+as non-responders as the review does:
 
 ```python
 import bayesreview as br
 studies = br.load_dataset("calcinosis_cutis")
 fit = br.fit(studies, outcome="response", by="group", seed={SEED}, draws={draws})
-fit.summary(); fit.compare(outcome="any"); fit.ranks(outcome="any"); fit.forest_plot()
+fit.summary(); fit.compare(outcome="any", better="{BETTER}"); fit.ranks(outcome="any")
 ```
 
-Model `{fit.spec.name}`: beta-binomial random effects per group with heterogeneity partially
-pooled across groups; any response, then complete response among responders (so complete ≤
+Model `{fit.spec.name}`: {fit.spec.likelihood.replace("_", "-")} random effects per group
+{_pooling(fit)}; any response, then complete response among responders (so complete ≤
 any in every draw). {chains} chains × {draws} draws, seed {SEED}, bayesreview
 {br.__version__}.
 {health}
 
 All rates below are the **population mean response rate** of a modality's studies (no bias
-covariate is used: the per-study risk-of-bias ratings are not published). Crude percentages
-count every patient alike, as the review's Table 2 does.
+covariate is used: the per-study risk-of-bias ratings are not published);
+[summary.csv](figures/summary.csv) has the median-study rate (`median_rate`) and the
+heterogeneity ({_heterogeneity_columns(fit)}) too. Crude percentages count every patient
+alike, as the review's Table 2 does.
 
 ## Any response (complete or partial)
 
 {_summary_table(fit)}
 
-Where the posterior differs from the crude percentage, it is mostly because the crude figure
-weights patients, so one large series dominates a modality (Ma 2019, 19/28, among the topical
-STS studies; Bottomley 1996, six patients with unknown response, among the lasers), while the
-random-effects model treats each study as one draw from the modality's population of studies
-and pulls each study's estimate toward that population's mean (the open circles in the forest
-plot).
+{_crude_note(fit, studies)}
 
-Two of the six groups are a single study (ESWL + intralesional STS, one patient; picosecond
-laser + topical STS, two patients): their posteriors are mostly prior and partial pooling of
-heterogeneity, and their prediction intervals span nearly 0–100%.
+{_single_study_note(fit)}
 
 ## Forest plot
 
@@ -206,13 +292,14 @@ rate; grey bars: 95% prediction interval of a new study's rate. Vector version:
 
 ## Pairwise comparisons
 
-Posterior probability that the row modality's mean rate of any response exceeds the
-column's ([comparison_any.csv](figures/comparison_any.csv) has every ordered pair with the
+Posterior probability that the row modality is better than the column's, i.e. that its
+mean rate of any response is higher (`p_better` with `better="{BETTER}"`;
+[comparison_any.csv](figures/comparison_any.csv) has every ordered pair with the
 difference's median and 95% interval):
 
 {_matrix_table(fit)}
 
-![P(row > column)](figures/comparison_heatmap_any.png)
+![P(row better)](figures/comparison_heatmap_any.png)
 
 Each pair once, the one ahead first, with the probability that it is ahead by more than a
 minimal important difference of {percent(MID)} percentage points
@@ -220,10 +307,14 @@ minimal important difference of {percent(MID)} percentage points
 
 {_pairs_table(fit)}
 
+{_pairs_note(fit)}
+
 These are posterior probabilities of statements about the modalities' mean rates, not
 p-values; they inherit every weakness of the evidence (single-arm case reports and series,
 different patients and lesions per modality), so they rank the published experience, not the
 treatments' efficacy in a trial.
+
+{_prose.legend()}
 
 ## Ranks
 
@@ -272,17 +363,17 @@ def main(argv: list[str] | None = None) -> int:
     written += save_figure(figure, FIGURES / "rankogram_any", formats=("png",))
     plt.close("all")
 
-    comparison = pairwise(fit, outcome="any")
-    mid = pairwise(fit, outcome="any", threshold=MID)
-    comparison.insert(4, f"p_greater_{MID:g}", mid["p_greater"].to_numpy())
+    comparison = pairwise(fit, outcome="any", better=BETTER)
+    mid = pairwise(fit, outcome="any", threshold=MID, better=BETTER)
+    comparison.insert(5, f"p_better_{MID:g}", mid["p_better"].to_numpy())
     for frame, name in (
         (comparison, "comparison_any.csv"),
-        (ranks(fit, outcome="any"), "ranks_any.csv"),
+        (ranks(fit, outcome="any", better=BETTER), "ranks_any.csv"),
         (fit.summary(), "summary.csv"),
     ):
         _write_csv(frame, FIGURES / name)
         written.append(FIGURES / name)
-    write_text_atomic(MARKDOWN, _page(fit, args.draws))
+    write_text_atomic(MARKDOWN, _page(fit, args.draws, studies))
     written.append(MARKDOWN)
     for path in written:
         print(path.relative_to(HERE.parent))

@@ -4,12 +4,15 @@ Run from the repository root::
 
     python docs/make_sensitivity.py [--draws 500]
 
-Every number in the page comes from this script; rerun it after changing the models or data.
+Every number in the page comes from this script, and every sentence that reads a number is
+computed from it by the helpers of ``docs/_prose.py`` (thresholds stated on the page); rerun it
+after changing the models or data.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -18,11 +21,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import bayesreview as br
-from bayesreview.checks import ppc
-from bayesreview.sensitivity import sensitivity, sensitivity_plot
-
 DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS))  # docs/_prose.py
+sys.path.insert(1, str(DOCS.parent))  # run from a checkout without installing
+
+import _prose  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import bayesreview as br  # noqa: E402
+from bayesreview.checks import ppc  # noqa: E402
+from bayesreview.report import write_text_atomic  # noqa: E402
+from bayesreview.sensitivity import RHAT_REFIT_MAX, sensitivity, sensitivity_plot  # noqa: E402
 
 
 def pct(x: float) -> str:
@@ -30,7 +39,7 @@ def pct(x: float) -> str:
 
 
 def interval(row) -> str:
-    return f"{pct(row.post_median)} ({pct(row.post_lower)} to {pct(row.post_upper)})"
+    return f"{pct(row.mean_rate)} ({pct(row.mean_rate_lower)} to {pct(row.mean_rate_upper)})"
 
 
 def markdown(frame) -> str:
@@ -43,7 +52,7 @@ def markdown(frame) -> str:
 def summarise(table):
     """Per modality: main result, and the range of medians over each kind of scenario."""
     lines = [
-        "| modality | studies | main: median (95% CrI) | leave one out: medians | design | "
+        "| modality | studies | main: mean rate (95% CrI) | leave one out | design | "
         "unknown | other model | prior scales |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -52,7 +61,7 @@ def summarise(table):
         main = sub[sub.kind == "main"].iloc[0]
         cells = []
         for kind in ("leave_one_out", "design", "unknown", "model", "prior_scale"):
-            values = sub.loc[sub.kind == kind, "post_median"]
+            values = sub.loc[sub.kind == kind, "mean_rate"]
             if values.empty:
                 cells.append("-")
             elif len(values) == 1:
@@ -64,55 +73,111 @@ def summarise(table):
     return "\n".join(lines)
 
 
+def shifts(table, kind: str):
+    """Rows of ``kind`` with ``shift``: their mean rate minus the main fit's (signed, 0-1)."""
+    main = table[table.kind == "main"].set_index("modality")["mean_rate"]
+    rows = table[table.kind == kind].copy()
+    rows["shift"] = rows["mean_rate"] - rows["modality"].map(main)
+    return rows
+
+
 def largest_shifts(table, k: int = 5) -> str:
-    main = table[table.kind == "main"].set_index("modality")["post_median"]
-    loo = table[table.kind == "leave_one_out"].copy()
-    loo["shift"] = loo["post_median"] - loo["modality"].map(main)
+    loo = shifts(table, "leave_one_out")
     loo = loo.reindex(loo["shift"].abs().sort_values(ascending=False).index).head(k)
-    lines = ["| left out | modality | median without it | shift |", "|---|---|---|---|"]
+    lines = [
+        "| left out | modality | mean rate without it (posterior median) | shift |",
+        "|---|---|---|---|",
+    ]
     for row in loo.itertuples():
         lines.append(
             f"| {row.scenario.removeprefix('leave out ')} | {row.modality.replace('_', ' ')} | "
-            f"{pct(row.post_median)} | {100 * row.shift:+.1f} points |"
+            f"{pct(row.mean_rate)} | {_prose.points(row.shift, signed=True)} |"
         )
     return "\n".join(lines)
 
 
-def reading(table, checks) -> str:
-    """Plain-words notes, every number taken from the tables."""
+def _range(values) -> str:
+    return f"{100 * min(values):.0f} to {100 * max(values):.0f} points"
+
+
+def single_study_note(table) -> str | None:
+    """The modalities that rest on one study, compared with the others (widths, prior shifts)."""
     main = table[table.kind == "main"].set_index("modality")
-    single = [m.replace("_", " ") for m in main.index if main.loc[m, "studies"] == 1]
-    widths = main.loc[main.studies == 1, "post_upper"] - main.loc[main.studies == 1, "post_lower"]
+    one = main.index[main.studies == 1]
+    many = main.index[main.studies > 1]
+    if len(one) == 0:
+        return None
+    names = ", ".join(m.replace("_", " ") for m in one)
+    widths = main["mean_rate_upper"] - main["mean_rate_lower"]
+    text = (
+        f"- {len(one)} modalities rest on a single study ({names}): their 95% intervals are "
+        f"{_range(widths[one])} wide"
+    )
+    if len(many):
+        text += f", against {_range(widths[many])} for the {len(many)} modalities with more studies"
+    prior = shifts(table, "prior_scale")
+    if len(prior) and len(many):
+        moved = prior.assign(size=prior["shift"].abs()).groupby("modality")["size"].max()
+        a, b = moved.reindex(one).max(), moved.reindex(many).max()
+        text += (
+            f". Halving or doubling the prior scales moves their mean rates by up to "
+            f"{_prose.points(a)}, {_prose.size_comparison(a, b)} the up to {_prose.points(b)} "
+            "of the others"
+        )
+    return text + ". A modality has no row in the refit that leaves out its only study."
+
+
+def reading(table, checks) -> str:
+    """Plain-words notes, every number and every word about a number taken from the tables."""
+    main = table[table.kind == "main"].set_index("modality")
     design = table[table.kind == "design"]
     lost = [m.replace("_", " ") for m in main.index if m not in set(design.modality)]
-    loo = table[table.kind == "leave_one_out"].copy()
-    loo["shift"] = (loo.post_median - loo.modality.map(main.post_median)).abs()
-    big = loo[loo["shift"] > 0.05]
-    notes = [
-        f"- {len(single)} modalities rest on a single study ({', '.join(single)}): their "
-        f"95% intervals are {pct(widths.min())} to {pct(widths.max())} wide, i.e. mostly prior "
-        "and the heterogeneity borrowed from other modalities, and they vanish from the table "
-        "when their only study is left out.",
-        f"- {len(big)} of {len(loo)} leave-one-out rows move a modality's median by more than "
-        "5 percentage points; the largest are listed above.",
-        f"- Excluding case reports and conference abstracts keeps "
-        f"{int(design.studies.sum()) if len(design) else 0} studies and loses "
-        f"{len(lost)} modalities ({', '.join(lost)}).",
+    loo = shifts(table, "leave_one_out")
+    labels = [
+        f"{m.replace('_', ' ')} without {s.removeprefix('leave out ')}"
+        for m, s in zip(loo.modality, loo.scenario, strict=True)
     ]
-    flagged = checks[checks.p_two_sided < 0.1]
-    for row in flagged.itertuples():
-        high = row.p_value < 0.5
-        what = {
-            "zero_event_studies": ("more" if high else "fewer") + " zero-event studies",
-            "all_event_studies": ("more" if high else "fewer") + " all-event studies",
-            "rate_sd": ("a larger" if high else "a smaller") + " spread of study rates (SD)",
-        }[row.statistic]
-        notes.append(
-            f"- Posterior predictive check: the data have {what} than the model "
-            f"predicts ({row.observed:.3g} observed, {row.replicated_mean:.3g} expected; "
-            f"two-sided p = {row.p_two_sided:.2f})."
+    notes = []
+    single = single_study_note(table)
+    if single:
+        notes.append(single)
+    notes.append(
+        "- "
+        + _prose.shift_sentence(
+            loo["shift"], labels, what="leave-one-out rows (modality x study left out)"
         )
-    if table.attrs["skipped"]:
+    )
+    other = pd.concat([shifts(table, k) for k in ("design", "unknown", "model", "prior_scale")])
+    if len(other):
+        notes.append(
+            "- "
+            + _prose.shift_sentence(
+                other["shift"],
+                [
+                    f"{m.replace('_', ' ')}, {s}"
+                    for m, s in zip(other.modality, other.scenario, strict=True)
+                ],
+                what="rows of the other scenarios (design, unknown responses, model, priors)",
+            )
+        )
+    if len(design):
+        text = (
+            f"- Excluding case reports and conference abstracts keeps "
+            f"{int(design.studies.sum())} studies and loses {len(lost)} modalities"
+        )
+        notes.append(text + (f" ({', '.join(lost)})." if lost else "."))
+    notes.append("- " + _prose.ppc_overall_sentence(checks.p_two_sided))
+    for row in checks.itertuples():
+        sentence = _prose.ppc_sentence(
+            row.stage,
+            row.statistic,
+            row.observed,
+            row.replicated_mean,
+            row.p_value,
+            row.p_two_sided,
+        )
+        notes.append(f"- Posterior predictive check, {sentence}")
+    if "exclude high risk of bias" in table.attrs["skipped"]:
         notes.append(
             "- Per-study risk-of-bias ratings are not published for this review (only the "
             "totals), so the scenario excluding high risk of bias cannot be run on these data."
@@ -126,6 +191,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    total = time.perf_counter()
     studies = br.load_dataset("calcinosis_cutis")
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -148,7 +214,7 @@ def main() -> None:
     problem_text = (
         "\n".join(f"- {k}: {', '.join(v)}" for k, v in problems.items())
         if problems
-        else "- none (no divergences, R-hat <= 1.05 in every refit)"
+        else f"- none (no divergences, R-hat <= {RHAT_REFIT_MAX} in every refit)"
     )
     del caught
     n_loo = table.loc[table.kind == "leave_one_out", "scenario"].nunique()
@@ -176,10 +242,11 @@ sensitivity_plot(table)
 
 ## Summary per modality
 
-Main result, then the range of posterior medians across each kind of scenario ("design":
-excluding case reports and conference abstracts; "unknown": unknown responses excluded from the
-denominators; "other model": logit-normal; "prior scales": every prior's scale halved and
-doubled). A dash: the modality has no study left in that scenario.
+Main result (posterior median and 95% credible interval of the mean rate), then the range of
+posterior medians of the mean rate across each kind of scenario ("design": excluding case
+reports and conference abstracts; "unknown": unknown responses excluded from the denominators;
+"other model": logit-normal; "prior scales": every prior's scale halved and doubled). A dash:
+the modality has no study left in that scenario.
 
 {summarise(table)}
 
@@ -193,7 +260,7 @@ Refits with sampling problems:
 
 ## The studies that move a result most
 
-Largest shifts of a modality's posterior median when one study is left out:
+Largest shifts of a modality's mean rate (posterior median) when one study is left out:
 
 {largest_shifts(table)}
 
@@ -201,17 +268,26 @@ Largest shifts of a modality's posterior median when one study is left out:
 
 ## Posterior predictive check of the main model
 
-Bayesian p-values P(T(y_rep) >= T(y)) of the number of zero-event studies, of all-event studies
-and of the SD of the study rates (`bayesreview.checks.ppc`):
+Posterior predictive p-values of the number of zero-event studies, of all-event studies and of
+the SD of the study rates (`bayesreview.checks.ppc`). They are mid-p values, which split ties
+evenly (these statistics are integers, or take few values, so a replicate often equals the
+data): `p_value` = P(T(y_rep) > T(y)) + P(T(y_rep) = T(y)) / 2, and `p_two_sided` =
+min(1, 2 min(p, 1 - p)). A `p_value` near 0 says the data have more of the statistic than the
+model's replicates, near 1 less.
 
 {markdown(checks)}
 
 ## Reading it
 
 {reading(table, checks)}
+
+{_prose.legend()}
 """
-    (DOCS / "sensitivity.md").write_text(page, encoding="utf-8")
-    print(f"wrote {DOCS / 'sensitivity.md'} ({seconds:.0f} s)")
+    write_text_atomic(DOCS / "sensitivity.md", page)
+    print(
+        f"wrote {DOCS / 'sensitivity.md'} (sensitivity table {seconds:.0f} s, "
+        f"total {time.perf_counter() - total:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ def comparison_columns() -> list[str]:
         "modality_a",
         "modality_b",
         "p_greater",
+        "p_better",
         "diff_median",
         "diff_lower",
         "diff_upper",

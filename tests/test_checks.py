@@ -1,5 +1,6 @@
 """Tests of bayesreview.checks: PSIS-LOO, model comparison and posterior predictive checks."""
 
+import itertools
 import warnings
 
 import arviz as az
@@ -15,6 +16,7 @@ from bayesreview.checks import (
     influential_studies,
     loo,
     ppc,
+    ppc_p_value,
 )
 from bayesreview.errors import BayesReviewError
 
@@ -72,8 +74,9 @@ def test_ppc_p_values_exact_on_constructed_replicates():
     # 4 studies of 5 patients; observed: one zero-event study, one all-event study.
     trials = [5, 5, 5, 5]
     observed = [0, 5, 2, 3]
-    # 10 replicates: zero-event counts 2,1,1,0,0,0,0,0,0,0 -> exactly 3 of 10 have T >= 1;
-    # all-event counts 0,0,0,0,0,0,0,1,1,2 -> exactly 3 of 10 have T >= 1 as well.
+    # 10 replicates: zero-event counts 2,1,1,0,0,0,0,0,0,0 -> 1 of 10 has T > 1 and 2 have
+    # T = 1: mid-p = 1/10 + 0.5 * 2/10 = 0.2, two-sided 0.4; all-event counts
+    # 0,0,0,0,0,0,0,1,1,2 -> the same: 1 above, 2 tied, mid-p 0.2.
     replicates = [
         [0, 0, 2, 3],
         [0, 1, 2, 3],
@@ -88,15 +91,18 @@ def test_ppc_p_values_exact_on_constructed_replicates():
     ]
     table = ppc(_idata(observed, trials, replicates)).set_index("statistic")
     assert table.loc["zero_event_studies", "observed"] == 1
-    assert table.loc["zero_event_studies", "p_value"] == pytest.approx(0.3)
-    assert table.loc["zero_event_studies", "p_two_sided"] == pytest.approx(0.6)
+    assert table.loc["zero_event_studies", "p_value"] == pytest.approx(0.2)
+    assert table.loc["zero_event_studies", "p_two_sided"] == pytest.approx(0.4)
     assert table.loc["all_event_studies", "observed"] == 1
-    assert table.loc["all_event_studies", "p_value"] == pytest.approx(0.3)
+    assert table.loc["all_event_studies", "p_value"] == pytest.approx(0.2)
+    assert table.loc["all_event_studies", "p_two_sided"] == pytest.approx(0.4)
     assert table.loc["zero_event_studies", "replicated_mean"] == pytest.approx(0.4)
     # spread: observed rates 0, 1, .4, .6 -> population SD sqrt(0.13)
     assert table.loc["rate_sd", "observed"] == pytest.approx(np.sqrt(0.13))
-    sds = [np.std(np.asarray(r) / 5) for r in replicates]
-    assert table.loc["rate_sd", "p_value"] == pytest.approx(np.mean(np.array(sds) >= np.sqrt(0.13)))
+    sds = np.array([np.std(np.asarray(r) / 5) for r in replicates])
+    # no replicate is a permutation of the observed rates: no ties, p = P(T_rep > T_obs)
+    assert not np.isclose(sds, np.sqrt(0.13)).any()
+    assert table.loc["rate_sd", "p_value"] == pytest.approx(np.mean(sds > np.sqrt(0.13)))
 
 
 def test_ppc_second_stage_uses_replicated_denominators():
@@ -117,11 +123,86 @@ def test_ppc_second_stage_uses_replicated_denominators():
     # draw 1: denominators 4, 0, 2 -> study 2 skipped; rates 1/4 and 2/2: zero 0, all 1
     # draw 2: denominators 2, 2, 2 -> rates 0, 1, 1/2: zero 1, all 1
     assert cond.loc["zero_event_studies", "replicated_mean"] == pytest.approx(0.5)
-    assert cond.loc["all_event_studies", "p_value"] == pytest.approx(1.0)
+    # both replicates have 1 all-event study, as observed: a perfect tie
+    assert cond.loc["all_event_studies", "p_value"] == pytest.approx(0.5)
+    assert cond.loc["all_event_studies", "p_two_sided"] == pytest.approx(1.0)
     sd1 = np.std([0.25, 1.0])
     sd2 = np.std([0.0, 1.0, 0.5])
     assert cond.loc["rate_sd", "replicated_mean"] == pytest.approx((sd1 + sd2) / 2)
     assert cond.loc["rate_sd", "p_value"] == pytest.approx(np.mean(np.array([sd1, sd2]) >= 0.25))
+
+
+def test_ppc_perfect_fit_of_a_count_is_not_a_misfit():
+    # no zero-event study observed, none in any replicate: the model reproduces it exactly.
+    # The old definition (p = P(T_rep >= T_obs) = 1, two-sided min(1, 2p, 2(1 - p)) = 0)
+    # called this a misfit.
+    trials = [5, 5, 5]
+    observed = [1, 2, 3]
+    replicates = [[1, 2, 3], [2, 2, 4], [3, 1, 1], [4, 4, 2]]
+    table = ppc(_idata(observed, trials, replicates)).set_index("statistic")
+    assert table.loc["zero_event_studies", "observed"] == 0
+    assert table.loc["zero_event_studies", "p_value"] == 0.5
+    assert table.loc["zero_event_studies", "p_two_sided"] == 1.0
+    assert table.loc["all_event_studies", "p_two_sided"] == 1.0
+
+
+def test_ppc_p_value_perfect_tie():
+    assert ppc_p_value(np.zeros(400), 0) == (0.5, 1.0)
+    assert ppc_p_value([3.0, 3.0, 3.0], 3.0) == (0.5, 1.0)
+
+
+def test_ppc_p_value_against_an_enumeration_of_two_dice():
+    # T_rep = sum of two fair dice, every one of the 36 outcomes once: P(T = t) = (6 - |t - 7|)/36
+    t_rep = np.array([a + b for a, b in itertools.product(range(1, 7), repeat=2)])
+    # t = 7: 15 outcomes above (8..12: 5+4+3+2+1), 6 tied -> (15 + 3) / 36 = 1/2
+    assert ppc_p_value(t_rep, 7) == pytest.approx((0.5, 1.0))
+    # t = 10: above 11 (2) and 12 (1) = 3, tied 3 -> (3 + 1.5) / 36 = 0.125, two-sided 0.25
+    assert ppc_p_value(t_rep, 10) == pytest.approx((0.125, 0.25))
+    # t = 2: 35 above, 1 tied -> 35.5 / 36; two-sided 2 * 0.5 / 36 = 1/36
+    assert ppc_p_value(t_rep, 2) == pytest.approx((35.5 / 36, 1 / 36))
+    # t = 13: nothing above or tied -> 0; t = 1: everything above -> 1; both two-sided 0
+    assert ppc_p_value(t_rep, 13) == (0.0, 0.0)
+    assert ppc_p_value(t_rep, 1) == (1.0, 0.0)
+    # the mid-p values of t and 14 - t (the distribution is symmetric about 7) sum to 1
+    for t in range(2, 13):
+        assert ppc_p_value(t_rep, t)[0] + ppc_p_value(t_rep, 14 - t)[0] == pytest.approx(1.0)
+
+
+def test_ppc_p_value_leaves_out_undefined_replicates():
+    # NaN = statistic undefined in that replicate; of the 4 left, 1 above 2 and 2 tied
+    assert ppc_p_value([np.nan, 1.0, 2.0, 2.0, 3.0, np.inf], 2.0) == pytest.approx((0.5, 1.0))
+    assert ppc_p_value([1.0, 2.0, 2.0, 3.0, 3.0], 2.0) == pytest.approx((0.6, 0.8))
+    p, two = ppc_p_value([np.nan, np.nan], 1.0)
+    assert np.isnan(p) and np.isnan(two)
+    p, two = ppc_p_value([1.0, 2.0], np.nan)
+    assert np.isnan(p) and np.isnan(two)
+
+
+def test_ppc_p_value_treats_rounding_as_a_tie():
+    # 0.1 + 0.2 != 0.3 in floating point; the statistic is the same number
+    assert ppc_p_value([0.1 + 0.2] * 4, 0.3) == (0.5, 1.0)
+
+
+def test_ppc_leaves_out_studies_of_weight_zero():
+    # study s0 (a zero-event study) has weight 0: it is neither an observed nor a replicated
+    # zero-event study, and its rate is not in the spread
+    trials = [5, 5, 5, 5]
+    observed = [0, 5, 2, 3]
+    replicates = [[0, 5, 0, 3], [0, 1, 2, 3], [5, 0, 0, 0], [1, 5, 2, 3]]
+    idata = _idata(observed, trials, replicates)
+    idata.constant_data["weights"] = ("study", np.array([0, 1, 1, 1]))
+    table = ppc(idata).set_index("statistic")
+    # in-sample observed: rates 1, .4, .6 -> no zero-event study, one all-event study
+    assert table.loc["zero_event_studies", "observed"] == 0
+    assert table.loc["all_event_studies", "observed"] == 1
+    assert table.loc["rate_sd", "observed"] == pytest.approx(np.std([1.0, 0.4, 0.6]))
+    # in-sample replicated zero-event counts 1, 0, 3, 0 (s0 ignored): mean 1; above 0: 2 of 4,
+    # tied: 2 -> mid-p (2 + 1) / 4 = 0.75, two-sided 0.5
+    assert table.loc["zero_event_studies", "replicated_mean"] == pytest.approx(1.0)
+    assert table.loc["zero_event_studies", "p_value"] == pytest.approx(0.75)
+    assert table.loc["zero_event_studies", "p_two_sided"] == pytest.approx(0.5)
+    # all-event counts 1, 0, 0, 1: above 1: none, tied 2 -> 0.25
+    assert table.loc["all_event_studies", "p_value"] == pytest.approx(0.25)
 
 
 def test_ppc_rejects_bad_level():

@@ -31,7 +31,9 @@ TABLE_2 = {
 # The documented columns (Fit.summary's docstring), typed here independently of the code.
 SUMMARY_COLUMNS = (
     "outcome modality studies n events crude crude_lower crude_upper "
-    "post_mean post_median post_lower post_upper pred_lower pred_upper heterogeneity"
+    "mean_rate mean_rate_lower mean_rate_upper median_rate median_rate_lower median_rate_upper "
+    "rate_sd rate_sd_lower rate_sd_upper phi phi_lower phi_upper icc icc_lower icc_upper "
+    "pred_lower pred_upper adjusted_to"
 ).split()
 RANKS_COLUMNS = ["outcome", "modality", "p_best", "mean_rank", "sucra"]
 OUTCOMES = ("complete", "partial", "any")
@@ -110,7 +112,7 @@ def test_analyze_crude_columns_are_table_2_and_crude_table(analyzed):
             assert row["crude"] == pytest.approx(events / n, abs=1e-6)
             assert row["crude_lower"] == pytest.approx(table.at[group, f"{outcome}_lower"], 1e-5)
             assert row["crude_upper"] == pytest.approx(table.at[group, f"{outcome}_upper"], 1e-5)
-            assert row["post_lower"] <= row["post_median"] <= row["post_upper"]
+            assert row["mean_rate_lower"] <= row["mean_rate"] <= row["mean_rate_upper"]
 
 
 def test_analyze_prints_crude_next_to_posterior(analyzed):
@@ -120,7 +122,7 @@ def test_analyze_prints_crude_next_to_posterior(analyzed):
     # 12/21 = 57.14% -> "57"; the paper prints 57 too
     line = next(li for li in stdout.splitlines() if "laser" in li and "12/21" in li)
     assert "57 (" in line
-    assert br.formatting.percent(row["post_median"]) in line
+    assert br.formatting.percent(row["mean_rate"]) in line
     assert "report.html" in stdout
 
 
@@ -132,7 +134,7 @@ def test_fit_file_reloads(analyzed):
     assert fit.settings["seed"] == 11 and fit.settings["draws"] == 200
     assert fit.settings["by"] == "group" and fit.settings["outcome"] == "response"
     saved = pd.read_csv(out / "summary.csv")
-    np.testing.assert_allclose(fit.summary()["post_median"], saved["post_median"], rtol=1e-5)
+    np.testing.assert_allclose(fit.summary()["mean_rate"], saved["mean_rate"], rtol=1e-5)
 
 
 def test_report_command_from_saved_fit(analyzed, tmp_path):

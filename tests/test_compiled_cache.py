@@ -86,9 +86,11 @@ def test_callbacks_read_new_data_swapped_in(response_model):
     compiled = compile_cached(model)
     weights = np.ones(data.n_rows, dtype=np.int64)
     weights[:7] = 0  # leave out seven studies: other counts
-    arrays = _data_arrays(data, tabulate(replace(data, weights=weights)))
+    arrays = _data_arrays(data, br.load_spec("response"), tabulate(replace(data, weights=weights)))
     x = np.random.default_rng(2).normal(0.0, 1.0, compiled.n_dim)
-    before = _call_logp(compiled.with_data(**_data_arrays(data, tabulate(data))), x)[1]
+    before = _call_logp(
+        compiled.with_data(**_data_arrays(data, br.load_spec("response"), tabulate(data))), x
+    )[1]
     after = _call_logp(compiled.with_data(**arrays), x)[1]
     lengths = {
         f"term{k.removeprefix('term_cell')}": len(v)

@@ -178,9 +178,9 @@ def test_beta_binomial_posterior_matches_grid_integration():
     exact = special.expit(np.interp([0.025, 0.5, 0.975], cdf, alpha))  # mu is monotone in alpha
 
     # Monte Carlo error of a quantile with ~4000 draws of ESS >= 1000 is about 0.01 here
-    assert summary["post_lower"] == pytest.approx(exact[0], abs=0.03)
-    assert summary["post_median"] == pytest.approx(exact[1], abs=0.015)
-    assert summary["post_upper"] == pytest.approx(exact[2], abs=0.015)
+    assert summary["mean_rate_lower"] == pytest.approx(exact[0], abs=0.03)
+    assert summary["mean_rate"] == pytest.approx(exact[1], abs=0.015)
+    assert summary["mean_rate_upper"] == pytest.approx(exact[2], abs=0.015)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,9 +275,9 @@ def test_joint_model_summary_has_crude_counts_of_table_2(response_fit):
     assert summary.loc[("partial", "intralesional_sts"), ["events", "n"]].tolist() == [20, 53]
     assert summary.loc[("any", "laser"), ["events", "n"]].tolist() == [15, 21]
     assert summary.loc[("complete", "laser"), "crude"] == pytest.approx(12 / 21)
-    assert (summary["post_lower"] <= summary["post_median"]).all()
-    assert (summary["post_median"] <= summary["post_upper"]).all()
-    assert (summary["pred_lower"] <= summary["post_lower"] + 1e-12).all()
+    assert (summary["mean_rate_lower"] <= summary["mean_rate"]).all()
+    assert (summary["mean_rate"] <= summary["mean_rate_upper"]).all()
+    assert (summary["pred_lower"] <= summary["mean_rate_lower"] + 1e-12).all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def test_hiding_bias_levels_widens_the_intervals():
     sd_masked = float(masked.idata.posterior["beta"].sel(bias_level="high").std())
     assert sd_masked > sd_known
     width = {
-        name: (f.summary()["post_upper"] - f.summary()["post_lower"]).mean()
+        name: (f.summary()["mean_rate_upper"] - f.summary()["mean_rate_lower"]).mean()
         for name, f in (("known", known), ("masked", masked))
     }
     assert width["masked"] > width["known"]
@@ -396,7 +396,7 @@ def test_same_seed_same_numbers(studies):
         third = br.fit(studies, by="group", seed=22, **FAST)
     pd.testing.assert_frame_equal(first.summary(), second.summary())
     pd.testing.assert_frame_equal(first.study_estimates(), second.study_estimates())
-    assert not first.summary()["post_median"].equals(third.summary()["post_median"])
+    assert not first.summary()["mean_rate"].equals(third.summary()["mean_rate"])
 
 
 def test_too_few_draws_warn_with_advice(studies):
@@ -456,8 +456,10 @@ def test_collapsing_and_pymc_sampler_give_the_same_posterior():
     for result in (plain, other):
         summary = result.summary()
         # posterior sds are about 0.02: 2000 draws give a Monte Carlo error of about 0.001
-        np.testing.assert_allclose(summary["post_mean"], reference["post_mean"], atol=0.01)
-        np.testing.assert_allclose(summary["post_upper"], reference["post_upper"], atol=0.02)
+        np.testing.assert_allclose(summary["mean_rate"], reference["mean_rate"], atol=0.01)
+        np.testing.assert_allclose(
+            summary["mean_rate_upper"], reference["mean_rate_upper"], atol=0.02
+        )
 
 
 @pytest.mark.parametrize("bias", [None, "design", "year"])

@@ -116,11 +116,11 @@ def test_diamonds_and_prediction_bars_show_the_summary(forest, calcinosis_fit):
     for group, diamond in diamonds.items():
         xs = diamond.get_xy()[:, 0]
         row = summary.loc[group]
-        assert xs.min() == pytest.approx(row["post_lower"])
-        assert xs.max() == pytest.approx(row["post_upper"])
+        assert xs.min() == pytest.approx(row["mean_rate_lower"])
+        assert xs.max() == pytest.approx(row["mean_rate_upper"])
         # the top vertex is the median
         top = diamond.get_xy()[np.argmin(diamond.get_xy()[:, 1])]
-        assert top[0] == pytest.approx(row["post_median"])
+        assert top[0] == pytest.approx(row["mean_rate"])
         np.testing.assert_allclose(
             predictions[group].get_xdata(), [row["pred_lower"], row["pred_upper"]]
         )
@@ -156,7 +156,7 @@ def test_pooled_text_columns_match_the_summary_and_crude_table(forest, calcinosi
         assert texts[f"text:crude:{key}"] == _pct_of_counts(events, n)
         s = summary.loc[group]
         assert texts[f"text:posterior:{key}"] == (
-            f"{_pct(s['post_median'])} ({_pct(s['post_lower'])}–{_pct(s['post_upper'])})"
+            f"{_pct(s['mean_rate'])} ({_pct(s['mean_rate_lower'])}–{_pct(s['mean_rate_upper'])})"
         )
         assert texts[f"text:prediction:{key}"] == f"{_pct(s['pred_lower'])}–{_pct(s['pred_upper'])}"
 

@@ -121,8 +121,8 @@ def test_rows_p_best_and_vanishing_modality():
     assert list(rows.studies) == [2, 1]
     # a beats c in draws 1, 3 -> P(best) 0.5 each
     assert list(rows.p_best) == [0.5, 0.5]
-    assert rows.post_median.iloc[0] == pytest.approx(np.median([0.2, 0.3, 0.5, 0.6]))
-    assert rows.post_lower.iloc[0] == pytest.approx(np.quantile([0.2, 0.3, 0.5, 0.6], 0.25))
+    assert rows.mean_rate.iloc[0] == pytest.approx(np.median([0.2, 0.3, 0.5, 0.6]))
+    assert rows.mean_rate_lower.iloc[0] == pytest.approx(np.quantile([0.2, 0.3, 0.5, 0.6], 0.25))
 
 
 def test_sensitivity_plot_returns_figure():
@@ -144,9 +144,9 @@ def test_sensitivity_plot_returns_figure():
                     "outcome": "any",
                     "modality": modality,
                     "studies": 3,
-                    "post_median": centre + shift,
-                    "post_lower": centre + shift - 0.2,
-                    "post_upper": centre + shift + 0.2,
+                    "mean_rate": centre + shift,
+                    "mean_rate_lower": centre + shift - 0.2,
+                    "mean_rate_upper": centre + shift + 0.2,
                     "p_best": 0.5,
                 }
             )
@@ -206,9 +206,9 @@ def test_full_table_has_every_scenario(full_table, calcinosis):
     assert "picosecond_co2_laser" not in set(gone.modality)
     assert len(gone) == 8
     # every interval contains its median, rates on 0-1
-    assert (table.post_lower <= table.post_median).all()
-    assert (table.post_median <= table.post_upper).all()
-    assert table[["post_lower", "post_upper"]].stack().between(0, 1).all()
+    assert (table.mean_rate_lower <= table.mean_rate).all()
+    assert (table.mean_rate <= table.mean_rate_upper).all()
+    assert table[["mean_rate_lower", "mean_rate_upper"]].stack().between(0, 1).all()
 
 
 @pytest.mark.slow
@@ -279,8 +279,8 @@ def test_dropping_olesen_lowers_intralesional_rate_as_exact_quadrature_says(calc
             seed=4,
         )
     rows = table[table.modality == "intralesional_sts"].set_index("scenario")
-    main = rows.loc["main", "post_median"]
-    loo = rows.loc["leave out Olesen 2020", "post_median"]
+    main = rows.loc["main", "mean_rate"]
+    loo = rows.loc["leave out Olesen 2020", "mean_rate"]
     assert rows.loc["leave out Olesen 2020", "studies"] == 8
     assert main == pytest.approx(exact_main, abs=0.02)
     assert loo == pytest.approx(exact_loo, abs=0.02)

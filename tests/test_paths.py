@@ -1,0 +1,452 @@
+"""Every path beside the default one, each checked against an independent computation.
+
+Issue 13: the logit-normal's integral over the study effect, its shrunken estimates with a
+missing bias level, its parameterisation, repeated study labels, restoring the levels of a saved
+fit, mix-averaged rates per modality, and both estimands with the heterogeneity on the model's
+own scale.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, special, stats
+
+import bayesreview as br
+from bayesreview.design import model_data
+from bayesreview.integrals import logit_normal_loglik, logit_normal_moment
+from bayesreview.models import build_model, centred_rows
+from bayesreview.quantities import (
+    level_probabilities,
+    log_likelihood,
+    pooled_rates,
+    stages_from_posterior,
+    study_rates,
+)
+
+FAST = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
+
+
+def _quad_loglik(y: int, n: int, eta: float, tau: float) -> float:
+    """log of the binomial-normal marginal likelihood by scipy's adaptive quadrature.
+
+    The integrand is scaled by its maximum, found on a fine grid, and integrated over
+    z in peak +- 15 (the standard normal factor bounds it), with the peak as a break point.
+    """
+    z = np.linspace(-40, 40, 400_001)
+    log_f = stats.binom.logpmf(y, n, special.expit(eta + tau * z)) + stats.norm.logpdf(z)
+    peak, top = z[np.argmax(log_f)], log_f.max()
+
+    def f(x):
+        return np.exp(
+            stats.binom.logpmf(y, n, special.expit(eta + tau * x)) + stats.norm.logpdf(x) - top
+        )
+
+    value, _ = integrate.quad(f, peak - 15, peak + 15, points=[peak], limit=500, epsrel=1e-13)
+    return float(np.log(value) + top)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. The logit-normal's integral over the study effect
+# --------------------------------------------------------------------------------------------
+
+# Narrow peaks (many patients), where fixed Gauss-Hermite nodes fail, and skewed integrands.
+PEAKED = [(50, 100, 0.3, 1.0), (700, 1000, -0.5, 1.5), (1200, 2500, 1.0, 3.0), (7000, 7178, 2.0, 3)]
+SKEWED = [(0, 1, 0.0, 1.0), (3, 10, -1.0, 0.5), (0, 5000, -2.0, 2.0), (1, 3, 4.0, 5.0)]
+
+
+@pytest.mark.parametrize(("y", "n", "eta", "tau"), PEAKED)
+def test_logit_normal_likelihood_is_exact_for_large_studies(y, n, eta, tau):
+    assert float(logit_normal_loglik(y, n, eta, tau)) == pytest.approx(
+        _quad_loglik(y, n, eta, tau), abs=1e-8
+    )
+
+
+@pytest.mark.parametrize(("y", "n", "eta", "tau"), SKEWED)
+def test_logit_normal_likelihood_where_the_integrand_is_skewed(y, n, eta, tau):
+    assert float(logit_normal_loglik(y, n, eta, tau)) == pytest.approx(
+        _quad_loglik(y, n, eta, tau), abs=1e-4
+    )
+
+
+def test_logit_normal_likelihood_limits():
+    # tau = 0: the binomial at eta; a vector call equals elementwise calls
+    assert float(logit_normal_loglik(3, 10, 0.2, 0.0)) == pytest.approx(
+        stats.binom.logpmf(3, 10, special.expit(0.2)), abs=1e-12
+    )
+    y, n = np.array([0, 5, 90]), np.array([4, 20, 100])
+    eta, tau = np.array([[-1.0], [0.5]]), np.array([[0.7], [2.0]])
+    together = logit_normal_loglik(y, n, eta, tau)
+    assert together.shape == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            assert together[i, j] == pytest.approx(_quad_loglik(y[j], n[j], eta[i, 0], tau[i, 0]))
+
+
+@pytest.mark.parametrize(
+    ("eta", "tau", "rel"), [(0.5, 2.0, 1e-9), (-3.0, 0.3, 1e-9), (2.5, 3.0, 2e-7), (5.0, 6.0, 2e-4)]
+)
+def test_logit_normal_moments_against_quadrature(eta, tau, rel):
+    for power in (1, 2):
+        exact, _ = integrate.quad(
+            lambda z, p=power: special.expit(eta + tau * z) ** p * stats.norm.pdf(z),
+            -40,
+            40,
+            epsrel=1e-13,
+            limit=400,
+        )
+        assert float(logit_normal_moment(eta, tau, power)) == pytest.approx(exact, rel=rel)
+
+
+def _one_group_table(events, trials, **columns) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "study": [f"s{i}" for i in range(len(events))],
+            "modality": columns.pop("modality", "m"),
+            "n": trials,
+            "events": events,
+            **columns,
+        }
+    )
+
+
+def test_pointwise_log_likelihood_of_large_logit_normal_studies_is_exact():
+    # the stored per-study log-likelihood (what loo and compare_models read) at a few draws
+    events, trials = np.array([2, 61, 900, 1900]), np.array([5, 100, 1000, 2500])
+    data = model_data(br.read_studies(_one_group_table(events, trials)), "events")
+    posterior = {"alpha": np.array([[0.8], [1.9]]), "tau": np.array([[1.0], [2.5]])}
+    got = log_likelihood(posterior, data, "logit_normal")
+    for s in range(2):
+        for j in range(4):
+            expected = _quad_loglik(
+                events[j], trials[j], posterior["alpha"][s, 0], posterior["tau"][s, 0]
+            )
+            assert got[s, j] == pytest.approx(expected, abs=1e-7)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Logit-normal shrunken estimates with a missing bias level
+# --------------------------------------------------------------------------------------------
+
+
+def _two_level_data(events, trials, levels, groups=None):
+    """A covariate ``grade`` with levels x (reference) and y, some possibly missing (None)."""
+    table = _one_group_table(events, trials, grade=pd.Categorical(levels, categories=["x", "y"]))
+    if groups is not None:
+        table["modality"] = groups
+    return model_data(br.read_studies(table), "events", bias="grade", bias_reference="x")
+
+
+def test_level_probabilities_given_the_effect_match_scipy():
+    data = _two_level_data([18, 3], [20, 10], ["x", None])
+    rng = np.random.default_rng(0)
+    draws = 5
+    effects = rng.normal(size=(draws, 2))
+    posterior = {
+        "alpha": np.full((draws, 1), 0.2),
+        "tau": np.full((draws, 1), 1.3),
+        "beta": np.full((draws, 1), 1.5),
+        "bias_level_prob": np.tile([0.6, 0.4], (draws, 1)),
+        "e": effects,
+    }
+    stages = stages_from_posterior(posterior, data, "logit_normal")
+    prob = level_probabilities(posterior, stages, data, effects=True)
+    for s in range(draws):
+        lik = [
+            stats.binom.pmf(3, 10, special.expit(0.2 + shift + 1.3 * effects[s, 1]))
+            for shift in (0.0, 1.5)
+        ]
+        weights = np.array([0.6, 0.4]) * np.array(lik)
+        np.testing.assert_allclose(prob[s, 1], weights / weights.sum(), rtol=1e-10)
+        np.testing.assert_allclose(prob[s, 0], [1.0, 0.0])
+
+
+def test_logit_normal_shrunken_estimate_with_a_missing_level():
+    # The worked case of issue 13: a study of 20 with 19 events and a missing level, a level
+    # effect of -3. Its effect's posterior has two modes, one per level (e near 0.3 at the
+    # reference level, near 3.3 at the other). Paired with its own effect, the study's rate is
+    # invlogit(alpha + beta_b + tau e) at a level drawn from p(b | e, y, theta): about 0.79 in
+    # both modes. A level drawn independently of e mismatches the modes (0.99 or 0.15).
+    data = _two_level_data([19, 5], [20, 10], [None, "x"])
+    rng = np.random.default_rng(1)
+    draws = 4000
+    mode = rng.integers(0, 2, draws)
+    posterior = {
+        "alpha": np.full((draws, 1), 1.0),
+        "tau": np.full((draws, 1), 1.0),
+        "beta": np.full((draws, 1), -3.0),
+        "bias_level_prob": np.tile([0.5, 0.5], (draws, 1)),
+        "e": np.column_stack([rng.normal(np.where(mode, 3.3, 0.3), 0.3), rng.normal(size=draws)]),
+    }
+    rates = study_rates(posterior, data, "logit_normal", np.random.default_rng(2))["events"]
+    e = posterior["e"][:, 0]
+    at = {b: special.expit(1.0 + shift + e) for b, shift in ((0, 0.0), (1, -3.0))}
+    weight = {b: 0.5 * stats.binom.pmf(19, 20, at[b]) for b in at}
+    p_x = weight[0] / (weight[0] + weight[1])
+    assert rates[:, 0].mean() == pytest.approx(np.mean(p_x * at[0] + (1 - p_x) * at[1]), abs=0.01)
+    # every draw is one of the two level-specific rates of its own effect
+    assert np.all(np.isclose(rates[:, 0], at[0]) | np.isclose(rates[:, 0], at[1]))
+    # the exact 95% interval of the mixture sum_b p(b | e) delta(rate_b(e)), by simulation
+    exact = np.where(rng.random(draws) < p_x, at[0], at[1])
+    np.testing.assert_allclose(
+        np.quantile(rates[:, 0], [0.025, 0.975]), np.quantile(exact, [0.025, 0.975]), atol=0.03
+    )
+    assert np.quantile(rates[:, 0], 0.025) > 0.6
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Repeated study labels; 6. the logit-normal's parameterisation
+# --------------------------------------------------------------------------------------------
+
+
+def test_logit_normal_with_a_study_in_two_modalities(fast_fit):
+    table = pd.DataFrame(
+        {
+            "study": ["A", "A", "B", "C", "D"],
+            "modality": ["x", "y", "x", "y", "x"],
+            "n": [5, 6, 7, 3, 4],
+            "events": [2, 3, 4, 1, 2],
+        }
+    )
+    result = fast_fit(table, outcome="events", model="logit_normal", seed=3)
+    labels = list(result.idata.log_likelihood["events"].study.values)
+    assert labels == ["A [x]", "A [y]", "B", "C", "D"]
+    assert len(result.summary()) == 2
+    assert list(result.study_estimates()["study"]) == ["A", "A", "B", "C", "D"]
+
+
+def test_centred_rows_follow_the_documented_rule():
+    # tau_ref = the median of the Half-normal(1) prior of tau = 0.6745
+    events, trials = np.array([0, 5, 50, 1]), np.array([1, 10, 100, 2])
+    data = model_data(br.read_studies(_one_group_table(events, trials)), "events")
+    spec = br.load_spec("logit_normal")
+    tau_ref = stats.halfnorm.median()
+    p = (events + 0.5) / (trials + 1)
+    expected = trials * p * (1 - p) * tau_ref**2 > 5.0
+    np.testing.assert_array_equal(centred_rows(data, spec)[""], expected.astype(float))
+    assert expected.tolist() == [False, False, True, False]
+    # a study left out of the likelihood (weight 0) has no data to centre on
+    left_out = replace(data, weights=np.array([1, 1, 0, 1]))
+    assert centred_rows(left_out, spec)[""].tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_logit_normal_logp_mixes_centred_and_non_centred_rows():
+    # PyMC's joint log-density at a point against scipy: row 0 non-centred (e ~ N(0, 1)),
+    # row 1 centred (theta ~ N(alpha + beta, tau)), with a known level
+    table = _one_group_table([1, 60], [2, 100], design=pd.Categorical(["x", "y"]))
+    data = model_data(br.read_studies(table), "events", bias="design", bias_reference="x")
+    spec = br.load_spec("logit_normal")
+    centred = centred_rows(data, spec)[""]
+    assert centred.tolist() == [0.0, 1.0]
+    model = build_model(data, spec)
+    alpha, beta, tau, raw = 0.3, -0.4, 0.8, np.array([0.5, 0.9])
+    point = {
+        "alpha": np.array([alpha]),
+        "beta": np.array([beta]),
+        "tau_log__": np.log([tau]),
+        "e_raw": raw,
+    }
+    logp = model.compile_logp(jacobian=False)(point)
+    expected = (
+        stats.norm(0, 1.5).logpdf(alpha)
+        + stats.norm(0, 1).logpdf(beta)
+        + stats.halfnorm(scale=1.0).logpdf(tau)
+        + stats.norm.logpdf(raw[0])
+        + stats.binom.logpmf(1, 2, special.expit(alpha + tau * raw[0]))
+        + stats.norm(alpha + beta, tau).logpdf(raw[1])
+        + stats.binom.logpmf(60, 100, special.expit(raw[1]))
+    )
+    assert logp == pytest.approx(expected, abs=1e-6)
+
+
+def test_one_group_has_no_pooling_of_heterogeneity(fast_fit):
+    table = _one_group_table([1, 3, 5, 2], [4, 6, 9, 8])
+    result = fast_fit(table, outcome="events", seed=5)
+    assert "log_phi_sd" not in result.settings["free_vars"]
+    assert "log_phi_raw" not in result.settings["free_vars"]
+    assert result.settings["heterogeneity"].startswith("shared")
+    # phi is exp(log_phi), with the location prior of log phi
+    np.testing.assert_allclose(
+        result.idata.posterior["phi"].values[..., 0], np.exp(result.idata.posterior["log_phi"])
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 7. A saved fit keeps its levels
+# --------------------------------------------------------------------------------------------
+
+
+def _unsorted_levels_table() -> pd.DataFrame:
+    # categories in an order that sorting would change; the reference is the first category
+    rng = np.random.default_rng(3)
+    levels = ["moderate", "high", "low"]
+    return pd.DataFrame(
+        {
+            "study": [f"s{i}" for i in range(9)],
+            "modality": ["a", "b", "c"] * 3,
+            "rob": pd.Categorical(np.repeat(levels, 3), categories=levels, ordered=True),
+            "n": rng.integers(3, 9, 9),
+            "events": [1, 2, 1, 3, 2, 2, 2, 1, 3],
+        }
+    )
+
+
+def test_saved_fit_restores_the_levels_in_their_fitted_order(fast_fit, tmp_path):
+    result = fast_fit(_unsorted_levels_table(), outcome="events", bias="rob", seed=8)
+    assert result.data.bias.levels == ("moderate", "high", "low")
+    path = result.save(tmp_path / "fit.nc")
+    loaded = br.load_fit(path)
+    assert loaded.data.bias.levels == ("moderate", "high", "low")
+    np.testing.assert_array_equal(loaded.data.bias.codes, result.data.bias.codes)
+    pd.testing.assert_frame_equal(loaded.summary(), result.summary())
+
+
+def test_saved_fit_whose_levels_disagree_with_its_posterior_is_refused(fast_fit, tmp_path):
+    result = fast_fit(_unsorted_levels_table(), outcome="events", bias="rob", seed=8)
+    path = result.save(tmp_path / "fit.nc")
+    with h5py.File(path, "r+") as handle:
+        attrs = handle["posterior"].attrs
+        settings = json.loads(attrs["bayesreview_settings"])
+        settings["bias_levels"] = ["moderate", "low", "high"]
+        attrs["bayesreview_settings"] = json.dumps(settings)
+    with pytest.raises(br.BayesReviewError, match="bias levels"):
+        br.load_fit(path)
+
+
+# --------------------------------------------------------------------------------------------
+# 8. Mix-averaged rates per modality; 9. both estimands and the heterogeneity scales
+# --------------------------------------------------------------------------------------------
+
+
+def test_mix_averaged_rate_averages_each_modality_over_its_own_studies():
+    # modality a: studies at x, x, missing; modality b: one study at y
+    data = _two_level_data(
+        [2, 3, 4, 1], [5, 6, 9, 4], ["x", "x", None, "y"], groups=["a", "a", "a", "b"]
+    )
+    draws = 3
+    alpha = np.array([[0.1, -0.5], [0.4, 0.0], [-0.2, 0.3]])
+    log_phi = np.array([[1.0, 2.0], [0.5, 1.5], [2.2, 0.7]])
+    beta = np.array([[-1.0], [0.6], [0.2]])
+    pi = np.array([[0.3, 0.7], [0.5, 0.5], [0.9, 0.1]])
+    posterior = {"alpha": alpha, "phi": np.exp(log_phi), "beta": beta, "bias_level_prob": pi}
+    rates = pooled_rates(posterior, data, "beta_binomial", np.random.default_rng(0))
+    for s in range(draws):
+        phi_a = np.exp(log_phi[s, 0])
+
+        def lik(level, s=s, phi_a=phi_a):
+            mu = special.expit(alpha[s, 0] + (0.0, beta[s, 0])[level])
+            return stats.betabinom(9, mu * phi_a, (1 - mu) * phi_a).pmf(4)
+
+        post_x = pi[s, 0] * lik(0) / (pi[s, 0] * lik(0) + pi[s, 1] * lik(1))
+        at = [special.expit(alpha[s, 0]), special.expit(alpha[s, 0] + beta[s, 0])]
+        expected_a = (2 * at[0] + post_x * at[0] + (1 - post_x) * at[1]) / 3
+        assert rates["rate_mix"][s, 0, 0] == pytest.approx(expected_a, rel=1e-10)
+        # b's only study is at level y: its mix is level y alone, not the review's mix
+        expected_b = special.expit(alpha[s, 1] + beta[s, 0])
+        assert rates["rate_mix"][s, 0, 1] == pytest.approx(expected_b, rel=1e-10)
+        assert rates["rate"][s, 0, 1] == pytest.approx(special.expit(alpha[s, 1]), rel=1e-12)
+
+
+def test_median_study_rate_of_each_likelihood():
+    data = model_data(br.read_studies(_one_group_table([1, 2], [3, 4])), "events")
+    alpha, scale = np.array([[0.7], [-1.2]]), np.array([[3.0], [0.4]])
+    bb = pooled_rates(
+        {"alpha": alpha, "phi": scale}, data, "beta_binomial", np.random.default_rng(0)
+    )
+    ln = pooled_rates(
+        {"alpha": alpha, "tau": scale}, data, "logit_normal", np.random.default_rng(0)
+    )
+    for s in range(2):
+        mu = special.expit(alpha[s, 0])
+        beta_dist = stats.beta(mu * scale[s, 0], (1 - mu) * scale[s, 0])
+        assert bb["rate_median"][s, 0, 0] == pytest.approx(beta_dist.median(), rel=1e-9)
+        assert bb["rate"][s, 0, 0] == pytest.approx(beta_dist.mean(), rel=1e-12)
+        assert bb["rate_sd"][s, 0, 0] == pytest.approx(beta_dist.std(), rel=1e-9)
+        assert ln["rate_median"][s, 0, 0] == pytest.approx(mu, rel=1e-12)
+        mean, _ = integrate.quad(
+            lambda z, s=s: special.expit(alpha[s, 0] + scale[s, 0] * z) * stats.norm.pdf(z),
+            -30,
+            30,
+        )
+        assert ln["rate"][s, 0, 0] == pytest.approx(mean, rel=1e-8)
+
+
+def test_joint_model_median_rates_by_simulation():
+    # complete = p1 p2 with independent stage rates: its median by brute-force simulation
+    table = pd.DataFrame(
+        {
+            "study": ["a", "b"],
+            "modality": "m",
+            "n": [4, 6],
+            "complete": [1, 2],
+            "partial": [1, 1],
+            "none": [2, 3],
+            "unknown": [0, 0],
+        }
+    )
+    data = model_data(br.read_studies(table), "response")
+    posterior = {
+        "alpha": np.array([[0.4]]),
+        "phi": np.array([[5.0]]),
+        "alpha_cond": np.array([[-0.3]]),
+        "phi_cond": np.array([[2.0]]),
+    }
+    rates = pooled_rates(posterior, data, "beta_binomial", np.random.default_rng(0))
+    rng = np.random.default_rng(9)
+    mu1, mu2 = special.expit(0.4), special.expit(-0.3)
+    p1 = rng.beta(mu1 * 5.0, (1 - mu1) * 5.0, 400_000)
+    p2 = rng.beta(mu2 * 2.0, (1 - mu2) * 2.0, 400_000)
+    outcomes = list(data.reported_outcomes)
+    # 1000 inner draws: Monte Carlo SE of a median about 1.25 * sd / sqrt(1000) ~ 0.008
+    assert rates["rate_median"][0, outcomes.index("complete"), 0] == pytest.approx(
+        np.median(p1 * p2), abs=0.03
+    )
+    assert rates["rate_median"][0, outcomes.index("partial"), 0] == pytest.approx(
+        np.median(p1 * (1 - p2)), abs=0.03
+    )
+    assert rates["rate_median"][0, outcomes.index("any"), 0] == pytest.approx(
+        stats.beta(mu1 * 5.0, (1 - mu1) * 5.0).median(), rel=1e-9
+    )
+
+
+def test_summary_reports_both_estimands_and_the_model_scale(calcinosis_fit, fast_fit, studies):
+    summary = calcinosis_fit.summary()
+    phi = calcinosis_fit.idata.posterior["phi"].stack(sample=("chain", "draw"))
+    rate = calcinosis_fit.draws("rate", "any")
+    median = calcinosis_fit.draws("rate_median", "any")
+    for row in summary.itertuples():
+        draws = phi.sel(group=row.modality).values
+        assert row.phi == pytest.approx(np.median(draws))
+        assert row.icc == pytest.approx(np.median(1 / (1 + draws)))
+        assert row.mean_rate == pytest.approx(float(rate.sel(group=row.modality).median()))
+        assert row.median_rate == pytest.approx(float(median.sel(group=row.modality).median()))
+    assert summary["adjusted_to"].isna().all()
+    logit = fast_fit(studies, model="logit_normal", by="group", seed=4)
+    table = logit.summary()
+    tau = logit.idata.posterior["tau"].stack(sample=("chain", "draw"))
+    for row in table.itertuples():
+        draws = tau.sel(group=row.modality).values
+        assert row.tau == pytest.approx(np.median(draws))
+        assert row.tau2 == pytest.approx(np.median(draws**2))
+    # in every draw the population mean lies between the median-study rate and one half
+    mean = logit.draws("rate", "any").values
+    median = logit.draws("rate_median", "any").values
+    assert np.all((mean - median) * (median - 0.5) <= 1e-12)
+    assert "phi" not in table
+
+
+def test_adjusted_rows_name_their_reference_level(studies, fast_fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fast_fit(studies, by="group", bias="design", seed=2)
+    assert set(result.summary()["adjusted_to"]) == {"design = case_report"}
+    assert set(result.summary(adjusted=False)["adjusted_to"]) == {
+        "design: each group's own studies"
+    }
+    assert result.summary(adjusted=False)["median_rate"].isna().all()
