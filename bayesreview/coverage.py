@@ -5,12 +5,14 @@ by maximum likelihood, as metafor's ``rma.glmm(xi, ni, measure="PLO", method="ML
 
     y_j ~ Binomial(n_j, invlogit(mu + tau z_j)),   z_j ~ Normal(0, 1).
 
-:func:`glmm_loglik` is its marginal log-likelihood by quadrature (the trapezoidal rule in z
-around each study's mode: more exact than lme4's ``nAGQ = 7``), :func:`fit_glmm` its maximum
-and a Wald interval for ``mu`` from the observed information. The interval's limits, back-
-transformed, bound ``invlogit(mu)``: the **median** rate of the population of studies,
-which is what ``rma.glmm`` reports as the pooled rate. bayesreview's ``rate`` is the population
-**mean** ``E[p]``; :func:`fit_glmm` therefore also gives a delta-method interval for the mean.
+:func:`glmm_loglik` is its marginal log-likelihood by the package's one integrator of the
+logit-normal model (:func:`bayesreview.integrals.logit_normal_loglik`: Gauss-Hermite quadrature
+centred and scaled at each study's mode, as lme4's ``nAGQ`` but with 32 nodes), :func:`fit_glmm`
+its maximum and a Wald interval for ``mu`` from the observed information. The interval's
+limits, back-transformed, bound ``invlogit(mu)``: the **median** rate of the population of
+studies, which is what ``rma.glmm`` reports as the pooled rate. bayesreview's ``rate`` is the
+population **mean** ``E[p]``; :func:`fit_glmm` therefore also gives a delta-method interval for
+the mean.
 
 :func:`coverage_replicate` simulates one review (k studies of 1 to 30 patients, logit-normal
 truth with a given mean rate and tau), fits it with :func:`bayesreview.fit` and with
@@ -31,37 +33,40 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from bayesreview.errors import BayesReviewError
+from bayesreview.integrals import (
+    log_logit_normal_integral,
+    logit_normal_loglik,
+    logit_normal_moment,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = [
+    "COVERAGE_GRID",
+    "COVERAGE_MIN_REPLICATES",
+    "COVERAGE_MODELS",
+    "COVERAGE_SETTINGS",
     "GlmmFit",
+    "coverage_job",
     "coverage_plot",
     "coverage_replicate",
+    "coverage_seeds",
+    "coverage_settings",
     "coverage_table",
     "fit_glmm",
     "glmm_loglik",
     "grid_replicate",
-    "logit_normal_mean",
     "logit_normal_mu",
     "simulate_review",
 ]
 
-#: Half-width (in z) of the trapezoidal rule around each study's mode in :func:`glmm_loglik`.
-_HALF_WIDTH = 9.0
 #: Bounds of the ML search: |mu| <= _MU_BOUND (logit), 0 <= tau <= _TAU_BOUND.
 _MU_BOUND = 20.0
 _TAU_BOUND = 15.0
 #: tau below this is reported as on the boundary (tau = 0).
 _TAU_ZERO = 1e-4
-
-
-def _normal_grid() -> tuple[np.ndarray, np.ndarray]:
-    """Nodes z and weights for E[f(z)], z ~ Normal(0, 1): trapezoidal rule on [-12, 12]."""
-    z = np.linspace(-12.0, 12.0, 2401)
-    return z, (z[1] - z[0]) * stats.norm.pdf(z)
 
 
 def _counts(events: Sequence[int] | np.ndarray, trials: Sequence[int] | np.ndarray):
@@ -85,47 +90,6 @@ def _counts(events: Sequence[int] | np.ndarray, trials: Sequence[int] | np.ndarr
     return y, n
 
 
-def _log_binom_coef(y: np.ndarray, n: np.ndarray) -> np.ndarray:
-    return special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
-
-
-def _study_loglik(mu: float, tau: float, y: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """log of int Bin(y_j | n_j, invlogit(mu + tau z)) phi(z) dz per study (no binomial coef.).
-
-    The log integrand h(z) = y log p + (n - y) log(1 - p) - z^2 / 2, p = invlogit(mu + tau z),
-    has h'' <= -1 everywhere (log-concave), so beyond 9 units from its mode it is below
-    exp(-40) of its peak. The trapezoidal rule on [mode - 9, mode + 9], with a step a quarter
-    of the narrowest study's Laplace SD (at most 0.05), is then exact to about machine
-    precision for these analytic integrands (the error of the trapezoidal rule falls
-    geometrically with 1 / step); unlike Gauss-Hermite with the Laplace scale, it stays exact
-    when a study with 0 or n events makes the integrand one-sided.
-    """
-    tau = abs(float(tau))  # the likelihood is even in tau
-    if tau == 0.0:
-        eta = np.full_like(y, float(mu))
-        return y * -np.logaddexp(0, -eta) + (n - y) * -np.logaddexp(0, eta)
-    # mode of h: strictly concave; safeguarded Newton from z = 0 (steps clipped to 2)
-    z = np.zeros_like(y)
-    for _ in range(100):
-        p = special.expit(mu + tau * z)
-        step = np.clip((tau * (y - n * p) - z) / (tau * tau * n * p * (1 - p) + 1.0), -2, 2)
-        z = z + step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    p = special.expit(mu + tau * z)
-    sd = 1.0 / np.sqrt(tau * tau * n * p * (1 - p) + 1.0)
-    h = min(float(sd.min()) / 4, 0.05)
-    t = np.arange(-_HALF_WIDTH, _HALF_WIDTH + h / 2, h)
-    nodes = z[:, None] + t[None, :]
-    eta = mu + tau * nodes
-    log_f = (
-        y[:, None] * -np.logaddexp(0, -eta)
-        + (n - y)[:, None] * -np.logaddexp(0, eta)
-        - 0.5 * nodes**2
-    )
-    return special.logsumexp(log_f, axis=1) + math.log(h) - 0.5 * math.log(2 * math.pi)
-
-
 def glmm_loglik(
     mu: float,
     tau: float,
@@ -135,9 +99,9 @@ def glmm_loglik(
     """Marginal log-likelihood of the binomial-normal GLMM at (mu, tau).
 
     ``sum_j log int Binomial(y_j | n_j, invlogit(mu + tau z)) Normal(z | 0, 1) dz``, binomial
-    coefficients included, by the trapezoidal rule in z on a grid centred on each study's
-    mode of the integrand (the integrand is log-concave; see the module source for the error
-    bound). More exact than ``glmer``'s adaptive Gauss-Hermite quadrature with ``nAGQ = 7``.
+    coefficients included, by :func:`bayesreview.integrals.logit_normal_loglik` (adaptive
+    Gauss-Hermite quadrature centred at each study's mode of the log-concave integrand; more
+    nodes than ``glmer``'s default ``nAGQ = 7``).
 
     Parameters
     ----------
@@ -153,20 +117,12 @@ def glmm_loglik(
     float
     """
     y, n = _counts(events, trials)
-    return float(np.sum(_log_binom_coef(y, n) + _study_loglik(mu, tau, y, n)))
+    return float(np.sum(logit_normal_loglik(y, n, float(mu), abs(float(tau)))))
 
 
-def logit_normal_mean(mu: float | np.ndarray, tau: float | np.ndarray) -> np.ndarray | float:
-    """Population mean rate ``E[invlogit(mu + tau z)]``, z ~ Normal(0, 1).
-
-    Trapezoidal rule on z in [-12, 12], step 0.01 (broadcasts over ``mu`` and ``tau``); exact
-    to about 1e-12 for tau up to 10.
-    """
-    z, w = _normal_grid()
-    mu_a, tau_a = np.broadcast_arrays(np.asarray(mu, dtype=float), np.asarray(tau, dtype=float))
-    eta = mu_a[..., None] + np.abs(tau_a)[..., None] * z
-    value = np.sum(w * special.expit(eta), axis=-1)
-    return float(value) if value.ndim == 0 else value
+def _mean_rate(mu: float, tau: float) -> float:
+    """Population mean rate E[invlogit(mu + tau z)], by the package's one integrator."""
+    return float(logit_normal_moment(float(mu), abs(float(tau))))
 
 
 def logit_normal_mu(rate: float, tau: float) -> float:
@@ -185,7 +141,9 @@ def logit_normal_mu(rate: float, tau: float) -> float:
         raise BayesReviewError(f"tau={tau!r}: must be >= 0")
     if tau == 0:
         return float(special.logit(rate))
-    return float(optimize.brentq(lambda m: logit_normal_mean(m, tau) - rate, -30, 30, xtol=1e-13))
+    return float(
+        optimize.brentq(lambda m: _mean_rate(m, tau) - rate, -30, 30, xtol=1e-13, rtol=1e-14)
+    )
 
 
 @dataclass(frozen=True)
@@ -318,10 +276,10 @@ def fit_glmm(
     if not 0 < level < 1:
         raise BayesReviewError(f"level={level!r}: must be strictly between 0 and 1")
     y, n = _counts(events, trials)
-    const = float(np.sum(_log_binom_coef(y, n)))
 
     def negloglik(theta: np.ndarray) -> float:
-        value = -float(np.sum(_study_loglik(theta[0], theta[1], y, n)))
+        # the likelihood is even in tau: |tau| lets central differences step across tau = 0
+        value = -float(np.sum(logit_normal_loglik(y, n, theta[0], abs(theta[1]))))
         return value if np.isfinite(value) else 1e300
 
     def jac(theta: np.ndarray) -> np.ndarray:
@@ -377,11 +335,16 @@ def fit_glmm(
         cov = np.linalg.inv(hess)
     se_mu = math.sqrt(cov[0, 0])
     zq = float(stats.norm.ppf(0.5 + level / 2))
-    mean = float(logit_normal_mean(mu_hat, tau_hat))
-    # delta method for logit(E[p]): d m / d mu = E[p(1-p)], d m / d tau = E[z p(1-p)]
-    zz, gw = _normal_grid()
-    pp = special.expit(mu_hat + tau_hat * zz)
-    dm = np.array([np.sum(gw * pp * (1 - pp)), np.sum(gw * zz * pp * (1 - pp))])
+    mean = _mean_rate(mu_hat, tau_hat)
+
+    # delta method for logit(E[p]), p = invlogit(mu + tau z): d E[p] / d mu = E[p(1-p)] and
+    # d E[p] / d tau = E[z p(1-p)] = tau E[p(1-p)(1-2p)] (Stein's lemma), all by the one
+    # integrator: E[p^a (1-p)^b] = I(a, b)
+    def moment(a: float, b: float) -> float:
+        return float(np.exp(log_logit_normal_integral(a, b, mu_hat, tau_hat)))
+
+    e11 = moment(1, 1)
+    dm = np.array([e11, tau_hat * (e11 - 2 * moment(2, 1))])
     var_m = dm[0] ** 2 * cov[0, 0] if boundary else float(dm @ cov @ dm)
     se_logit_mean = math.sqrt(var_m) / (mean * (1 - mean))
     logit_mean = float(special.logit(mean))
@@ -390,7 +353,7 @@ def fit_glmm(
         tau=tau_hat,
         se_mu=se_mu,
         cov=cov,
-        loglik=-negloglik(theta) + const,
+        loglik=-negloglik(theta),
         boundary=boundary,
         converged=True,
         message="",
@@ -454,6 +417,7 @@ def coverage_replicate(
     tune: int = 500,
     chains: int = 2,
     n_range: tuple[int, int] = (1, 30),
+    glmm: bool = True,
 ) -> dict[str, Any]:
     """One coverage replicate: simulate a review, fit bayesreview and the ML GLMM.
 
@@ -471,6 +435,9 @@ def coverage_replicate(
         Sampler settings of :func:`bayesreview.fit`; defaults 500, 500, 2.
     n_range
         Patients per study, uniform on this inclusive range; default (1, 30).
+    glmm
+        Fit the ML GLMM too (default True). The simulated data depend on the seed alone, so
+        one model's replicates carry the GLMM's intervals for every model.
 
     Returns
     -------
@@ -480,8 +447,9 @@ def coverage_replicate(
         ``bayes_mean_lower/upper`` (posterior interval of ``rate``, the population mean),
         ``bayes_median_lower/upper`` (of the population median), ``glmm_median_lower/upper``
         (back-transformed Wald CI of invlogit(mu)), ``glmm_mean_lower/upper`` (delta-method CI
-        of the mean); ``glmm_converged``, ``glmm_boundary``, ``glmm_message``, ``glmm_tau``,
-        and the Bayesian fit's ``divergences`` and ``max_rhat``.
+        of the mean); ``glmm_converged``, ``glmm_boundary``, ``glmm_message``, ``glmm_tau``
+        (the ``glmm_`` keys only with ``glmm=True``), and the Bayesian fit's ``divergences``
+        and ``max_rhat``.
     """
     import warnings
 
@@ -540,16 +508,18 @@ def coverage_replicate(
     result["divergences"] = int(fitted.divergences)
     result["max_rhat"] = float(fitted.diagnostics()["r_hat"].max())
 
-    glmm = fit_glmm(events, trials, level=level)
+    if not glmm:
+        return result
+    ml = fit_glmm(events, trials, level=level)
     result.update(
-        glmm_converged=bool(glmm.converged),
-        glmm_boundary=bool(glmm.boundary),
-        glmm_message=glmm.message,
-        glmm_tau=glmm.tau,
-        glmm_median_lower=glmm.median_lower,
-        glmm_median_upper=glmm.median_upper,
-        glmm_mean_lower=glmm.mean_lower,
-        glmm_mean_upper=glmm.mean_upper,
+        glmm_converged=bool(ml.converged),
+        glmm_boundary=bool(ml.boundary),
+        glmm_message=ml.message,
+        glmm_tau=ml.tau,
+        glmm_median_lower=ml.median_lower,
+        glmm_median_upper=ml.median_upper,
+        glmm_mean_lower=ml.mean_lower,
+        glmm_mean_upper=ml.mean_upper,
     )
     return result
 
@@ -575,6 +545,63 @@ def grid_replicate(
         raise BayesReviewError(f"seed {seed}: cell {cell} is not in the grid of {len(grid)}")
     k, rate, tau = grid[cell]
     return {"cell": int(cell), **coverage_replicate(seed, int(k), rate, tau, **kwargs)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment the documentation reports
+# ---------------------------------------------------------------------------------------------
+
+#: Studies per review, true population mean rates and true tau (logit scale) of the grid.
+COVERAGE_KS: tuple[int, ...] = (3, 5, 10, 20)
+COVERAGE_RATES: tuple[float, ...] = (0.2, 0.5, 0.8)
+COVERAGE_TAUS: tuple[float, ...] = (0.3, 1.0)
+#: The grid's cells (k, rate, tau), k outermost.
+COVERAGE_GRID: tuple[tuple[int, float, float], ...] = tuple(
+    (k, rate, tau) for k in COVERAGE_KS for tau in COVERAGE_TAUS for rate in COVERAGE_RATES
+)
+#: Seeds per cell: replicate r of cell c has seed ``c * COVERAGE_STRIDE + r``.
+COVERAGE_STRIDE = 10_000
+#: Settings of every replicate's fit (passed to :func:`coverage_replicate`).
+COVERAGE_SETTINGS: dict[str, Any] = {"draws": 500, "tune": 500, "chains": 2, "level": 0.95}
+#: bayesreview models whose intervals are scored.
+COVERAGE_MODELS: tuple[str, ...] = ("beta_binomial", "logit_normal")
+#: Least replicates per cell of each model in the committed evidence (MC SE of a coverage of
+#: 0.95 from 40 replicates: 3.4 percentage points per cell, about 1 pooled over a tau's cells).
+COVERAGE_MIN_REPLICATES: dict[str, int] = {"beta_binomial": 40, "logit_normal": 40}
+
+
+def coverage_job(model: str, **overrides: Any):
+    """The replicate job of ``model`` over :data:`COVERAGE_GRID` (a ``functools.partial``).
+
+    The first of :data:`COVERAGE_MODELS` also fits the ML GLMM to each data set (the same for
+    every model); the others do not. ``overrides`` replace fit settings (e.g. ``draws=50`` for
+    a quick check of the pipeline; such a run has other settings, so it never mixes with the
+    real one).
+    """
+    import functools
+
+    if model not in COVERAGE_MODELS:
+        raise BayesReviewError(f"model={model!r}: must be one of {', '.join(COVERAGE_MODELS)}")
+    return functools.partial(
+        grid_replicate,
+        grid=COVERAGE_GRID,
+        stride=COVERAGE_STRIDE,
+        model=model,
+        **{**COVERAGE_SETTINGS, "glmm": model == COVERAGE_MODELS[0], **overrides},
+    )
+
+
+def coverage_settings(model: str, **overrides: Any) -> dict[str, Any]:
+    """The settings (as recorded and hashed) of :func:`coverage_job` ``(model, **overrides)``."""
+    from bayesreview.evidence import job_settings
+
+    return job_settings(coverage_job(model, **overrides))
+
+
+def coverage_seeds(replicates: int, n_cells: int = len(COVERAGE_GRID)) -> list[int]:
+    """Seeds of ``replicates`` replicates per cell, replicate-major: an interrupted run has
+    (nearly) the same number in every cell."""
+    return [cell * COVERAGE_STRIDE + r for r in range(replicates) for cell in range(n_cells)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -79,11 +80,9 @@ def _data_arrays(
     data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = None
 ) -> dict[str, np.ndarray]:
     """Values of the model's ``pm.Data`` containers for ``data`` (or its tabulated counts)."""
-    from bayesreview.models import centred_groups, centred_rows
+    from bayesreview.models import centred_groups
 
     arrays = _count_arrays(data, tabulated)
-    if spec.likelihood == "logit_normal":
-        arrays.update({f"centred{k}": v for k, v in centred_rows(data, spec).items()})
     for suffix, centring in centred_groups(data, spec).items():
         if centring.anchored:
             arrays[f"log_phi_anchor_group{suffix}"] = centring.anchor
@@ -450,8 +449,8 @@ class Fit:
     def diagnostics(self) -> pd.DataFrame:
         """R-hat, bulk and tail ESS per model parameter, and the number of divergences.
 
-        One row per scalar parameter (study effects of the logit-normal model included);
-        ``divergences`` is the fit's total, repeated on every row.
+        One row per scalar free parameter; ``divergences`` is the fit's total, repeated on
+        every row.
         """
         names = [v for v in self.idata.posterior.data_vars if v in self.settings["free_vars"]]
         summary = az.summary(
@@ -469,18 +468,38 @@ class Fit:
         return int(stats[name].sum()) if name else 0
 
     def convergence_problems(self) -> list[str]:
-        """What the diagnostics say is wrong, in plain words (empty when all is well)."""
+        """What the diagnostics say is wrong, each with what to do, in plain words.
+
+        Empty when all is well. Low ESS: the number of draws that would reach the threshold
+        (ESS grows in proportion to the draws). R-hat: more tuning and draws. Divergences:
+        more draws do not help; they point at the model's geometry.
+        """
         table = self.diagnostics()
         problems = []
+        draws, tune = int(self.settings["draws"]), int(self.settings["tune"])
         worst_rhat = table["r_hat"].max()
         if not worst_rhat <= RHAT_MAX:
             bad = table.loc[table["r_hat"].idxmax(), "parameter"]
-            problems.append(f"R-hat up to {worst_rhat:.3f} (> {RHAT_MAX}) for {bad}")
+            problems.append(
+                f"R-hat up to {worst_rhat:.3f} (> {RHAT_MAX}) for {bad}: the chains disagree; "
+                f"refit with more tuning and draws (tune={max(2 * tune, 2000)}, "
+                f"draws={max(2 * draws, 2000)})"
+            )
         low_ess = min(table["ess_bulk"].min(), table["ess_tail"].min())
         if not low_ess >= ESS_MIN:
-            problems.append(f"effective sample size down to {low_ess:.0f} (< {ESS_MIN})")
+            needed = int(math.ceil(1.5 * draws * ESS_MIN / max(low_ess, 1.0) / 100.0) * 100)
+            problems.append(
+                f"effective sample size down to {low_ess:.0f} (< {ESS_MIN}): refit with "
+                f"draws={needed} (the ESS grows in proportion to the draws)"
+            )
         if self.divergences:
-            problems.append(f"{self.divergences} divergent transition(s)")
+            problems.append(
+                f"{self.divergences} divergent transition(s): the sampler could not follow "
+                "the posterior's shape, usually a funnel between a heterogeneity parameter and "
+                "what it scales, which more draws do not remove; see fit.diagnostics() for the "
+                'parameter concerned, and with few groups consider heterogeneity = "shared" '
+                "in a copy of the model specification"
+            )
         return problems
 
     # ---- comparisons, figures and checks (computed in their own modules) -------------------
@@ -719,9 +738,7 @@ def fit(
     problems = result.convergence_problems()
     if problems:
         warnings.warn(
-            "The sampler may not have converged: " + "; ".join(problems) + ". Try more tuning "
-            "and draws (tune=2000, draws=2000), check the priors in the model specification, "
-            "or look at fit.diagnostics() for the parameter concerned.",
+            "The sampler may not have converged: " + "; ".join(problems) + ".",
             ConvergenceWarning,
             stacklevel=2,
         )
@@ -739,9 +756,6 @@ def _assemble(
     from bayesreview.quantities import log_likelihood, pooled_rates, replicate_events
 
     posterior = idata.posterior
-    if "row" in posterior.dims:  # study effects (logit-normal, never collapsed): drop padding
-        posterior = posterior.isel(row=slice(0, data.n_rows)).rename(row="study")
-        posterior = posterior.assign_coords(study=list(data.study_labels))
     flat = _flat_posterior(posterior)
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     rng = np.random.default_rng([settings["seed"], 1])

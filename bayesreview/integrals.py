@@ -34,7 +34,11 @@ from scipy import special
 N_NODES = 48
 
 _NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(N_NODES)
-_LOG_WEIGHTS = np.log(_WEIGHTS) + _NODES**2 - 0.5 * np.log(np.pi)
+#: The rule's nodes t_k and log weights log w_k + t_k^2 - log sqrt(pi), as the numba kernel of
+#: :class:`bayesreview.ops.LogitNormalRows` reads them (the same rule there and here).
+GAUSS_HERMITE_NODES = _NODES
+GAUSS_HERMITE_LOG_WEIGHTS = np.log(_WEIGHTS) + _NODES**2 - 0.5 * np.log(np.pi)
+_LOG_WEIGHTS = GAUSS_HERMITE_LOG_WEIGHTS
 
 #: Newton iterations of the mode search (each also narrows the bisection bracket).
 _MODE_ITERATIONS = 60
@@ -127,3 +131,58 @@ def logit_normal_loglik(y, n, eta, tau) -> np.ndarray:
 def logit_normal_moment(eta, tau, power: int = 1) -> np.ndarray:
     """E[sigma(eta + tau z)^power], z ~ Normal(0, 1): the population mean rate for power 1."""
     return np.exp(log_logit_normal_integral(power, 0.0, eta, tau))
+
+
+#: Grid of the effect sampler, in units of the rule's scale s around the mode, joined with a grid
+#: in units of the prior's SD: a log-concave likelihood times the Normal(0, 1) prior has a
+#: posterior no wider than the prior, so the union covers peaked and skewed posteriors alike.
+_SCALED_GRID = np.linspace(-9.0, 9.0, 73)
+_PRIOR_GRID = np.linspace(-8.0, 8.0, 41)
+
+
+def _sample_effects_flat(a, b, eta, tau, u):
+    mode, scale = _mode_and_scale(a, b, eta, tau)
+    z = np.concatenate(
+        [
+            mode[:, None] + scale[:, None] * _SCALED_GRID,
+            mode[:, None] + _PRIOR_GRID,
+        ],
+        axis=1,
+    )
+    z.sort(axis=1)
+    h = _log_integrand(z, a[:, None], b[:, None], eta[:, None], tau[:, None])
+    density = np.exp(h - h.max(axis=1, keepdims=True))
+    cells = 0.5 * (density[:, 1:] + density[:, :-1]) * np.diff(z, axis=1)
+    cdf = np.concatenate([np.zeros((len(a), 1)), np.cumsum(cells, axis=1)], axis=1)
+    target = u * cdf[:, -1]
+    k = np.clip((cdf < target[:, None]).sum(axis=1) - 1, 0, z.shape[1] - 2)
+    rows = np.arange(len(a))
+    # within the cell the density is linear: solve for the point where its integral is reached
+    z0, dz = z[rows, k], z[rows, k + 1] - z[rows, k]
+    f0, f1 = density[rows, k], density[rows, k + 1]
+    need = target - cdf[rows, k]
+    slope = (f1 - f0) / dz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = (np.sqrt(np.maximum(f0**2 + 2 * slope * need, 0.0)) - f0) / slope
+    step = np.where(np.abs(slope) * dz > 1e-12 * np.maximum(f0, 1e-300), root, need / f0)
+    return z0 + np.clip(np.nan_to_num(step), 0.0, dz)
+
+
+def sample_logit_normal_effects(y, n, eta, tau, rng: np.random.Generator) -> np.ndarray:
+    """Draws of a study's effect z from its posterior given its data, elementwise.
+
+    The density is proportional to Binomial(y | n, sigma(eta + tau z)) phi(z): the study's
+    standardised effect given its events y of n and the parameters. Drawn by inverting its
+    CDF on a grid around the mode (trapezoidal in the density, exact within each cell of the
+    piecewise-linear density), one draw per element of the broadcast inputs.
+    """
+    y, n, eta, tau = (np.asarray(v, dtype=float) for v in (y, n, eta, tau))
+    shape = np.broadcast(y, n, eta, tau).shape
+    a, b, eta, tau = (np.broadcast_to(v, shape).reshape(-1) for v in (y, n - y, eta, tau))
+    u = rng.random(a.size)
+    out = np.empty(a.size)
+    chunk = _CHUNK // 8
+    for start in range(0, a.size, chunk):
+        part = slice(start, start + chunk)
+        out[part] = _sample_effects_flat(a[part], b[part], eta[part], tau[part], u[part])
+    return out.reshape(shape)

@@ -6,9 +6,13 @@ Beta-binomial (study rate marginalised)::
 
     y_j ~ BetaBinomial(n_j, mu_j phi_m, (1 - mu_j) phi_m),  logit mu_j = alpha_m + beta_b
 
-Logit-normal (binomial-normal GLMM, non-centred)::
+Logit-normal (binomial-normal GLMM), each study's effect integrated out::
 
     y_j ~ Binomial(n_j, p_j),  logit p_j = alpha_m + beta_b + tau_m e_j,  e_j ~ Normal(0, 1)
+
+by adaptive Gauss-Hermite quadrature (:mod:`bayesreview.integrals`), as metafor's ``rma.glmm``
+and lme4's ``glmer`` do: the sampler sees alpha, tau and beta only, with no funnel between tau
+and the effects whatever the studies' sizes, and the effects are drawn after sampling.
 
 A categorical bias covariate adds ``beta`` for each non-reference level (the reference level's
 shift is 0). Where a study's level is missing, its likelihood is the mixture
@@ -32,21 +36,8 @@ import pytensor.tensor as pt
 
 from bayesreview.design import TERM_NAMES, ModelData, Tabulated, cell_covariates
 from bayesreview.errors import SpecError
-from bayesreview.ops import BetaBinomialRows, TabulatedBetaBinomial
+from bayesreview.ops import BetaBinomialRows, LogitNormalRows, TabulatedBetaBinomial
 from bayesreview.spec import ModelSpec
-
-
-def _log_binomial_coefficient(n, y):
-    return pt.gammaln(n + 1) - pt.gammaln(y + 1) - pt.gammaln(n - y + 1)
-
-
-def binomial_logit_logp(y, n, logit_p):
-    """Elementwise log Binomial(y | n, invlogit(logit_p)), stable for large |logit_p|."""
-    return (
-        _log_binomial_coefficient(n, y)
-        + y * pt.log(pt.sigmoid(logit_p))
-        + (n - y) * pt.log(pt.sigmoid(-logit_p))
-    )
 
 
 def _bias_coefficients(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
@@ -178,20 +169,6 @@ def _log_scale_per_group(
     return anchor * anchor_value + centred * raw + other * (centre + spread * raw)
 
 
-def _add_shift(data: ModelData, base, shift):
-    """base + bias term: (J,), or (J, K) with one column per level of a categorical covariate."""
-    if shift is None:
-        return base
-    if data.bias.kind == "numeric":
-        return base + shift
-    return base[:, None] + shift[None, :]
-
-
-def _per_row(values, logit):
-    """A per-row array shaped to broadcast against a (J,) or (J, K) linear predictor."""
-    return values[:, None] if logit.ndim == 2 else values
-
-
 def _beta_binomial_parameters(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
     """Intercepts and log concentrations per group, pooled as the spec says."""
     alpha = spec.prior("intercept", stage).to_pymc(f"alpha{suffix}", dims="group")
@@ -218,45 +195,6 @@ def beta_binomial_tabulated_stage(
     return TabulatedBetaBinomial()(alpha, log_phi, beta, cells, covariates, *terms)[0]
 
 
-#: A study's logit-normal effect is sampled centred (theta_j ~ Normal(eta_j, tau)) when its data
-#: carry much more information about its own logit than the prior of the effect does: the
-#: Fisher information n p (1 - p) (p = (y + 1/2) / (n + 1)) times tau_ref^2 above this, tau_ref
-#: the prior median of tau (Papaspiliopoulos, Roberts & Skold 2007, Statistical Science 22:59).
-#: Non-centred otherwise, always where the study's bias level is missing (its mixture over
-#: levels needs the effect's prior free of the level), and for a study left out (weight 0).
-#: The margin allows for tau's posterior reaching below tau_ref. Measured at the defaults, 6
-#: seeds each: 1 centres pritz1997's series of 8-58 patients and diverges in 4 of 6 fits; 10
-#: leaves hannum2020's mid-sized studies non-centred (R-hat up to 1.011); 5 gives neither.
-CENTRED_MIN_INFORMATION = 5.0
-
-
-def _typical_tau(spec: ModelSpec, stage: str) -> float:
-    """A typical between-study SD from the prior: the median of tau (or of exp(log_tau))."""
-    if spec.heterogeneity == "partial_pooling":
-        return float(np.exp(spec.prior("log_tau", stage).quantile(0.5)))
-    return float(spec.prior("tau", stage).quantile(0.5))
-
-
-def centred_rows(data: ModelData, spec: ModelSpec) -> dict[str, np.ndarray]:
-    """Per logit-normal stage (suffix), 1.0 for each row whose study effect is sampled centred.
-
-    See :data:`CENTRED_MIN_INFORMATION`. Rows whose categorical bias level is missing are
-    non-centred.
-    """
-    bias = data.bias
-    known = np.ones(data.n_rows, bool)
-    if bias is not None and bias.kind == "categorical":
-        known = bias.codes >= 0
-    out = {}
-    for suffix, y, n in data.stage_counts():
-        stage = "conditional" if suffix else "marginal"
-        p = (y + 0.5) / (n + 1.0)
-        information = n * p * (1 - p) * _typical_tau(spec, stage) ** 2
-        in_sample = data.weights > 0
-        out[suffix] = ((information > CENTRED_MIN_INFORMATION) & known & in_sample).astype(float)
-    return out
-
-
 def _logit_normal_scale(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
     """tau per group, pooled as the spec says."""
     if spec.heterogeneity == "partial_pooling":
@@ -268,37 +206,6 @@ def _logit_normal_scale(data: ModelData, spec: ModelSpec, stage: str, suffix: st
         return spec.prior("tau", stage).to_pymc(f"tau{suffix}", dims="group")
     tau_shared = spec.prior("tau", stage).to_pymc(f"tau_shared{suffix}")
     return pm.Deterministic(f"tau{suffix}", tau_shared * pt.ones(data.n_groups), dims="group")
-
-
-def logit_normal_stage(
-    data: ModelData, spec: ModelSpec, stage: str, suffix: str, y, n, g, codes, centred
-):
-    """Logit-normal log-likelihood per row given the study effects, (J,) or (J, K).
-
-    Each row's effect is sampled in one of two parameterisations (``centred`` = 1 or 0, see
-    :func:`centred_rows`): centred, theta_j ~ Normal(eta_j, tau) with logit p_j = theta_j and
-    eta_j = alpha + beta at the study's known level; or non-centred, e_raw_j ~ Normal(0, 1) with
-    logit p_j = eta_j + tau e_raw_j. The standardised effect e_j = (logit p_j - eta_j) / tau is
-    kept as the deterministic ``e`` either way.
-    """
-    alpha = spec.prior("intercept", stage).to_pymc(f"alpha{suffix}", dims="group")
-    tau = _logit_normal_scale(data, spec, stage, suffix)
-    shift = _bias_shift(data, spec, stage, suffix, codes)
-    location = alpha[g]
-    if shift is not None:
-        location = location + (shift if data.bias.kind == "numeric" else shift[codes])
-    raw = pm.Normal(
-        f"e_raw{suffix}",
-        mu=centred * location,
-        sigma=centred * tau[g] + (1.0 - centred),
-        dims="row",
-    )
-    pm.Deterministic(
-        f"e{suffix}", centred * (raw - location) / tau[g] + (1.0 - centred) * raw, dims="row"
-    )
-    free = _add_shift(data, alpha[g] + tau[g] * raw, shift)
-    logit = _per_row(centred, free) * _per_row(raw, free) + _per_row(1.0 - centred, free) * free
-    return binomial_logit_logp(_per_row(y, logit), _per_row(n, logit), logit)
 
 
 def coords_of(data: ModelData) -> dict[str, list]:
@@ -336,51 +243,37 @@ def _missing_levels(data: ModelData):
     return known, pt.log(pi)
 
 
-def _beta_binomial_rows(data: ModelData, spec: ModelSpec, g, weights, codes, stages):
-    """Weighted beta-binomial log-likelihood of the rows, marginal over missing bias levels.
+def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages):
+    """Weighted per-study log-likelihood of the rows, marginal over missing bias levels.
 
-    Evaluated with its gradient in one pass by :class:`bayesreview.ops.BetaBinomialRows`.
+    Beta-binomial (:class:`bayesreview.ops.BetaBinomialRows`) or binomial-normal with each
+    study's effect integrated out (:class:`bayesreview.ops.LogitNormalRows`), evaluated with
+    its gradient in one pass.
     """
     bias = data.bias
     categorical = bias is not None and bias.kind == "categorical"
     parts = []
     for suffix, y, n in stages:
         stage = "conditional" if suffix else "marginal"
-        alpha, log_phi = _beta_binomial_parameters(data, spec, stage, suffix)
+        if spec.likelihood == "beta_binomial":
+            alpha, scale = _beta_binomial_parameters(data, spec, stage, suffix)
+        else:
+            alpha = spec.prior("intercept", stage).to_pymc(f"alpha{suffix}", dims="group")
+            scale = _logit_normal_scale(data, spec, stage, suffix)
         shift = _bias_shift(data, spec, stage, suffix, codes)
         level_shift = shift if categorical else pt.zeros(1)
         row_shift = shift if bias is not None and not categorical else pt.zeros(data.n_rows)
-        parts.append((alpha, log_phi, level_shift, row_shift, y, n))
+        parts.append((alpha, scale, level_shift, row_shift, y, n))
     stacked = (pt.stack(values) for values in zip(*parts, strict=True))
-    alpha, log_phi, level_shift, row_shift, events, trials = stacked
+    alpha, scale, level_shift, row_shift, events, trials = stacked
     missing = _missing_levels(data)
     n_levels = len(bias.levels) if categorical else 1
     known, log_pi = missing or (pt.ones(data.n_rows), pt.zeros(n_levels))
     level = codes if categorical else pt.zeros(data.n_rows, dtype="int64")
-    return BetaBinomialRows()(
-        alpha, log_phi, level_shift, row_shift, log_pi, g, events, trials, weights, level, known
+    op = BetaBinomialRows() if spec.likelihood == "beta_binomial" else LogitNormalRows()
+    return op(
+        alpha, scale, level_shift, row_shift, log_pi, g, events, trials, weights, level, known
     )[0]
-
-
-def _logit_normal_rows(data: ModelData, spec: ModelSpec, g, weights, codes, stages):
-    """Weighted logit-normal log-likelihood of the rows, marginal over missing bias levels."""
-    row_logp = 0.0
-    centred = centred_rows(data, spec)
-    for suffix, y, n in stages:
-        stage = "conditional" if suffix else "marginal"
-        where = _row_data(data, f"centred{suffix}", centred[suffix])
-        row_logp = row_logp + logit_normal_stage(data, spec, stage, suffix, y, n, g, codes, where)
-    if data.bias is not None and data.bias.kind == "categorical":
-        rows = pt.arange(data.n_rows)
-        missing = _missing_levels(data)
-        if missing is not None:
-            known, log_pi = missing
-            given = row_logp[rows, codes] + log_pi[codes]
-            mixed = pm.math.logsumexp(row_logp + log_pi[None, :], axis=1, keepdims=False)
-            row_logp = known * given + (1.0 - known) * mixed
-        else:
-            row_logp = row_logp[rows, codes]
-    return pt.sum(weights * row_logp)
 
 
 def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = None) -> pm.Model:
@@ -411,8 +304,7 @@ def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = 
             (suffix, _row_data(data, f"events{suffix}", y), _row_data(data, f"trials{suffix}", n))
             for suffix, y, n in data.stage_counts()
         ]
-        rows = _beta_binomial_rows if spec.likelihood == "beta_binomial" else _logit_normal_rows
-        pm.Potential("loglik", rows(data, spec, g, weights, codes, stages))
+        pm.Potential("loglik", _rows_likelihood(data, spec, g, weights, codes, stages))
     return model
 
 

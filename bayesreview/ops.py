@@ -27,6 +27,11 @@ operations took numba about 12 s instead of 6.5 s to compile on a first run, and
 :class:`BetaBinomialRows`: the per-study beta-binomial of all stages, used where a bias level
 is missing (the mixture over levels) or a study has more than 1024 patients
 (:func:`beta_binomial_rows`), with log-gammas and a digamma series (:func:`_digamma`).
+
+:class:`LogitNormalRows`: the per-study binomial-normal likelihood of all stages with each
+study's effect integrated out by the adaptive Gauss-Hermite rule of
+:mod:`bayesreview.integrals` (:func:`logit_normal_rows`), so the logit-normal model samples no
+study effects at all.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, grad_not_implemented, grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+
+from bayesreview.integrals import GAUSS_HERMITE_LOG_WEIGHTS, GAUSS_HERMITE_NODES
 
 
 @numba.njit(cache=True)
@@ -181,6 +188,56 @@ def beta_binomial_term(y: float, n: float, eta: float, log_phi: float):
 
 
 @numba.njit(cache=True)
+def _mixture_over_levels(values, d_eta, d_scale, log_pi, group, weights, level, known, n_groups):
+    """Weighted sum over rows of each row's log-likelihood, marginal over missing levels.
+
+    ``values``, ``d_eta``, ``d_scale`` are (S, J, K): stage s's log-likelihood of row j at
+    level k and its derivatives with respect to that stage's linear predictor and scale.
+    Row j at level k has L_jk = log pi_k + sum_s values[s, j, k]; a row whose level is known
+    contributes w_j L_j,level, a row whose level is missing w_j log sum_k exp(L_jk). Returns
+    (log-likelihood, d/d scale (S, G), d/d eta summed per group (S, G), per level (S, K), per
+    row (S, J), d/d log_pi (K,)).
+    """
+    n_stages, n_rows, n_levels = values.shape
+    total = 0.0
+    grad_alpha = np.zeros((n_stages, n_groups))
+    grad_scale = np.zeros((n_stages, n_groups))
+    grad_level_shift = np.zeros((n_stages, n_levels))
+    grad_row_shift = np.zeros((n_stages, n_rows))
+    grad_log_pi = np.zeros(n_levels)
+    joint = np.empty(n_levels)
+    for j in range(n_rows):
+        weight = weights[j]
+        if weight == 0.0:
+            continue
+        g = group[j]
+        first, last = (level[j], level[j] + 1) if known[j] > 0 else (0, n_levels)
+        top = -math.inf
+        for k in range(first, last):
+            joint[k] = log_pi[k]
+            for s in range(n_stages):
+                joint[k] += values[s, j, k]
+            top = max(top, joint[k])
+        if top == -math.inf:
+            total = -math.inf
+            continue
+        mass = 0.0
+        for k in range(first, last):
+            mass += math.exp(joint[k] - top)
+        row = top + math.log(mass)
+        total += weight * row
+        for k in range(first, last):
+            share = weight * math.exp(joint[k] - row)  # w_j times the level's responsibility
+            grad_log_pi[k] += share
+            for s in range(n_stages):
+                grad_alpha[s, g] += share * d_eta[s, j, k]
+                grad_scale[s, g] += share * d_scale[s, j, k]
+                grad_level_shift[s, k] += share * d_eta[s, j, k]
+                grad_row_shift[s, j] += share * d_eta[s, j, k]
+    return total, grad_alpha, grad_scale, grad_level_shift, grad_row_shift, grad_log_pi
+
+
+@numba.njit(cache=True)
 def beta_binomial_rows(
     alpha, log_phi, level_shift, row_shift, log_pi, group, events, trials, weights, level,
     known,
@@ -208,48 +265,113 @@ def beta_binomial_rows(
         Weight of each row, and 1 where its level is known.
     """
     n_stages, n_levels = level_shift.shape
-    total = 0.0
-    grad_alpha = np.zeros(alpha.shape)
-    grad_log_phi = np.zeros(log_phi.shape)
-    grad_level_shift = np.zeros(level_shift.shape)
-    grad_row_shift = np.zeros(row_shift.shape)
-    grad_log_pi = np.zeros(log_pi.shape[0])
-    joint = np.empty(n_levels)
-    d_eta = np.empty((n_stages, n_levels))
-    d_log_phi = np.empty((n_stages, n_levels))
-    for j in range(group.shape[0]):
-        weight = weights[j]
-        if weight == 0.0:
+    n_rows = group.shape[0]
+    values = np.zeros((n_stages, n_rows, n_levels))
+    d_eta = np.zeros((n_stages, n_rows, n_levels))
+    d_log_phi = np.zeros((n_stages, n_rows, n_levels))
+    for j in range(n_rows):
+        if weights[j] == 0.0:
             continue
         g = group[j]
         first, last = (level[j], level[j] + 1) if known[j] > 0 else (0, n_levels)
-        top = -math.inf
         for k in range(first, last):
-            joint[k] = log_pi[k]
             for s in range(n_stages):
                 eta = alpha[s, g] + level_shift[s, k] + row_shift[s, j]
-                value, d_eta[s, k], d_log_phi[s, k] = beta_binomial_term(
+                values[s, j, k], d_eta[s, j, k], d_log_phi[s, j, k] = beta_binomial_term(
                     events[s, j], trials[s, j], eta, log_phi[s, g]
                 )
-                joint[k] += value
-            top = max(top, joint[k])
-        if top == -math.inf:
-            total = -math.inf
+    return _mixture_over_levels(
+        values, d_eta, d_log_phi, log_pi, group, weights, level, known, alpha.shape[1]
+    )
+
+
+#: Gauss-Hermite rule of the logit-normal kernel: the same nodes and log weights as
+#: :mod:`bayesreview.integrals` (weight exp(-t^2), with t^2 and -log sqrt(pi) folded in).
+_GH_NODES = GAUSS_HERMITE_NODES
+_GH_LOG_WEIGHTS = GAUSS_HERMITE_LOG_WEIGHTS
+
+
+@numba.njit(cache=True)
+def logit_normal_term(y: float, n: float, eta: float, tau: float):
+    """(log of the binomial-normal marginal likelihood, d/d eta, d/d tau).
+
+    log of the integral of Binomial(y | n, invlogit(eta + tau z)) over z ~ Normal(0, 1), by the
+    mode-centred Gauss-Hermite rule of :mod:`bayesreview.integrals` (the same nodes, the same
+    mode search). The derivatives are the posterior expectations of the score,
+    E[y - n p | y] and E[(y - n p) z | y], by the same rule.
+    """
+    b = n - y
+    lower, upper = -tau * b, tau * y
+    p_hat = (y + 0.5) / (n + 1.0)
+    precision = n * p_hat * (1.0 - p_hat)
+    z = tau * precision * (math.log(p_hat / (1.0 - p_hat)) - eta) / (1.0 + tau * tau * precision)
+    z = min(max(z, lower), upper)
+    for _ in range(60):
+        p = math.exp(_log_sigmoid(eta + tau * z))
+        slope = tau * (y - n * p) - z
+        curvature = -tau * tau * n * p * (1.0 - p) - 1.0
+        if slope > 0:
+            lower = z
+        elif slope < 0:
+            upper = z
+        step = z - slope / curvature
+        new = step if lower < step < upper else 0.5 * (lower + upper)
+        done = abs(new - z) <= 1e-12 * (1.0 + abs(z))
+        z = new
+        if done:
+            break
+    p = math.exp(_log_sigmoid(eta + tau * z))
+    scale = 1.0 / math.sqrt(tau * tau * n * p * (1.0 - p) + 1.0)
+    n_nodes = _GH_NODES.shape[0]
+    h = np.empty(n_nodes)
+    top = -math.inf
+    for k in range(n_nodes):
+        zk = z + math.sqrt(2.0) * scale * _GH_NODES[k]
+        x = eta + tau * zk
+        h[k] = n * _log_sigmoid(x) - b * x - 0.5 * zk * zk + _GH_LOG_WEIGHTS[k]
+        top = max(top, h[k])
+    mass, score, score_z = 0.0, 0.0, 0.0
+    for k in range(n_nodes):
+        zk = z + math.sqrt(2.0) * scale * _GH_NODES[k]
+        w = math.exp(h[k] - top)
+        residual = y - n * math.exp(_log_sigmoid(eta + tau * zk))
+        mass += w
+        score += w * residual
+        score_z += w * residual * zk
+    log_choose = math.lgamma(n + 1.0) - math.lgamma(y + 1.0) - math.lgamma(b + 1.0)
+    value = log_choose + math.log(scale) + top + math.log(mass)
+    return value, score / mass, score_z / mass
+
+
+@numba.njit(cache=True)
+def logit_normal_rows(
+    alpha, tau, level_shift, row_shift, log_pi, group, events, trials, weights, level, known
+):
+    """(log-likelihood, its gradient w.r.t. alpha, tau, level_shift, row_shift, log_pi).
+
+    The per-study binomial-normal likelihood of S stages, each study's effect integrated out
+    (:func:`logit_normal_term`), missing bias levels marginalised as in
+    :func:`beta_binomial_rows`, whose inputs it shares with tau (S, G) in place of log_phi.
+    """
+    n_stages, n_levels = level_shift.shape
+    n_rows = group.shape[0]
+    values = np.zeros((n_stages, n_rows, n_levels))
+    d_eta = np.zeros((n_stages, n_rows, n_levels))
+    d_tau = np.zeros((n_stages, n_rows, n_levels))
+    for j in range(n_rows):
+        if weights[j] == 0.0:
             continue
-        mass = 0.0
+        g = group[j]
+        first, last = (level[j], level[j] + 1) if known[j] > 0 else (0, n_levels)
         for k in range(first, last):
-            mass += math.exp(joint[k] - top)
-        row = top + math.log(mass)
-        total += weight * row
-        for k in range(first, last):
-            share = weight * math.exp(joint[k] - row)  # w_j times the level's responsibility
-            grad_log_pi[k] += share
             for s in range(n_stages):
-                grad_alpha[s, g] += share * d_eta[s, k]
-                grad_log_phi[s, g] += share * d_log_phi[s, k]
-                grad_level_shift[s, k] += share * d_eta[s, k]
-                grad_row_shift[s, j] += share * d_eta[s, k]
-    return total, grad_alpha, grad_log_phi, grad_level_shift, grad_row_shift, grad_log_pi
+                eta = alpha[s, g] + level_shift[s, k] + row_shift[s, j]
+                values[s, j, k], d_eta[s, j, k], d_tau[s, j, k] = logit_normal_term(
+                    events[s, j], trials[s, j], eta, tau[s, g]
+                )
+    return _mixture_over_levels(
+        values, d_eta, d_tau, log_pi, group, weights, level, known, alpha.shape[1]
+    )
 
 
 _KERNELS = (
@@ -258,13 +380,18 @@ _KERNELS = (
     _digamma,
     _log_rising_factorial,
     beta_binomial_term,
+    _mixture_over_levels,
     beta_binomial_rows,
+    logit_normal_term,
+    logit_normal_rows,
 )
 
 
 def _kernel_version() -> int:
-    """A number that changes with the kernels' code: part of PyTensor's numba cache key."""
+    """A number that changes with the kernels' code (and the quadrature rule they read): part
+    of PyTensor's numba cache key."""
     code = b"".join(marshal.dumps(f.py_func.__code__) for f in _KERNELS)
+    code += _GH_NODES.tobytes() + _GH_LOG_WEIGHTS.tobytes()
     return int(hashlib.sha256(code).hexdigest()[:12], 16)
 
 
@@ -332,17 +459,34 @@ class TabulatedBetaBinomial(_LikelihoodOp):
     kernel = staticmethod(tabulated_beta_binomial)
 
 
-class BetaBinomialRows(_LikelihoodOp):
+class _RowsOp(_LikelihoodOp):
+    """Per-study likelihood of all stages, missing levels marginalised: the inputs of
+    :func:`beta_binomial_rows` and :func:`logit_normal_rows`."""
+
+    input_types = ((2, "float64"),) * 4 + ((1, "float64"), (1, "int64"))
+    input_types += ((2, "float64"),) * 2 + ((1, "float64"), (1, "int64"), (1, "float64"))
+    n_parameters = 5
+
+
+class BetaBinomialRows(_RowsOp):
     """The per-study beta-binomial of all stages, missing bias levels marginalised.
 
     See :func:`beta_binomial_rows` for the inputs; the outputs are the log-likelihood and its
     gradient with respect to alpha, log_phi, level_shift, row_shift and log_pi.
     """
 
-    input_types = ((2, "float64"),) * 4 + ((1, "float64"), (1, "int64"))
-    input_types += ((2, "float64"),) * 2 + ((1, "float64"), (1, "int64"), (1, "float64"))
-    n_parameters = 5
     kernel = staticmethod(beta_binomial_rows)
+
+
+class LogitNormalRows(_RowsOp):
+    """The per-study binomial-normal likelihood of all stages, study effects integrated out.
+
+    See :func:`logit_normal_rows`: the inputs of :class:`BetaBinomialRows` with tau in place
+    of log_phi; the outputs are the log-likelihood and its gradient with respect to alpha, tau,
+    level_shift, row_shift and log_pi.
+    """
+
+    kernel = staticmethod(logit_normal_rows)
 
 
 def _register_numba() -> None:
@@ -360,7 +504,7 @@ def _register_numba() -> None:
         return likelihood_node, _kernel_version()
 
     register = getattr(basic, "register_funcify_default_op_cache_key", None)
-    for op_type in (TabulatedBetaBinomial, BetaBinomialRows):
+    for op_type in (TabulatedBetaBinomial, BetaBinomialRows, LogitNormalRows):
         if register is not None:
             register(op_type)(funcify)
         else:  # older PyTensor: no on-disk cache for custom Ops

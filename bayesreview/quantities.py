@@ -22,7 +22,11 @@ import numpy as np
 from scipy import special
 
 from bayesreview.design import ModelData
-from bayesreview.integrals import logit_normal_loglik, logit_normal_moment
+from bayesreview.integrals import (
+    logit_normal_loglik,
+    logit_normal_moment,
+    sample_logit_normal_effects,
+)
 
 #: Inner draws per posterior draw for the median-study rate of the joint model's complete and
 #: partial response (the median of a product of two stages' rates has no closed form).
@@ -46,7 +50,6 @@ class Stage:
     alpha: np.ndarray  # (S, G)
     scale: np.ndarray  # (S, G)
     shift: np.ndarray | None  # (S, K) level shifts (reference 0), or (S,) numeric slope
-    effects: np.ndarray | None  # (S, J) logit-normal study effects e_j, else None
 
     def eta(self, level_or_x, group: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Linear predictor (S, G) at one bias level index (categorical) or value (numeric)."""
@@ -96,7 +99,6 @@ def stages_from_posterior(posterior: dict[str, np.ndarray], data: ModelData, lik
                 alpha=posterior[f"alpha{suffix}"],
                 scale=posterior[f"{scale_name}{suffix}"],
                 shift=_shift(posterior.get(f"beta{suffix}"), data),
-                effects=posterior.get(f"e{suffix}"),
             )
         )
     return stages
@@ -116,14 +118,13 @@ def _shift(beta: np.ndarray | None, data: ModelData) -> np.ndarray | None:
 
 
 def level_probabilities(
-    posterior: dict[str, np.ndarray], stages, data: ModelData, effects: bool = False
+    posterior: dict[str, np.ndarray], stages, data: ModelData
 ) -> np.ndarray | None:
     """Each study's bias level probabilities per draw, (S, J, K); None without a categorical one.
 
     A known level has probability 1. A missing one has its posterior probability given the
     study's data and the draw's parameters, pi_k L_j(k) / sum_k' pi_k' L_j(k'), with L_j(k) the
-    study's likelihood at level k: marginal over its random effect, or, with ``effects=True``
-    (logit-normal), conditional on the draw's study effect e_j.
+    study's likelihood at level k, marginal over its random effect.
     """
     bias = data.bias
     if bias is None or bias.kind != "categorical":
@@ -133,7 +134,7 @@ def level_probabilities(
     prob = np.zeros((n_draws, data.n_rows, n_levels))
     prob[:, np.flatnonzero(known), bias.codes[known]] = 1.0
     if not known.all():
-        loglik = _levels_loglik(stages, data, effects)[:, ~known, :]
+        loglik = _levels_loglik(stages, data)[:, ~known, :]
         log_post = loglik + np.log(posterior["bias_level_prob"])[:, None, :]
         prob[:, ~known, :] = np.exp(log_post - special.logsumexp(log_post, -1, keepdims=True))
     return prob
@@ -313,17 +314,10 @@ def _stage_row_loglik(stage: Stage, eta: np.ndarray, y: np.ndarray, n: np.ndarra
     return logit_normal_loglik(y, n, eta, scale)
 
 
-def _stage_row_conditional_loglik(stage: Stage, eta, y, n, g, effects):
-    """Logit-normal log-likelihood of each study given its effect e_j: Binomial(y | n, p_j)."""
-    logit = eta + stage.scale[:, g] * effects
-    return _log_binom(n, y) + y * special.log_expit(logit) + (n - y) * special.log_expit(-logit)
-
-
-def _levels_loglik(stages, data: ModelData, effects: bool = False) -> np.ndarray | None:
+def _levels_loglik(stages, data: ModelData) -> np.ndarray | None:
     """Log-likelihood of each study at each bias level, summed over stages: (S, J, K).
 
-    Marginal over the study effects, or, with ``effects=True``, given each stage's sampled
-    study effects (logit-normal).
+    Marginal over the study effects.
     """
     if data.bias is None or data.bias.kind != "categorical":
         return None
@@ -333,32 +327,22 @@ def _levels_loglik(stages, data: ModelData, effects: bool = False) -> np.ndarray
         for stage, (_, y, n) in zip(stages, data.stage_counts(), strict=True):
             levels = np.full((stage.alpha.shape[0], data.n_rows), level)
             eta = _eta_at(stage, data, levels)
-            if effects:
-                total = total + _stage_row_conditional_loglik(
-                    stage, eta, y, n, data.group_idx, stage.effects
-                )
-            else:
-                total = total + _stage_row_loglik(stage, eta, y, n, data.group_idx)
+            total = total + _stage_row_loglik(stage, eta, y, n, data.group_idx)
         out.append(total)
     return np.stack(out, axis=-1)
 
 
 def study_levels(
-    posterior: dict[str, np.ndarray],
-    stages,
-    data: ModelData,
-    rng: np.random.Generator,
-    effects: bool = False,
+    posterior: dict[str, np.ndarray], stages, data: ModelData, rng: np.random.Generator
 ) -> np.ndarray | None:
     """Each study's bias level per draw (S, J): known levels as given, missing ones drawn from
-    their posterior probabilities (:func:`level_probabilities`, given the draw's study effects
-    with ``effects=True``)."""
+    their posterior probabilities (:func:`level_probabilities`)."""
     if data.bias is None or data.bias.kind != "categorical":
         return None
     codes = np.broadcast_to(data.bias.codes, (stages[0].alpha.shape[0], data.n_rows)).copy()
     missing = data.bias.codes < 0
     if missing.any():
-        prob = level_probabilities(posterior, stages, data, effects)[:, missing, :]
+        prob = level_probabilities(posterior, stages, data)[:, missing, :]
         flat = prob.reshape(-1, prob.shape[-1])
         codes[:, missing] = _choose(flat, rng).reshape(prob.shape[:2])
     return codes
@@ -412,22 +396,24 @@ def study_rates(
 ) -> dict[str, np.ndarray]:
     """Shrunken study rates per draw (S, J) for each reported outcome.
 
-    Beta-binomial: the exact conditional p_j | y, theta ~ Beta(mu_j phi + y_j,
-    (1 - mu_j) phi + n_j - y_j), one draw per posterior draw, a missing bias level drawn first
-    from p(b | y_j, theta). Logit-normal: invlogit of the study's linear predictor with its
-    posterior effect e_j, a missing level drawn from p(b | e_j, y_j, theta), given that effect.
+    One draw per posterior draw from the exact joint p(b_j, p_j | y_j, theta): a missing bias
+    level first, from p(b | y_j, theta) (the study's likelihood marginal over its rate), then
+    the rate at that level. Beta-binomial: p_j ~ Beta(mu_j phi + y_j, (1 - mu_j) phi + n_j -
+    y_j). Logit-normal: p_j = invlogit(eta_j + tau e_j), e_j drawn from its posterior given
+    y_j (:func:`bayesreview.integrals.sample_logit_normal_effects`).
     """
     stages = stages_from_posterior(posterior, data, likelihood)
-    levels = study_levels(posterior, stages, data, rng, effects=likelihood == "logit_normal")
+    levels = study_levels(posterior, stages, data, rng)
     rates = []
     for stage, (_suffix, y, n) in zip(stages, data.stage_counts(), strict=True):
         eta = _eta_at(stage, data, levels)
+        scale = stage.scale[:, data.group_idx]
         if likelihood == "beta_binomial":
-            a, b = beta_shapes(eta, stage.scale[:, data.group_idx])
+            a, b = beta_shapes(eta, scale)
             rates.append(rng.beta(a + y, b + n - y))
         else:
-            tau = stage.scale[:, data.group_idx]
-            rates.append(special.expit(eta + tau * stage.effects))
+            effects = sample_logit_normal_effects(y, n, eta, scale, rng)
+            rates.append(special.expit(eta + scale * effects))
     if len(rates) == 1:
         return {data.outcome: rates[0]}
     return {"complete": rates[0] * rates[1], "partial": rates[0] * (1 - rates[1]), "any": rates[0]}

@@ -105,8 +105,7 @@ def _refit_rates(
     if divergent:
         problems.append(f"{divergent} divergent transition(s)")
     if chains > 1:
-        # study effects of left-out studies are sampled from their prior; leave them out
-        names = [v for v in free if not v.startswith("e")]
+        names = list(free)
         rhat = az.rhat(idata.posterior[names])
         worst = max(float(np.nanmax(rhat[v].values)) for v in names)
         if not worst <= RHAT_REFIT_MAX:
@@ -520,9 +519,6 @@ _POOLED_RAW = {"log_phi_raw": "log_phi", "log_tau_raw": "log_tau"}
 #: Where a data-dominated group anchors the pooled location (its log scale sampled directly),
 #: the prior density is the location's prior at the derived location.
 _ANCHORS = {"log_phi_anchor": "log_phi"}
-#: Per-study effects of the logit-normal model: integrated out of the per-study likelihood
-#: that is power-scaled, so they are neither prior nor likelihood here.
-_STUDY_EFFECTS = ("e", "e_raw")
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -537,9 +533,8 @@ def log_prior(fit: Fit) -> xr.Dataset:
     Densities are those of the model specification on the parameters' own scale (e.g. the
     half-normal of ``log_phi_sd``), the partial-pooling values ``log_phi_raw``/``log_tau_raw``
     (Normal(location, spread) where a group is centred, a standard normal where not) and the
-    Dirichlet of ``bias_level_prob``. The logit-normal
-    model's study effects ``e`` are left out: the per-study log-likelihood stored with the fit
-    integrates them out, so they belong to the likelihood that is power-scaled.
+    Dirichlet of ``bias_level_prob``. The logit-normal model's study effects are integrated
+    out of its likelihood, so they are no parameters here.
 
     Returns
     -------
@@ -550,8 +545,6 @@ def log_prior(fit: Fit) -> xr.Dataset:
     out = {}
     for name in fit.settings["free_vars"]:
         base, stage = _split(name)
-        if base in _STUDY_EFFECTS:
-            continue
         values = posterior[name]
         sample_dims = ("chain", "draw")
         if base in _POOLED_RAW:
@@ -617,8 +610,7 @@ def prior_sensitivity(fit: Fit, var_names: list[str] | None = None) -> pd.DataFr
         A fitted model.
     var_names
         Posterior variables to report; default the model parameters (without the
-        standardised deviations ``*_z`` and the logit-normal study effects ``e``) and the
-        pooled rate ``rate``.
+        partial-pooling values ``*_raw`` and anchors) and the pooled rate ``rate``.
 
     Returns
     -------
@@ -649,7 +641,7 @@ def prior_sensitivity(fit: Fit, var_names: list[str] | None = None) -> pd.DataFr
         var_names = []
         for name in fit.idata.posterior.data_vars:
             base, _ = _split(name)
-            if name.endswith("__") or base in (*_POOLED_RAW, *_ANCHORS, *_STUDY_EFFECTS):
+            if name.endswith("__") or base in (*_POOLED_RAW, *_ANCHORS):
                 continue
             if name in fit.settings["free_vars"] or base in ("phi", "tau"):
                 var_names.append(name)

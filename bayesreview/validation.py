@@ -2,25 +2,33 @@
 
 :func:`run_replicates` runs ``job(seed)`` for many seeds, in parallel over local processes or
 on a ``dask.distributed`` cluster, and writes each finished replicate to its own small JSON
-file, so that a crash loses no finished replicate and a rerun does only the missing seeds.
+record in a cache folder outside the repository (:mod:`bayesreview.evidence`), keyed by the
+fingerprint of today's model code and by the job's settings: a crash loses no finished
+replicate, a rerun does only the missing seeds, and a record made by other code or with other
+settings is never reused.
 
 Simulation-based calibration (SBC; Talts et al. 2018, arXiv:1804.06788; Modrák et al. 2023,
 Bayesian Analysis, doi:10.1214/23-BA1404) checks the model code and the sampler together: draw
 the parameters from the prior, simulate data from them, fit, and record the rank of each true
 value among L posterior draws. If the fit is right, every rank is uniform on ``0, ..., L``.
-:func:`sbc_replicate` does one replicate at the calcinosis-cutis design (the real number of
-patients of every study, its group and its study design), :func:`sbc_uniformity` tests the
-ranks for uniformity and :func:`sbc_plot` draws their ECDF differences with simultaneous
-bands (Säilynoja, Bürkner & Vehtari 2022, Statistics and Computing 32:32).
+:func:`sbc_replicate` does one replicate (at the calcinosis-cutis design by default: the real
+number of patients of every study, its group and its study design), :func:`sbc_uniformity`
+tests the ranks for uniformity and :func:`sbc_plot` draws their ECDF differences with
+simultaneous bands (Säilynoja, Bürkner & Vehtari 2022, Statistics and Computing 32:32).
+:data:`SBC_CONFIGURATIONS` are the configurations the documentation reports, one per shipped
+path.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import tempfile
+import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -28,9 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, special, stats
+from scipy import special, stats
 
 from bayesreview.errors import BayesReviewError
+from bayesreview.evidence import (
+    job_settings,
+    loaded_fingerprint,
+    replicates_dir,
+    settings_hash,
+)
+from bayesreview.integrals import logit_normal_moment
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -41,13 +56,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RANK_PREFIX",
+    "SBC_CONFIGURATIONS",
+    "SBC_MIN_REPLICATES",
+    "SBC_SETTINGS",
     "ReplicateError",
+    "large_study_design",
     "read_replicates",
     "run_replicates",
     "sbc_design",
     "sbc_ecdf_band",
+    "sbc_job",
     "sbc_plot",
     "sbc_replicate",
+    "sbc_settings",
     "sbc_uniformity",
     "simulate_from_prior",
 ]
@@ -114,26 +135,48 @@ def _write_atomic(path: Path, record: Mapping[str, Any]) -> None:
             os.unlink(temporary)
 
 
-def _read_result(path: Path) -> dict | None:
-    """A saved replicate, or None when the file is missing or unreadable (then it is rerun)."""
+def _read_record(path: Path, fingerprint: str, digest: str) -> dict | None:
+    """A saved replicate of this fingerprint and settings, or None (then it is rerun).
+
+    None when the file is missing or unreadable, or when the record names another
+    fingerprint or settings hash than the run's (a record is never reused for other code).
+    """
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    if not isinstance(record, dict) or not isinstance(record.get("result"), dict):
+        return None
+    if record.get("fingerprint") != fingerprint or record.get("settings_hash") != digest:
+        return None
+    return record
 
 
-def _call(job: Callable[[int], Mapping[str, Any]], seed: int) -> tuple[bool, Any]:
-    """Run one replicate; never raises: (True, result) or (False, traceback text)."""
+def _call(
+    job: Callable[[int], Mapping[str, Any]], seed: int, check: tuple[str, str] | None = None
+) -> tuple[bool, Any, float]:
+    """Run one replicate; never raises: (True, result, seconds) or (False, traceback, seconds).
+
+    ``check`` is (experiment, fingerprint): the worker first checks that the code it runs has
+    that fingerprint (a cluster's workers may run another version than the client's).
+    """
+    start = time.perf_counter()
     try:
+        if check is not None:
+            here = loaded_fingerprint(check[0])
+            if here != check[1]:
+                raise BayesReviewError(
+                    f"this worker's code has fingerprint {here}, the run's is {check[1]}: "
+                    "install the same version of bayesreview on every worker"
+                )
         result = job(seed)
         if not isinstance(result, Mapping):
             raise TypeError(f"job({seed}) returned {type(result).__name__}, not a dict")
         # fail here, in the worker, if the result cannot be saved
         json.dumps(dict(result), default=_jsonable)
-        return True, dict(result)
+        return True, dict(result), time.perf_counter() - start
     except Exception:  # every failure is reported with its seed
-        return False, traceback.format_exc()
+        return False, traceback.format_exc(), time.perf_counter() - start
 
 
 def _checked_seeds(seeds: Iterable[int]) -> list[int]:
@@ -142,26 +185,46 @@ def _checked_seeds(seeds: Iterable[int]) -> list[int]:
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise BayesReviewError(f"seeds: every seed must be a whole number >= 0, got {seed!r}")
         checked.append(int(seed))
-    duplicated = sorted({s for s in checked if checked.count(s) > 1})
+    duplicated = sorted(s for s, count in Counter(checked).items() if count > 1)
     if duplicated:
         raise BayesReviewError(f"seeds: duplicated seed(s) {duplicated[:10]}")
     return checked
 
 
+def _run_folder(
+    experiment: str,
+    settings: Mapping[str, Any],
+    fingerprint: str | None,
+    cache: str | os.PathLike | None,
+) -> tuple[Path, str, str, bool]:
+    """(folder, fingerprint, settings hash, whether the fingerprint is today's code's)."""
+    from_code = fingerprint is None
+    fingerprint = loaded_fingerprint(experiment) if from_code else fingerprint
+    digest = settings_hash(settings)
+    return replicates_dir(experiment, fingerprint, digest, cache), fingerprint, digest, from_code
+
+
 def run_replicates(
     job: Callable[[int], Mapping[str, Any]],
     seeds: Iterable[int],
-    out_dir: str | os.PathLike,
+    experiment: str,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    fingerprint: str | None = None,
+    cache: str | os.PathLike | None = None,
     n_jobs: int | None = None,
     client: Any = None,
     errors: str = "raise",
 ) -> pd.DataFrame:
-    """Run ``job(seed)`` for every seed not done yet, saving each result as it finishes.
+    """Run ``job(seed)`` for every seed not done yet with today's code, saving each result.
 
-    Each finished replicate is written to ``out_dir/seed-<seed>.json`` (a temporary file, then
-    an atomic rename), so a crash loses no finished replicate, and a rerun with the same
-    ``out_dir`` skips the seeds whose file exists: the run is resumable and can be extended by
-    passing more seeds.
+    Each finished replicate is a JSON record
+    ``<cache>/replicates/<experiment>/<fingerprint>-<settings hash>/seed-<seed>.json`` (a
+    temporary file, then an atomic rename) holding the seed, the fingerprint, the settings and
+    their hash, the seconds it took and the job's result. A crash loses no finished replicate;
+    a rerun with the same code and settings skips the seeds already saved and can extend the
+    run with more seeds. A record of another fingerprint or settings is never reused: it lives
+    in another folder, and one found in this folder with other values inside is rerun.
 
     Parameters
     ----------
@@ -171,8 +234,21 @@ def run_replicates(
         picklable: a module-level function or a ``functools.partial`` of one.
     seeds
         Distinct whole numbers >= 0; each is saved under its own file and passed to ``job``.
-    out_dir
-        Folder of the result files; created if needed.
+    experiment
+        Name of the experiment, e.g. ``"sbc"`` or ``"coverage"``; it names the cache folder
+        and, unless ``fingerprint`` is given, whose code is fingerprinted.
+    settings
+        What the replicates depend on besides the code and the seed (JSON data); default the
+        job's function and the arguments bound by ``functools.partial``
+        (:func:`bayesreview.evidence.job_settings`).
+    fingerprint
+        Key of the code; default the fingerprint of the code this process runs
+        (:func:`bayesreview.evidence.loaded_fingerprint`: ``code_fingerprint(experiment)``
+        when the modules were imported), which each worker then checks against its own before
+        running a replicate.
+    cache
+        Cache folder; default :func:`bayesreview.evidence.cache_root` (``$BAYESREVIEW_CACHE``,
+        ``$XDG_CACHE_HOME/bayesreview`` or ``~/.cache/bayesreview``).
     n_jobs
         Local worker processes (``concurrent.futures.ProcessPoolExecutor``); default
         ``os.cpu_count()``. ``1`` runs in this process, one seed after another.
@@ -189,8 +265,9 @@ def run_replicates(
     -------
     pandas.DataFrame
         One row per requested seed that has a result (this run's and earlier runs'), sorted
-        by seed: a ``seed`` column and one column per key of the job's dict. ``attrs`` holds
-        ``ran`` (seeds run now), ``skipped`` (seeds already done) and ``failures``.
+        by seed: ``seed``, ``seconds`` and one column per key of the job's dict. ``attrs``
+        holds ``folder``, ``fingerprint``, ``settings_hash``, ``ran`` (seeds run now),
+        ``skipped`` (seeds already done) and ``failures``.
 
     Raises
     ------
@@ -203,93 +280,133 @@ def run_replicates(
     if errors not in ("raise", "ignore"):
         raise BayesReviewError(f"errors={errors!r}: must be 'raise' or 'ignore'")
     seeds = _checked_seeds(seeds)
-    out_dir = Path(out_dir)
+    settings = job_settings(job) if settings is None else settings
+    out_dir, fingerprint, digest, from_code = _run_folder(experiment, settings, fingerprint, cache)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = {s for s in seeds if _read_result(_result_path(out_dir, s)) is not None}
+    done = {s for s in seeds if _read_record(_result_path(out_dir, s), fingerprint, digest)}
     todo = [s for s in seeds if s not in done]
     failures: dict[int, str] = {}
+    header = {
+        "experiment": experiment,
+        "fingerprint": fingerprint,
+        "settings_hash": digest,
+        "settings": settings,
+    }
+    check = (experiment, fingerprint) if from_code else None
 
-    def save(seed: int, ok: bool, value: Any) -> None:
+    def save(seed: int, ok: bool, value: Any, seconds: float) -> None:
         if ok:
-            _write_atomic(_result_path(out_dir, seed), {"seed": seed, **value})
+            record = {"seed": seed, **header, "seconds": round(seconds, 3), "result": value}
+            _write_atomic(_result_path(out_dir, seed), record)
         else:
             failures[seed] = value
 
     if todo:
         if client is not None:
-            _run_on_client(client, job, todo, save)
+            _run_on_client(client, job, todo, save, check)
         else:
             n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
             if not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
                 raise BayesReviewError(f"n_jobs={n_jobs!r}: must be a whole number >= 1")
             if n_jobs == 1 or len(todo) == 1:
                 for seed in todo:
-                    save(seed, *_call(job, seed))
+                    save(seed, *_call(job, seed, check))
             else:
-                _run_in_processes(job, todo, min(int(n_jobs), len(todo)), save)
+                _run_in_processes(job, todo, min(int(n_jobs), len(todo)), save, check)
 
-    table = read_replicates(out_dir, seeds)
+    table = _table(out_dir, fingerprint, digest, seeds)
     table.attrs.update(ran=todo, skipped=sorted(done), failures=dict(failures))
     if failures and errors == "raise":
         raise ReplicateError(failures, out_dir)
     return table
 
 
-def _run_in_processes(job, seeds: list[int], n_jobs: int, save) -> None:
+def _run_in_processes(job, seeds: list[int], n_jobs: int, save, check) -> None:
     with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-        futures = {pool.submit(_call, job, seed): seed for seed in seeds}
+        futures = {pool.submit(_call, job, seed, check): seed for seed in seeds}
         for future in as_completed(futures):
             seed = futures[future]
             try:
-                ok, value = future.result()
+                ok, value, seconds = future.result()
             except Exception:  # a worker died or the job could not be pickled
-                ok, value = False, traceback.format_exc()
-            save(seed, ok, value)
+                ok, value, seconds = False, traceback.format_exc(), math.nan
+            save(seed, ok, value, seconds)
 
 
-def _run_on_client(client, job, seeds: list[int], save) -> None:
+def _run_on_client(client, job, seeds: list[int], save, check) -> None:
     from distributed import as_completed as dask_as_completed
 
-    futures = client.map(_call, [job] * len(seeds), seeds, pure=False)
+    n = len(seeds)
+    futures = client.map(_call, [job] * n, seeds, [check] * n, pure=False)
     seed_of = {future.key: seed for future, seed in zip(futures, seeds, strict=True)}
     for future in dask_as_completed(futures):
         seed = seed_of[future.key]
         try:
-            ok, value = future.result()
+            ok, value, seconds = future.result()
         except Exception:  # a worker died or the job could not be pickled
-            ok, value = False, traceback.format_exc()
-        save(seed, ok, value)
+            ok, value, seconds = False, traceback.format_exc(), math.nan
+        save(seed, ok, value, seconds)
         future.release()
 
 
-def read_replicates(out_dir: str | os.PathLike, seeds: Iterable[int] | None = None) -> pd.DataFrame:
-    """The replicates saved in ``out_dir`` by :func:`run_replicates`, one row each, by seed.
-
-    Parameters
-    ----------
-    out_dir
-        The runner's output folder.
-    seeds
-        Only these seeds (those without a result are left out); default every saved seed.
-    """
-    out_dir = Path(out_dir)
+def _table(
+    out_dir: Path, fingerprint: str, digest: str, seeds: Iterable[int] | None
+) -> pd.DataFrame:
     if seeds is None:
         paths = sorted(out_dir.glob("seed-*.json"))
     else:
         paths = [_result_path(out_dir, s) for s in seeds]
-    records = [r for r in map(_read_result, paths) if r is not None]
-    if not records:
-        return pd.DataFrame({"seed": pd.Series([], dtype=np.int64)})
-    return pd.DataFrame(records).sort_values("seed", kind="stable").reset_index(drop=True)
+    records = [r for r in (_read_record(p, fingerprint, digest) for p in paths) if r is not None]
+    if records:
+        rows = [{"seed": r["seed"], "seconds": r.get("seconds"), **r["result"]} for r in records]
+        table = pd.DataFrame(rows).sort_values("seed", kind="stable").reset_index(drop=True)
+    else:
+        table = pd.DataFrame(
+            {"seed": pd.Series([], dtype=np.int64), "seconds": pd.Series([], dtype=float)}
+        )
+    table.attrs.update(folder=str(out_dir), fingerprint=fingerprint, settings_hash=digest)
+    return table
+
+
+def read_replicates(
+    experiment: str,
+    settings: Mapping[str, Any],
+    seeds: Iterable[int] | None = None,
+    *,
+    fingerprint: str | None = None,
+    cache: str | os.PathLike | None = None,
+) -> pd.DataFrame:
+    """The replicates :func:`run_replicates` saved for this code and settings, by seed.
+
+    Parameters
+    ----------
+    experiment, settings, fingerprint, cache
+        As for :func:`run_replicates` (``settings`` is required here: for a job's default,
+        pass :func:`bayesreview.evidence.job_settings` of it). Records of another
+        fingerprint or settings are never read.
+    seeds
+        Only these seeds (those without a result are left out); default every saved seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`run_replicates` returns, without ``ran``, ``skipped`` and ``failures``.
+    """
+    out_dir, fingerprint, digest, _ = _run_folder(experiment, settings, fingerprint, cache)
+    seeds = None if seeds is None else _checked_seeds(seeds)
+    return _table(out_dir, fingerprint, digest, seeds)
 
 
 # ---------------------------------------------------------------------------------------------
-# Simulation from the prior at a real design
+# Designs to simulate at
 # ---------------------------------------------------------------------------------------------
 
 
 def sbc_design(
-    studies: pd.DataFrame | None = None, by: str = "group", bias: str | None = None
+    studies: pd.DataFrame | None = None,
+    by: str = "group",
+    bias: str | None = None,
+    outcome: str = "any",
 ) -> ModelData:
     """The design that SBC simulates at: per study its patients, group and bias level.
 
@@ -302,20 +419,66 @@ def sbc_design(
         Table 2).
     bias
         Optional categorical covariate column, e.g. ``"design"`` (reference level: the most
-        common, ``case_report``). Default None.
+        common, ``case_report``) or ``"risk_of_bias"`` (levels ``low``, ``moderate``,
+        ``high``, all missing in the bundled data: simulate the levels with
+        ``simulate_from_prior(..., levels="prior")``). Default None.
+    outcome
+        ``"any"`` (default) or ``"response"`` for the joint model.
 
     Returns
     -------
     ModelData
-        The arrays of outcome ``"any"``; the events are the real ones and are replaced by
-        simulated counts in :func:`sbc_replicate`.
+        The arrays of the outcome; the events are the real ones and are replaced by simulated
+        counts in :func:`sbc_replicate`.
     """
     from bayesreview.data import load_dataset
     from bayesreview.design import model_data
 
     if studies is None:
         studies = load_dataset("calcinosis_cutis")
-    return model_data(studies, "any", by=by, bias=bias)
+    return model_data(studies, outcome, by=by, bias=bias)
+
+
+def large_study_design(
+    n_studies: int = 12, n_groups: int = 2, n_range: tuple[int, int] = (100, 5000)
+) -> ModelData:
+    """A design of large studies: patients log-uniform on ``n_range``, groups alternating.
+
+    Study j (j = 0, ..., J - 1) has ``round(low * (high / low) ** ((j + 0.5) / J))`` patients,
+    the quantiles of the log-uniform distribution (J = 12: 118 to 4,243 patients), and is in
+    group ``j % n_groups``, so that every group has small and large studies. Groups are named
+    ``A``, ``B``, ...
+
+    Returns
+    -------
+    ModelData
+        Outcome ``"events"`` (the events are placeholders, replaced by simulated ones).
+    """
+    from bayesreview.data import read_studies
+    from bayesreview.design import model_data
+
+    low, high = n_range
+    if not (1 <= low < high) or n_studies < n_groups or not 1 <= n_groups <= 26:
+        raise BayesReviewError(
+            f"large_study_design: need 1 <= low < high, 1 <= n_groups <= 26 and at least one "
+            f"study per group; got n_range={n_range}, n_studies={n_studies}, n_groups={n_groups}"
+        )
+    j = np.arange(n_studies)
+    trials = np.round(low * (high / low) ** ((j + 0.5) / n_studies)).astype(np.int64)
+    table = pd.DataFrame(
+        {
+            "study": [f"study {i + 1}" for i in j],
+            "modality": [chr(ord("A") + i % n_groups) for i in j],
+            "n": trials,
+            "events": np.zeros(n_studies, dtype=np.int64),
+        }
+    )
+    return model_data(read_studies(table), "events", by="modality")
+
+
+# ---------------------------------------------------------------------------------------------
+# Simulation from the prior
+# ---------------------------------------------------------------------------------------------
 
 
 def _draw(prior, size, rng: np.random.Generator) -> np.ndarray:
@@ -323,94 +486,177 @@ def _draw(prior, size, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(prior.quantile(rng.uniform(size=size)), dtype=float)
 
 
-def _log_scale(spec: ModelSpec, keys: tuple[str, str], name: str, n_groups: int, rng) -> dict:
+def _pools(spec: ModelSpec, n_groups: int) -> bool:
+    """Whether the model pools the heterogeneity across groups (two groups or more)."""
+    return spec.heterogeneity == "partial_pooling" and n_groups > 1
+
+
+def _log_scale(
+    spec: ModelSpec, stage: str, suffix: str, keys: tuple[str, str], name: str, n_groups: int, rng
+) -> dict:
     """True heterogeneity parameters on the log scale, named as in the PyMC model."""
-    if spec.heterogeneity == "partial_pooling":
-        centre = float(_draw(spec.prior(keys[0]), None, rng))
-        spread = float(_draw(spec.prior(keys[1]), None, rng))
+    if _pools(spec, n_groups):
+        centre = float(_draw(spec.prior(keys[0], stage), None, rng))
+        spread = float(_draw(spec.prior(keys[1], stage), None, rng))
         z = rng.standard_normal(n_groups)
-        return {name: centre, f"{name}_sd": spread, "_log_scale": centre + spread * z}
+        return {
+            f"{name}{suffix}": centre,
+            f"{name}_sd{suffix}": spread,
+            "_log_scale": centre + spread * z,
+        }
     if spec.heterogeneity == "per_modality":
-        values = _draw(spec.prior(keys[0]), n_groups, rng)
-        return {name: values, "_log_scale": values}
-    shared = float(_draw(spec.prior(keys[0]), None, rng))
-    return {name: shared, "_log_scale": np.full(n_groups, shared)}
+        values = _draw(spec.prior(keys[0], stage), n_groups, rng)
+        return {f"{name}{suffix}": values, "_log_scale": values}
+    shared = float(_draw(spec.prior(keys[0], stage), None, rng))
+    return {f"{name}{suffix}": shared, "_log_scale": np.full(n_groups, shared)}
 
 
-def _logit_normal_mean(alpha: float, tau: float) -> float:
-    """E[invlogit(alpha + tau z)], z ~ Normal(0, 1), by adaptive quadrature."""
-    if tau == 0:
-        return float(special.expit(alpha))
-    value, _ = integrate.quad(
-        lambda z: special.expit(alpha + tau * z) * stats.norm.pdf(z), -np.inf, np.inf
-    )
-    return float(value)
+def _simulate_stage(
+    spec: ModelSpec,
+    stage: str,
+    suffix: str,
+    design: ModelData,
+    levels: np.ndarray | None,
+    trials: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """(truth, events, mean rate per (level, group)) of one likelihood stage."""
+    groups, g = design.n_groups, design.group_idx
+    truth: dict[str, Any] = {f"alpha{suffix}": _draw(spec.prior("intercept", stage), groups, rng)}
+    shift = np.zeros(1)
+    if levels is not None:
+        beta = _draw(spec.prior("bias", stage), len(design.bias.levels) - 1, rng)
+        truth[f"beta{suffix}"] = beta
+        shift = np.concatenate([[0.0], beta])
+    alpha = truth[f"alpha{suffix}"]
+    eta = alpha[g] + (shift[levels] if levels is not None else 0.0)
+    eta_level = shift[:, None] + alpha[None, :]  # (levels, groups)
+    if spec.likelihood == "beta_binomial":
+        scale = _log_scale(
+            spec, stage, suffix, ("log_concentration", "log_concentration_sd"), "log_phi",
+            groups, rng,
+        )  # fmt: skip
+        phi = np.exp(scale.pop("_log_scale"))
+        truth.update(scale)
+        truth[f"phi{suffix}"] = phi
+        tiny = np.finfo(float).tiny
+        a = np.maximum(phi[g] * special.expit(eta), tiny)
+        b = np.maximum(phi[g] * special.expit(-eta), tiny)
+        p = rng.beta(a, b)
+        mean = special.expit(eta_level)
+    else:
+        if spec.heterogeneity == "partial_pooling":
+            scale = _log_scale(
+                spec, stage, suffix, ("log_tau", "log_tau_sd"), "log_tau", groups, rng
+            )
+            tau = np.exp(scale.pop("_log_scale"))
+            truth.update(scale)
+            truth[f"tau{suffix}"] = tau
+        elif spec.heterogeneity == "per_modality":
+            tau = _draw(spec.prior("tau", stage), groups, rng)
+            truth[f"tau{suffix}"] = tau
+        else:
+            shared = float(_draw(spec.prior("tau", stage), None, rng))
+            tau = np.full(groups, shared)
+            truth[f"tau_shared{suffix}"] = shared
+            truth[f"tau{suffix}"] = tau
+        p = special.expit(eta + tau[g] * rng.standard_normal(len(trials)))
+        mean = logit_normal_moment(eta_level, tau[None, :])
+    events = rng.binomial(trials, np.clip(p, 0.0, 1.0)).astype(np.int64)
+    return truth, events, mean
 
 
 def simulate_from_prior(
-    spec: ModelSpec, design: ModelData, rng: np.random.Generator
+    spec: ModelSpec,
+    design: ModelData,
+    rng: np.random.Generator,
+    levels: str = "design",
+    hidden: int = 0,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Draw every parameter from the prior of ``spec`` and events at ``design``.
 
     Written with numpy and the priors' quantile functions, independently of the PyMC model
     code it serves to check.
 
+    Parameters
+    ----------
+    spec
+        The model simulated from. With ``outcome = "response"`` (the joint model) both stages
+        are simulated: any response of each study's patients, then complete response of those
+        who responded, the second stage with the priors of ``[conditional_priors]``.
+    design
+        Patients, groups and (categorical) bias covariate of each study
+        (:func:`sbc_design`, :func:`large_study_design`).
+    rng
+        The random generator.
+    levels
+        ``"design"`` (default): each study's bias level is the design's (every level must be
+        known). ``"prior"``: the level probabilities are drawn, pi ~ Dirichlet(the design's
+        prior counts), and each study's level from pi.
+    hidden
+        Number of studies, chosen at random, whose level the fit is not told (default 0).
+
     Returns
     -------
     (truth, events)
         ``truth`` maps the model's parameter names (``alpha`` per group, ``beta`` per
         non-reference bias level, ``log_phi``/``log_phi_sd``/``phi`` or ``tau``/``log_tau``/
-        ``log_tau_sd``/``tau_shared``, as the heterogeneity has them) to true values, and
+        ``log_tau_sd``/``tau_shared``, as the heterogeneity has them; the second stage's with
+        the suffix ``_cond``; ``bias_level_prob`` with ``levels="prior"``) to true values, and
         ``rate`` to each group's true population mean rate at the reference level:
         invlogit(alpha) for the beta-binomial, E[invlogit(alpha + tau z)] for the
-        logit-normal. ``events`` are the simulated counts, one per study.
+        logit-normal, shaped (groups,), or (3, groups) for the outcomes complete, partial and
+        any of the joint model (complete = any x complete-given-any). With a covariate it also
+        holds ``level`` (each study's true level index) and ``hidden`` (True where the fit is
+        not told the level). ``events`` are the simulated counts, one per study, or for the
+        joint model a (2, studies) array: any response, then complete response.
     """
-    groups, g = design.n_groups, design.group_idx
-    truth: dict[str, Any] = {"alpha": _draw(spec.prior("intercept"), groups, rng)}
-    eta = truth["alpha"][g].copy()
-    if design.bias is not None:
-        if design.bias.kind != "categorical" or design.bias.n_missing:
-            raise BayesReviewError(
-                "SBC simulates a categorical bias covariate with every level known"
-            )
-        truth["beta"] = _draw(spec.prior("bias"), len(design.bias.levels) - 1, rng)
-        eta += np.concatenate([[0.0], truth["beta"]])[design.bias.codes]
     n = design.trials
-    if spec.likelihood == "beta_binomial":
-        scale = _log_scale(
-            spec, ("log_concentration", "log_concentration_sd"), "log_phi", groups, rng
-        )
-        phi = np.exp(scale.pop("_log_scale"))
-        truth.update(scale, phi=phi)
-        tiny = np.finfo(float).tiny
-        a = np.maximum(phi[g] * special.expit(eta), tiny)
-        b = np.maximum(phi[g] * special.expit(-eta), tiny)
-        p = rng.beta(a, b)
-        truth["rate"] = special.expit(truth["alpha"])
-    else:
-        if spec.heterogeneity == "partial_pooling":
-            scale = _log_scale(spec, ("log_tau", "log_tau_sd"), "log_tau", groups, rng)
-            tau = np.exp(scale.pop("_log_scale"))
-            truth.update(scale, tau=tau)
-        elif spec.heterogeneity == "per_modality":
-            tau = _draw(spec.prior("tau"), groups, rng)
-            truth["tau"] = tau
+    codes = None
+    truth: dict[str, Any] = {}
+    if design.bias is not None:
+        if design.bias.kind != "categorical":
+            raise BayesReviewError("SBC simulates a categorical bias covariate only")
+        k = len(design.bias.levels)
+        if levels == "design":
+            if design.bias.n_missing:
+                raise BayesReviewError(
+                    "simulate_from_prior: the design has missing levels; simulate them with "
+                    "levels='prior'"
+                )
+            codes = np.asarray(design.bias.codes, dtype=np.int64)
+        elif levels == "prior":
+            pi = rng.dirichlet(np.asarray(design.bias.prior_counts, dtype=float))
+            truth["bias_level_prob"] = pi
+            codes = rng.choice(k, size=len(n), p=pi).astype(np.int64)
         else:
-            shared = float(_draw(spec.prior("tau"), None, rng))
-            tau = np.full(groups, shared)
-            truth.update(tau_shared=shared, tau=tau)
-        p = special.expit(eta + tau[g] * rng.standard_normal(len(n)))
-        truth["rate"] = np.array(
-            [_logit_normal_mean(a, t) for a, t in zip(truth["alpha"], tau, strict=True)]
-        )
-    events = rng.binomial(n, np.clip(p, 0.0, 1.0)).astype(np.int64)
-    return truth, events
+            raise BayesReviewError(f"levels={levels!r}: must be 'design' or 'prior'")
+        if not 0 <= hidden <= len(n):
+            raise BayesReviewError(f"hidden={hidden!r}: must be between 0 and {len(n)}")
+        mask = np.zeros(len(n), dtype=bool)
+        mask[rng.choice(len(n), size=hidden, replace=False)] = True
+        truth.update(level=codes, hidden=mask)
+    elif hidden:
+        raise BayesReviewError("hidden: the design has no bias covariate")
+
+    first, events, mean1 = _simulate_stage(spec, "marginal", "", design, codes, n, rng)
+    truth.update(first)
+    if spec.outcome != "response":
+        truth["rate"] = mean1[0]
+        return truth, events
+    second, complete, mean2 = _simulate_stage(
+        spec, "conditional", "_cond", design, codes, events, rng
+    )
+    truth.update(second)
+    truth["rate"] = np.stack([mean1[0] * mean2[0], mean1[0] * (1 - mean2[0]), mean1[0]])
+    return truth, np.stack([events, complete])
 
 
 # ---------------------------------------------------------------------------------------------
 # One SBC replicate
 # ---------------------------------------------------------------------------------------------
 
+#: Parameters whose true values are ranked (each with the ``_cond`` suffix too).
 _RANKED = (
     "alpha",
     "beta",
@@ -423,10 +669,17 @@ _RANKED = (
     "tau",
 )
 
+#: Designs :func:`sbc_replicate` knows by name.
+DESIGNS = ("calcinosis", "large_studies")
+#: Bias covariates :func:`sbc_replicate` knows: None, the study design (known), or a
+#: three-level covariate whose levels are drawn from the prior and partly hidden.
+BIAS_KINDS = (None, "design", "missing")
+
 
 def _fit(
     design: ModelData,
     events: np.ndarray,
+    truth: Mapping[str, Any],
     spec: ModelSpec,
     draws: int,
     tune: int,
@@ -435,9 +688,11 @@ def _fit(
 ):
     """Fit the simulated events with :func:`bayesreview.fit`, as a user would.
 
-    The study table holds the design's groups, bias levels and patients with the simulated
-    ``events``. ``fit`` collapses identical beta-binomial studies and pads the rows to a power
-    of two, so the data sets of every replicate share one compiled model per process.
+    The study table holds the design's groups, bias levels (None where hidden) and patients
+    with the simulated counts: ``events`` (one outcome) or the ``complete``/``partial``/
+    ``none`` counts of the joint model. ``fit`` collapses identical beta-binomial studies and
+    pads the rows to a power of two, so the data sets of every replicate share one compiled
+    model per process.
     """
     import warnings
 
@@ -448,18 +703,35 @@ def _fit(
             "study": [f"study {i + 1}" for i in range(design.n_rows)],
             "modality": [design.groups[g] for g in design.group_idx],
             "n": design.trials,
-            "events": events,
         }
     )
+    joint = spec.outcome == "response"
+    if joint:
+        responders, complete = events
+        table["complete"] = complete
+        table["partial"] = responders - complete
+        table["none"] = design.trials - responders
+        table["unknown"] = 0
+    else:
+        table["events"] = events
     bias_kwargs: dict[str, Any] = {}
     if design.bias is not None:
-        table["design"] = [design.bias.levels[c] for c in design.bias.codes]
-        bias_kwargs = {"bias": "design", "bias_reference": design.bias.levels[0]}
+        bias = design.bias
+        column = bias.column
+        table[column] = [
+            None if hide else bias.levels[c]
+            for c, hide in zip(truth["level"], truth["hidden"], strict=True)
+        ]
+        bias_kwargs = {
+            "bias": column,
+            "bias_reference": bias.levels[0],
+            "bias_prior_counts": dict(zip(bias.levels, bias.prior_counts, strict=True)),
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence is recorded, not warned about, here
         result = fit(
             table,
-            outcome="events",
+            outcome="response" if joint else "events",
             model=spec,
             by="modality",
             draws=draws,
@@ -483,21 +755,39 @@ def _rank(draws: np.ndarray, truth: float, rng: np.random.Generator) -> int:
     return below + (int(rng.integers(0, ties + 1)) if ties else 0)
 
 
+def _replicate_design(design: str, bias: str | None, joint: bool) -> tuple[ModelData, str, int]:
+    """(design, levels, hidden) of a named design and bias covariate."""
+    if design not in DESIGNS:
+        raise BayesReviewError(f"design={design!r}: must be one of {', '.join(DESIGNS)}")
+    if bias not in BIAS_KINDS:
+        raise BayesReviewError(f"bias={bias!r}: must be one of {BIAS_KINDS}")
+    if design == "large_studies":
+        if bias is not None or joint:
+            raise BayesReviewError("design='large_studies' has one outcome and no covariate")
+        return large_study_design(), "design", 0
+    outcome = "response" if joint else "any"
+    if bias == "missing":
+        data = sbc_design(bias="risk_of_bias", outcome=outcome)
+        return data, "prior", data.n_rows // 2
+    return sbc_design(bias=bias, outcome=outcome), "design", 0
+
+
 def sbc_replicate(
     seed: int,
     model: str | os.PathLike | ModelSpec = "beta_binomial",
-    bias: bool = False,
+    bias: str | None = None,
+    design: str = "calcinosis",
     draws: int = 500,
     tune: int = 500,
     thin: int = 10,
     chains: int = 2,
     fit_model: str | os.PathLike | ModelSpec | None = None,
 ) -> dict[str, Any]:
-    """One SBC replicate at the calcinosis-cutis design (see :func:`sbc_design`, by group).
+    """One SBC replicate: draw from the prior, simulate, fit, rank the truth among the draws.
 
-    Draws the parameters from the prior of ``model``, simulates every study's events (its real
-    number of patients), fits ``fit_model`` to them, and ranks each true value among
-    ``L = chains * ceil(draws / thin)`` thinned posterior draws.
+    Draws the parameters from the prior of ``model`` (:func:`simulate_from_prior`), simulates
+    every study's events, fits ``fit_model`` to them with :func:`bayesreview.fit`, and ranks
+    each true value among ``L = chains * ceil(draws / thin)`` thinned posterior draws.
 
     Parameters
     ----------
@@ -505,10 +795,18 @@ def sbc_replicate(
         Seeds the simulation and the sampler.
     model
         Specification simulated from (and fitted, unless ``fit_model`` is given); default the
-        shipped ``"beta_binomial"``. A joint response model is not supported.
+        shipped ``"beta_binomial"``. A joint response model (``"response"``) simulates and
+        fits both stages.
     bias
-        Use the study design (``case_report``, ``case_series``, ``rct``) as a categorical bias
-        covariate, reference ``case_report``; default False.
+        None (default); ``"design"``: the study design (``case_report``, ``case_series``,
+        ``rct``) as a categorical bias covariate, reference ``case_report``; ``"missing"``:
+        a covariate with levels ``low``, ``moderate``, ``high`` (reference ``low``), drawn as
+        pi ~ Dirichlet(1, 1, 1) and each study's level from pi, half of the studies' levels
+        (chosen at random) hidden from the fit, which marginalises them.
+    design
+        ``"calcinosis"`` (default): the calcinosis-cutis design, by group (:func:`sbc_design`);
+        ``"large_studies"``: 12 studies of 118 to 4,243 patients in 2 groups
+        (:func:`large_study_design`).
     draws, tune, chains
         Posterior draws per chain (default 500), tuning steps (500) and chains (2).
     thin
@@ -520,52 +818,102 @@ def sbc_replicate(
     Returns
     -------
     dict
-        ``seed``, ``L``, ``divergences``, ``max_rhat`` (largest R-hat of the fit's parameters)
-        and, for each quantity, ``"rank:<name>[<label>]"``: an integer in ``0..L``.
-        Quantities: ``alpha``, ``beta``, the heterogeneity parameters and ``rate`` (the
-        population mean rate at the reference level).
+        ``L``, ``divergences``, ``max_rhat`` (largest R-hat of the fit's parameters),
+        ``min_ess`` (smallest bulk or tail ESS) and, for each quantity,
+        ``"rank:<name>[<label>]"``: an integer in ``0..L``. Quantities: ``alpha``, ``beta``,
+        the heterogeneity parameters (each stage's), ``bias_level_prob`` (with
+        ``bias="missing"``) and ``rate`` (the population mean rate at the reference level;
+        for the joint model of complete and of any response, labelled ``[complete, <group>]``).
     """
     from bayesreview.spec import load_spec
 
     sim_spec = load_spec(model)
     fit_spec = sim_spec if fit_model is None else load_spec(fit_model)
-    if sim_spec.outcome == "response" or fit_spec.outcome == "response":
-        raise BayesReviewError("sbc_replicate: the joint response model is not supported")
-    if sim_spec.likelihood != fit_spec.likelihood:
-        raise BayesReviewError("sbc_replicate: model and fit_model must share the likelihood")
-    design = sbc_design(bias="design" if bias else None)
+    if sim_spec.likelihood != fit_spec.likelihood or sim_spec.outcome != fit_spec.outcome:
+        raise BayesReviewError(
+            "sbc_replicate: model and fit_model must share the likelihood and the outcome"
+        )
+    joint = sim_spec.outcome == "response"
+    data, levels, hidden = _replicate_design(design, bias, joint)
     rng = np.random.default_rng([seed, 0])
-    truth, events = simulate_from_prior(sim_spec, design, rng)
+    truth, events = simulate_from_prior(sim_spec, data, rng, levels=levels, hidden=hidden)
 
-    fitted = _fit(design, events, fit_spec, draws, tune, chains, seed)
+    fitted = _fit(data, events, truth, fit_spec, draws, tune, chains, seed)
     posterior = fitted.idata.posterior.isel(draw=slice(None, None, thin))
-    posterior["rate"] = posterior["rate"].isel(outcome=0)
-    flat = {
-        name: array.values.reshape((-1, *array.shape[2:]))
-        for name, array in posterior.data_vars.items()
-        if name in (*_RANKED, "rate")
-    }
+    names = [f"{n}{s}" for s in ("", "_cond") for n in _RANKED] + ["bias_level_prob"]
+    arrays = {name: posterior[name] for name in names if name in posterior and name in truth}
+    if joint:  # complete and any response; partial is any minus complete
+        arrays["rate"] = posterior["rate"].sel(outcome=["complete", "any"])
+        truth = {**truth, "rate": np.asarray(truth["rate"])[[0, 2]]}
+    else:
+        arrays["rate"] = posterior["rate"].isel(outcome=0)
     draws_kept = posterior.sizes["chain"] * posterior.sizes["draw"]
-
-    labels = {"alpha": design.groups, "phi": design.groups, "tau": design.groups}
-    labels["rate"] = design.groups
-    labels["log_phi"] = labels["log_tau"] = design.groups  # used when given per group
-    if design.bias is not None:
-        labels["beta"] = design.bias.levels[1:]
-    result: dict[str, Any] = {"seed": int(seed), "L": int(draws_kept)}
-    for name in (*_RANKED, "rate"):
-        if name not in truth or name not in flat:
-            continue
-        true = np.atleast_1d(np.asarray(truth[name], dtype=float))
-        post = flat[name].reshape(draws_kept, -1)
-        if true.size == 1:
-            result[f"{RANK_PREFIX}{name}"] = _rank(post[:, 0], float(true[0]), rng)
-            continue
-        for i, label in enumerate(labels[name]):
-            result[f"{RANK_PREFIX}{name}[{label}]"] = _rank(post[:, i], float(true[i]), rng)
+    result: dict[str, Any] = {"L": int(draws_kept)}
+    for name, array in arrays.items():
+        dims = [d for d in array.dims if d not in ("chain", "draw")]
+        post = array.transpose("chain", "draw", *dims).values.reshape(draws_kept, -1)
+        true = np.asarray(truth[name], dtype=float).reshape(-1)
+        if true.size != post.shape[1]:
+            raise BayesReviewError(
+                f"sbc_replicate: {name} has {true.size} true values but {post.shape[1]} in the fit"
+            )
+        labels = [""]
+        if dims:
+            coords = [array[d].values for d in dims]
+            labels = [
+                ", ".join(str(coords[i][k]) for i, k in enumerate(combo))
+                for combo in np.ndindex(*[len(c) for c in coords])
+            ]
+        for i, label in enumerate(labels):
+            key = f"{RANK_PREFIX}{name}[{label}]" if dims else f"{RANK_PREFIX}{name}"
+            result[key] = _rank(post[:, i], float(true[i]), rng)
+    diagnostics = fitted.diagnostics()
     result["divergences"] = fitted.divergences
-    result["max_rhat"] = float(fitted.diagnostics()["r_hat"].max())
+    result["max_rhat"] = float(diagnostics["r_hat"].max())
+    result["min_ess"] = float(min(diagnostics["ess_bulk"].min(), diagnostics["ess_tail"].min()))
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The configurations the documentation reports
+# ---------------------------------------------------------------------------------------------
+
+#: Sampler settings of every SBC configuration: L = 2 chains x 50 kept draws = 100.
+SBC_SETTINGS: dict[str, int] = {"draws": 500, "tune": 500, "thin": 10, "chains": 2}
+
+#: One configuration per shipped path: arguments of :func:`sbc_replicate` besides the seed.
+SBC_CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "beta_binomial": {"model": "beta_binomial"},
+    "beta_binomial_design": {"model": "beta_binomial", "bias": "design"},
+    "logit_normal": {"model": "logit_normal"},
+    "logit_normal_design": {"model": "logit_normal", "bias": "design"},
+    "response": {"model": "response"},
+    "missing_levels": {"model": "beta_binomial", "bias": "missing"},
+    "logit_normal_large": {"model": "logit_normal", "design": "large_studies"},
+}
+
+#: Least replicates per configuration in the committed evidence.
+SBC_MIN_REPLICATES = 200
+
+
+def sbc_job(name: str, **overrides: Any) -> functools.partial:
+    """The replicate job of configuration ``name``: :func:`sbc_replicate` with its arguments.
+
+    ``overrides`` replace sampler settings (e.g. ``draws=50`` for a quick check of the
+    pipeline; such a run has other settings, so it never mixes with the real one).
+    """
+    if name not in SBC_CONFIGURATIONS:
+        raise BayesReviewError(
+            f"unknown SBC configuration {name!r}; choose from {', '.join(SBC_CONFIGURATIONS)}"
+        )
+    return functools.partial(
+        sbc_replicate, **{**SBC_CONFIGURATIONS[name], **SBC_SETTINGS, **overrides}
+    )
+
+
+def sbc_settings(name: str, **overrides: Any) -> dict[str, Any]:
+    """The settings (as recorded and hashed) of :func:`sbc_job` ``(name, **overrides)``."""
+    return job_settings(sbc_job(name, **overrides))
 
 
 # ---------------------------------------------------------------------------------------------

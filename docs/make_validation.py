@@ -1,22 +1,28 @@
 """Run the simulation-based calibration (SBC) of bayesreview's models; write docs/validation.md.
 
-Four configurations: model in {beta_binomial, logit_normal} x bias covariate in {none, study
-design}, each at the calcinosis-cutis design (40 studies, 136 patients, 6 groups). Each replicate
-is saved as docs/validation_results/<configuration>/seed-<seed>.json as soon as it finishes, so
-the run is resumable: rerunning skips the seeds already done, and a larger --replicates adds
-only the new ones. The report is written from whatever replicates are saved.
+One configuration per shipped path (bayesreview.validation.SBC_CONFIGURATIONS): the
+beta-binomial and logit-normal models with and without the study-design covariate, the joint
+response model, the missing-level mixture and the logit-normal model with large studies. Each
+replicate is a JSON record in the cache (``$BAYESREVIEW_CACHE``, else
+``$XDG_CACHE_HOME/bayesreview``, else ``~/.cache/bayesreview``), under the fingerprint of
+today's model code and the configuration's settings, saved as soon as it finishes: a rerun
+resumes where it stopped, and records of other code are never reused. The script then writes
+the one aggregated table docs/evidence/sbc.csv (one row per replicate, with its sidecar
+docs/evidence/sbc.json naming the fingerprint) and, from that table, docs/validation.md and
+its figures.
 
 Usage (from the repository root)::
 
-    python docs/make_validation.py                      # 200 replicates per configuration
-    python docs/make_validation.py --replicates 100 --n-jobs 2
-    python docs/make_validation.py --report-only        # rewrite the report from saved results
+    python docs/make_validation.py --n-jobs 2                 # 200 replicates per configuration
+    python docs/make_validation.py --configs response,missing_levels --n-jobs 2
+    python docs/make_validation.py --scheduler tcp://host:8786   # on a dask cluster
+    python docs/make_validation.py --report-only              # page from docs/evidence/sbc.csv
+    python docs/make_validation.py --quick --replicates 3 --out /tmp/sbc-quick  # pipeline check
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 import time
 from pathlib import Path
@@ -26,107 +32,230 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
+from bayesreview.evidence import (
+    REGENERATE,
+    check_evidence,
+    code_fingerprint,
+    loaded_fingerprint,
+    read_evidence,
+    settings_hash,
+    write_evidence,
+)
+from bayesreview.spec import load_spec
 from bayesreview.validation import (
     RANK_PREFIX,
+    SBC_CONFIGURATIONS,
+    SBC_MIN_REPLICATES,
+    SBC_SETTINGS,
+    large_study_design,
     read_replicates,
     run_replicates,
+    sbc_design,
+    sbc_job,
     sbc_plot,
-    sbc_replicate,
+    sbc_settings,
     sbc_uniformity,
 )
 
 DOCS = Path(__file__).resolve().parent
-RESULTS = DOCS / "validation_results"
-FIGURES = DOCS / "figures"
-REPORT = DOCS / "validation.md"
-
-CONFIGS = {
-    "beta_binomial": {"model": "beta_binomial", "bias": False},
-    "beta_binomial_design": {"model": "beta_binomial", "bias": True},
-    "logit_normal": {"model": "logit_normal", "bias": False},
-    "logit_normal_design": {"model": "logit_normal", "bias": True},
-}
-SETTINGS = {"draws": 500, "tune": 500, "thin": 10, "chains": 2}  # L = 2 x 50 = 100
+EXPERIMENT = "sbc"
 LEVEL = 0.05
+#: Sampler settings of --quick (a check that the pipeline runs, not evidence).
+QUICK = {"draws": 40, "tune": 40, "thin": 2}
 FAMILIES = {
     "alpha": "intercepts alpha (logit)",
     "beta": "bias effects beta",
+    "bias_level_prob": "level probabilities pi",
     "heterogeneity": "heterogeneity (phi or tau)",
     "rate": "mean response rates",
 }
 
 
 def family(quantity: str) -> str:
-    name = quantity.split("[")[0]
-    return name if name in ("alpha", "beta", "rate") else "heterogeneity"
+    name = quantity.split("[")[0].removesuffix("_cond")
+    return name if name in FAMILIES else "heterogeneity"
 
 
-def run(configs: list[str], replicates: int, n_jobs: int) -> None:
+# ---------------------------------------------------------------------------------------------
+# Running and aggregating
+# ---------------------------------------------------------------------------------------------
+
+
+def run(configs: list[str], replicates: int, n_jobs: int, client, overrides: dict) -> None:
     for name in configs:
-        job = functools.partial(sbc_replicate, **CONFIGS[name], **SETTINGS)
         start = time.perf_counter()
-        table = run_replicates(job, range(replicates), RESULTS / name, n_jobs=n_jobs)
+        table = run_replicates(
+            sbc_job(name, **overrides),
+            range(replicates),
+            EXPERIMENT,
+            sbc_settings(name, **overrides),
+            n_jobs=n_jobs,
+            client=client,
+        )
         print(
             f"{name}: {len(table.attrs['ran'])} run, {len(table.attrs['skipped'])} already "
-            f"done, {time.perf_counter() - start:.0f} s",
+            f"done, {time.perf_counter() - start:.0f} s; records in {table.attrs['folder']}",
             flush=True,
         )
 
 
-def figure(name: str, ranks: pd.DataFrame, L: int) -> Path:
+def aggregate(evidence: Path, overrides: dict) -> pd.DataFrame:
+    """One table of every configuration's replicates made by today's code.
+
+    From the cache; a configuration without records there keeps its rows of the committed
+    table when that table was made by today's code with the same settings.
+    """
+    fingerprint = loaded_fingerprint(EXPERIMENT)
+    committed, meta = (None, {})
+    if evidence.is_file():
+        committed, meta = read_evidence(evidence)
+    parts = []
+    for name in SBC_CONFIGURATIONS:
+        settings = sbc_settings(name, **overrides)
+        table = read_replicates(EXPERIMENT, settings)
+        if len(table):
+            parts.append(table.assign(configuration=name))
+            continue
+        stored = meta.get("configurations", {}).get(name, {})
+        if (
+            committed is not None
+            and meta.get("fingerprint") == fingerprint
+            and stored.get("settings_hash") == settings_hash(settings)
+        ):
+            rows = committed[committed["configuration"] == name].drop(columns="fingerprint")
+            parts.append(rows.dropna(axis=1, how="all"))
+            print(f"{name}: no records in the cache; kept the {len(rows)} rows of {evidence}")
+    if not parts:
+        return pd.DataFrame()
+    table = pd.concat(parts, ignore_index=True)
+    ranks = [c for c in table if c.startswith(RANK_PREFIX)]
+    rest = [c for c in table if c not in ranks and c not in ("configuration", "seed")]
+    table = table[["configuration", "seed", *rest, *ranks]]
+    for column in [*ranks, "L", "divergences", "seed"]:
+        table[column] = table[column].astype("Int64")
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------------
+
+
+def figure(name: str, ranks: pd.DataFrame, L: int, figures: Path) -> Path:
     quantities = [c.removeprefix(RANK_PREFIX) for c in ranks if c.startswith(RANK_PREFIX)]
     present = [f for f in FAMILIES if any(family(q) == f for q in quantities)]
-    fig, axes = plt.subplots(1, len(present), figsize=(3.6 * len(present), 3.2), sharey=True)
-    for ax, fam in zip(axes, present, strict=True):
+    fig, axes = plt.subplots(
+        1, len(present), figsize=(3.6 * len(present), 3.2), sharey=True, squeeze=False
+    )
+    for ax, fam in zip(axes[0], present, strict=True):
         subset = [q for q in quantities if family(q) == fam]
         sbc_plot(ranks, L, quantities=subset, ax=ax, title=f"{FAMILIES[fam]} ({len(subset)})")
-        if ax is not axes[0]:
+        if ax is not axes[0][0]:
             ax.set_ylabel("")
     fig.suptitle(f"SBC: {name}, {len(ranks)} replicates, L = {L}", fontsize=10)
     fig.tight_layout()
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    path = FIGURES / f"sbc_{name}.png"
+    figures.mkdir(parents=True, exist_ok=True)
+    path = figures / f"sbc_{name}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def report() -> None:
-    sections, summary_rows, all_tables = [], [], []
-    for name, config in CONFIGS.items():
-        ranks = read_replicates(RESULTS / name)
+def describe(name: str) -> str:
+    """What configuration ``name`` simulates and fits, from its settings and its design."""
+    config = SBC_CONFIGURATIONS[name]
+    spec = load_spec(config["model"])
+    parts = [f"model `{config['model']}` ({spec.likelihood.replace('_', '-')} likelihood"]
+    parts[0] += ", heterogeneity " + spec.heterogeneity.replace("_", " ") + ")"
+    if config.get("design") == "large_studies":
+        data = large_study_design()
+        parts.append(
+            f"{data.n_rows} large studies ({data.trials.min():,} to {data.trials.max():,} "
+            f"patients, log-uniform quantiles) in {data.n_groups} groups"
+        )
+    else:
+        parts.append("the calcinosis-cutis design")
+    if spec.outcome == "response":
+        parts.append(
+            "two stages: any response of n, then complete response given any, the second with "
+            "the priors of `[conditional_priors]`; ranks of both stages' parameters and of the "
+            "complete and any response rates"
+        )
+    bias = config.get("bias")
+    if bias == "design":
+        data = sbc_design(bias="design")
+        counts = np.bincount(data.bias.codes, minlength=len(data.bias.levels))
+        mix = ", ".join(f"{c} {lv}" for lv, c in zip(data.bias.levels, counts, strict=True))
+        parts.append(f"study design as covariate ({mix}; reference `{data.bias.levels[0]}`)")
+    elif bias == "missing":
+        data = sbc_design(bias="risk_of_bias")
+        counts = ", ".join(f"{c:g}" for c in data.bias.prior_counts)
+        parts.append(
+            f"a covariate with levels {', '.join(data.bias.levels)} (reference "
+            f"`{data.bias.levels[0]}`): pi ~ Dirichlet({counts}), each study's level drawn "
+            f"from pi, the levels of {data.n_rows // 2} of the {data.n_rows} studies (chosen at "
+            "random) hidden from the fit, which marginalises them; ranks of beta and pi too"
+        )
+    else:
+        parts.append("no covariate")
+    return "; ".join(parts)
+
+
+def _timing(table: pd.DataFrame) -> str:
+    seconds = table["seconds"].dropna()
+    if seconds.empty:
+        return "not recorded"
+    return (
+        f"median {seconds.median():.1f} s per replicate, {seconds.sum() / 60:.0f} min of worker "
+        "time in all (a worker's first replicate includes compiling the model)"
+    )
+
+
+def report(evidence: Path, page: Path, figures: Path) -> None:
+    if evidence.is_file():
+        table, meta = read_evidence(evidence)
+    else:
+        table, meta = pd.DataFrame({"configuration": []}), {}
+    fingerprint = meta.get("fingerprint", "none")
+    sections, summary_rows = [], []
+    for name in SBC_CONFIGURATIONS:
+        ranks = table[table["configuration"] == name].dropna(axis=1, how="all")
         if len(ranks) == 0:
-            summary_rows.append(f"| `{name}` | 0 | – | – | – | – | not run |")
+            summary_rows.append(f"| `{name}` | 0 | – | – | – | – | – | not run |")
             continue
         L = int(ranks["L"].iloc[0])
-        table = sbc_uniformity(ranks, L, level=LEVEL)
-        table.insert(0, "configuration", name)
-        all_tables.append(table)
-        path = figure(name, ranks, L)
+        uniform = sbc_uniformity(ranks, L, level=LEVEL)
+        path = figure(name, ranks, L, figures)
         divergent = int((ranks["divergences"] > 0).sum())
-        fails = table.loc[table["fails"], "quantity"].tolist()
+        fails = uniform.loc[uniform["fails"], "quantity"].tolist()
         summary_rows.append(
-            f"| `{name}` | {len(ranks)} | {len(table)} | {table['p_value'].min():.3g} | "
-            f"{divergent} | {ranks['max_rhat'].max():.3f} | {', '.join(fails) or 'none'} |"
+            f"| `{name}` | {len(ranks)} | {len(uniform)} | {uniform['p_value'].min():.3g} | "
+            f"{divergent} | {ranks['max_rhat'].max():.3f} | {ranks['min_ess'].min():.0f} | "
+            f"{', '.join(fails) or 'none'} |"
         )
         rows = [
             f"| {r.quantity} | {r.chi2:.2f} | {r.df} | {r.p_value:.3f} | "
             f"{'**fails**' if r.fails else ''} |"
-            for r in table.itertuples()
+            for r in uniform.itertuples()
         ]
-        bias = "study design (reference `case_report`)" if config["bias"] else "none"
+        settings = meta.get("configurations", {}).get(name, {}).get("settings", {})
+        kwargs = settings.get("kwargs", {})
+        sampler = ", ".join(f"{k} {kwargs[k]}" for k in ("chains", "draws", "tune", "thin"))
         sections.append(
             "\n".join(
                 [
-                    f"### `{name}`: {config['model']} model, bias covariate {bias}",
+                    f"### `{name}`",
                     "",
-                    f"{len(ranks)} replicates, ranks among L = {L} draws, "
-                    f"{table['bins'].iloc[0]} bins per chi-square test; replicates with any "
-                    f"divergent transition: {divergent}.",
+                    describe(name) + ".",
                     "",
-                    f"![SBC ECDF differences, {name}](figures/{path.name})",
+                    f"{len(ranks)} replicates ({sampler}), ranks among L = {L} draws, "
+                    f"{uniform['bins'].iloc[0]} bins per chi-square test; replicates with any "
+                    f"divergent transition: {divergent}; time: {_timing(ranks)}.",
+                    "",
+                    f"![SBC ECDF differences, {name}]({figures.name}/{path.name})",
                     "",
                     "| quantity | chi-square | df | p-value | Bonferroni |",
                     "|---|---|---|---|---|",
@@ -134,18 +263,43 @@ def report() -> None:
                 ]
             )
         )
-    if all_tables:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        pd.concat(all_tables).to_csv(RESULTS / "sbc_uniformity.csv", index=False)
     header = [
         "| configuration | replicates | quantities | smallest p-value "
-        "| replicates with divergences | largest R-hat | failing (Bonferroni) |",
-        "|---|---|---|---|---|---|---|",
+        "| replicates with divergences | largest R-hat | smallest ESS | failing (Bonferroni) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    REPORT.write_text(
-        TEMPLATE.format(summary="\n".join(header + summary_rows), sections="\n\n".join(sections))
+    problems = check_evidence(
+        EXPERIMENT,
+        evidence,
+        {name: sbc_settings(name) for name in SBC_CONFIGURATIONS},
+        SBC_MIN_REPLICATES,
     )
-    print(f"wrote {REPORT}")
+    status = (
+        f"The table was made by today's code (fingerprint `{fingerprint}`)."
+        if not problems
+        else "**This evidence is not complete or not current:**\n\n"
+        + "\n".join(f"* {p.replace(str(DOCS.parent) + '/', '')}" for p in problems)
+    )
+    data = sbc_design(bias="design")
+    page.write_text(
+        TEMPLATE.format(
+            summary="\n".join(header + summary_rows),
+            sections="\n\n".join(sections) or "No replicates yet.",
+            status=status,
+            command=REGENERATE[EXPERIMENT],
+            minimum=SBC_MIN_REPLICATES,
+            studies=data.n_rows,
+            patients=int(data.trials.sum()),
+            groups=data.n_groups,
+            chains=SBC_SETTINGS["chains"],
+            draws=SBC_SETTINGS["draws"],
+            tune=SBC_SETTINGS["tune"],
+            thin=SBC_SETTINGS["thin"],
+            L=SBC_SETTINGS["chains"] * -(-SBC_SETTINGS["draws"] // SBC_SETTINGS["thin"]),
+        ),
+        encoding="utf-8",
+    )
+    print(f"wrote {page}")
 
 
 TEMPLATE = """\
@@ -158,18 +312,20 @@ Simulation-based calibration (SBC; Talts et al. 2018, arXiv:1804.06788; Modrák 
 quantities together. Each replicate
 
 1. draws every parameter from the prior of the model's specification (`models/*.toml`), with
-   numpy and the priors' quantile functions, independently of the PyMC model code;
-2. simulates each study's events at the calcinosis-cutis design: the real number of patients of
-   each of the 40 studies (136 patients), its group (6 groups, lasers pooled, `by="group"`)
-   and, with the bias covariate, its study design (27 case reports, 12 case series, 1 RCT;
-   reference level `case_report`). Beta-binomial: p_j ~ Beta(mu phi, (1 - mu) phi),
-   y_j ~ Binomial(n_j, p_j); logit-normal: logit p_j = alpha + beta + tau e_j;
-3. fits the model (nutpie NUTS, 2 chains of 500 draws after 500 tuning steps), keeps every
-   10th draw of each chain (L = 100 draws), and records the rank of each true value among
-   them: the intercepts alpha, the bias effects beta, the heterogeneity parameters (phi,
-   log_phi, log_phi_sd for the beta-binomial; tau for the logit-normal) and each group's mean
-   response rate (the population mean: invlogit(alpha) for the beta-binomial,
-   E[invlogit(alpha + tau z)] for the logit-normal, at the reference level).
+   numpy and the priors' quantile functions, independently of the PyMC model code
+   (`bayesreview.validation.simulate_from_prior`);
+2. simulates each study's events at a design: by default the calcinosis-cutis design, the
+   real number of patients of each of the {studies} studies ({patients} patients) and its group
+   ({groups} groups, lasers pooled, `by="group"`). Beta-binomial: p_j ~ Beta(mu phi,
+   (1 - mu) phi), y_j ~ Binomial(n_j, p_j); logit-normal: logit p_j = alpha + beta + tau e_j;
+3. fits the model with `bayesreview.fit`, as a user would fit a table of studies (nutpie NUTS,
+   {chains} chains of {draws} draws after {tune} tuning steps), keeps every {thin}th draw of
+   each chain (L = {L} draws), and records the rank of each true value among them: the
+   intercepts alpha, the bias effects beta, the heterogeneity parameters (phi, log_phi,
+   log_phi_sd for the beta-binomial; tau for the logit-normal), the level probabilities pi
+   where levels are missing, and each group's mean response rate (the population mean:
+   invlogit(alpha) for the beta-binomial, E[invlogit(alpha + tau z)] for the logit-normal,
+   at the reference level).
 
 If the posterior is right, every rank is uniform on 0..L. Each quantity's ranks are tested
 with a chi-square test on binned ranks (at most 10 bins, at least 5 expected per bin); a
@@ -179,26 +335,6 @@ configuration (Bonferroni). The plots show ECDF(rank) - uniform with 95% simulta
 beta-binomial the mean rate is a monotone function of alpha, so its ranks equal alpha's: a
 check that the reported rates are computed from the right draws.
 
-Every replicate is fitted with `bayesreview.fit`, as a user would fit a table of studies
-(`outcome="events"`, the groups as `by`, the design as `bias`): identical beta-binomial
-studies are collapsed and the rows padded, so the check covers that code path too.
-
-## Summary
-
-{summary}
-
-The design asks for 200 replicates per configuration; the table says how many are saved. Each
-replicate is one JSON file in `docs/validation_results/<configuration>/seed-<seed>.json`,
-written atomically as soon as it finishes; the uniformity tables are in
-`docs/validation_results/sbc_uniformity.csv`. To regenerate or extend the results (the runner
-skips the seeds already saved, so an interrupted run resumes where it stopped; delete a
-folder to start that configuration afresh):
-
-    python docs/make_validation.py --replicates 200 --n-jobs 2
-
-On two shared cores the 800 fits took about 6 minutes (about 0.3-1 s per fit after a
-compilation of about 20-40 s per model and worker process).
-
 A miscalibrated fit is caught by the same test: `tests/test_validation.py` simulates with an
 intercept prior ten times wider than the fitted one and checks that the intercepts fail.
 
@@ -206,28 +342,92 @@ Not covered here: SBC checks that the posterior is right *given the prior*; it s
 about frequentist coverage at fixed true rates. For that, and a comparison with the
 frequentist binomial-normal GLMM (metafor's `rma.glmm`), see [Coverage](coverage.md).
 
+## The evidence and the code it tests
+
+{status}
+
+Every replicate is recorded with the fingerprint of the code that produced it: a hash of the
+modules that define the likelihoods and the derived quantities, of the shipped model
+specifications and of `bayesreview/validation.py` (`bayesreview.evidence.code_fingerprint`;
+comments and docstrings do not count, any code change does). The raw records live in a cache
+outside the repository (`$BAYESREVIEW_CACHE`, else `$XDG_CACHE_HOME/bayesreview`, else
+`~/.cache/bayesreview`), one JSON file per replicate under
+`replicates/sbc/<fingerprint>-<settings hash>/`; a rerun resumes where it stopped and never
+reuses a record of other code or other settings. The repository keeps one table,
+`docs/evidence/sbc.csv` (one row per replicate, a `configuration` column; its sidecar
+`docs/evidence/sbc.json` names the fingerprint and the settings), from which this page is
+written. `tests/test_evidence.py` fails when that fingerprint is not today's code's, or when a
+configuration has fewer than {minimum} replicates. To regenerate (from the repository root):
+
+    {command}
+
+## Summary
+
+{summary}
+
 ## Results by configuration
 
 {sections}
 """
 
 
+# ---------------------------------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=200, help="per configuration (200)")
-    parser.add_argument("--n-jobs", type=int, default=2, help="worker processes (2)")
     parser.add_argument(
-        "--configs", default=",".join(CONFIGS), help="comma-separated configurations (all)"
+        "--replicates",
+        type=int,
+        default=SBC_MIN_REPLICATES,
+        help=f"per configuration ({SBC_MIN_REPLICATES})",
+    )
+    parser.add_argument("--n-jobs", type=int, default=2, help="worker processes (2)")
+    parser.add_argument("--scheduler", help="address of a dask scheduler to run on instead")
+    parser.add_argument(
+        "--configs",
+        default=",".join(SBC_CONFIGURATIONS),
+        help="comma-separated configurations to run (all)",
     )
     parser.add_argument("--report-only", action="store_true", help="do not run replicates")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"tiny fits ({QUICK}) to check the pipeline; needs --out",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DOCS,
+        help="folder of the page, evidence/ and figures/ (default docs/)",
+    )
     args = parser.parse_args(argv)
     configs = [c for c in args.configs.split(",") if c]
-    unknown = sorted(set(configs) - set(CONFIGS))
+    unknown = sorted(set(configs) - set(SBC_CONFIGURATIONS))
     if unknown:
-        parser.error(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
+        parser.error(f"unknown configuration(s) {unknown}; choose from {list(SBC_CONFIGURATIONS)}")
+    out = args.out.resolve()
+    if args.quick and out == DOCS:
+        parser.error("--quick makes no evidence: give --out (a scratch folder)")
+    overrides = QUICK if args.quick else {}
+    evidence = out / "evidence" / "sbc.csv"
     if not args.report_only:
-        run(configs, args.replicates, args.n_jobs)
-    report()
+        client = None
+        if args.scheduler:
+            from distributed import Client
+
+            client = Client(args.scheduler)
+        run(configs, args.replicates, args.n_jobs, client, overrides)
+        table = aggregate(evidence, overrides)
+        if len(table):
+            configurations = {n: sbc_settings(n, **overrides) for n in SBC_CONFIGURATIONS}
+            fingerprint = loaded_fingerprint(EXPERIMENT)
+            if fingerprint != code_fingerprint(EXPERIMENT):
+                print("warning: the code changed during the run; run again for evidence of it")
+            write_evidence(table, EXPERIMENT, evidence, configurations, fingerprint)
+            print(f"wrote {evidence} ({len(table)} replicates)")
+    out.mkdir(parents=True, exist_ok=True)
+    report(evidence, out / "validation.md", out / "figures")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -399,9 +400,18 @@ def test_same_seed_same_numbers(studies):
     assert not first.summary()["mean_rate"].equals(third.summary()["mean_rate"])
 
 
-def test_too_few_draws_warn_with_advice(studies):
-    with pytest.warns(br.ConvergenceWarning, match="effective sample size.*Try more"):
-        br.fit(studies, by="group", seed=1, draws=30, tune=30, chains=2, progressbar=False)
+def test_too_few_draws_warn_with_advice_that_works(studies):
+    # the advice names a number of draws; refitting with it must clear the ESS warning
+    kwargs = {"by": "group", "seed": 1, "tune": 300, "chains": 2, "progressbar": False}
+    with pytest.warns(br.ConvergenceWarning, match="effective sample size") as caught:
+        br.fit(studies, draws=60, **kwargs)
+    message = next(str(w.message) for w in caught if "effective sample size" in str(w.message))
+    advised = int(re.search(r"refit with draws=(\d+)", message).group(1))
+    assert advised > 60
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        br.fit(studies, draws=advised, **kwargs)
+    assert not [w for w in again if "effective sample size" in str(w.message)]
 
 
 def test_save_and_load_round_trip(response_fit, tmp_path):

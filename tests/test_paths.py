@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -21,7 +20,7 @@ from scipy import integrate, special, stats
 import bayesreview as br
 from bayesreview.design import model_data
 from bayesreview.integrals import logit_normal_loglik, logit_normal_moment
-from bayesreview.models import build_model, centred_rows
+from bayesreview.models import build_model
 from bayesreview.quantities import (
     level_probabilities,
     log_likelihood,
@@ -143,61 +142,50 @@ def _two_level_data(events, trials, levels, groups=None):
     return model_data(br.read_studies(table), "events", bias="grade", bias_reference="x")
 
 
-def test_level_probabilities_given_the_effect_match_scipy():
+def test_level_probabilities_match_scipy():
+    # p(b | y, theta) of a study with a missing level: pi_b times its marginal likelihood
     data = _two_level_data([18, 3], [20, 10], ["x", None])
-    rng = np.random.default_rng(0)
-    draws = 5
-    effects = rng.normal(size=(draws, 2))
+    draws = 3
+    alpha, tau = np.array([0.2, -0.4, 1.0]), np.array([1.3, 0.5, 2.0])
     posterior = {
-        "alpha": np.full((draws, 1), 0.2),
-        "tau": np.full((draws, 1), 1.3),
+        "alpha": alpha[:, None],
+        "tau": tau[:, None],
         "beta": np.full((draws, 1), 1.5),
         "bias_level_prob": np.tile([0.6, 0.4], (draws, 1)),
-        "e": effects,
     }
     stages = stages_from_posterior(posterior, data, "logit_normal")
-    prob = level_probabilities(posterior, stages, data, effects=True)
+    prob = level_probabilities(posterior, stages, data)
     for s in range(draws):
-        lik = [
-            stats.binom.pmf(3, 10, special.expit(0.2 + shift + 1.3 * effects[s, 1]))
-            for shift in (0.0, 1.5)
-        ]
+        lik = [np.exp(_quad_loglik(3, 10, alpha[s] + shift, tau[s])) for shift in (0.0, 1.5)]
         weights = np.array([0.6, 0.4]) * np.array(lik)
-        np.testing.assert_allclose(prob[s, 1], weights / weights.sum(), rtol=1e-10)
+        np.testing.assert_allclose(prob[s, 1], weights / weights.sum(), rtol=1e-8)
         np.testing.assert_allclose(prob[s, 0], [1.0, 0.0])
 
 
 def test_logit_normal_shrunken_estimate_with_a_missing_level():
-    # The worked case of issue 13: a study of 20 with 19 events and a missing level, a level
-    # effect of -3. Its effect's posterior has two modes, one per level (e near 0.3 at the
-    # reference level, near 3.3 at the other). Paired with its own effect, the study's rate is
-    # invlogit(alpha + beta_b + tau e) at a level drawn from p(b | e, y, theta): about 0.79 in
-    # both modes. A level drawn independently of e mismatches the modes (0.99 or 0.15).
+    # The worked case of issue 13: a study of 20 with 19 events whose level is missing, a
+    # level effect of -3. Its rate's posterior given theta is the mixture over levels of the
+    # rate's posterior at each level; the truth here is importance sampling from the prior
+    # of (b, e) with weights Binomial(19 | 20, p), independent of the package's sampler.
     data = _two_level_data([19, 5], [20, 10], [None, "x"])
-    rng = np.random.default_rng(1)
-    draws = 4000
-    mode = rng.integers(0, 2, draws)
+    draws = 20_000
     posterior = {
         "alpha": np.full((draws, 1), 1.0),
         "tau": np.full((draws, 1), 1.0),
         "beta": np.full((draws, 1), -3.0),
         "bias_level_prob": np.tile([0.5, 0.5], (draws, 1)),
-        "e": np.column_stack([rng.normal(np.where(mode, 3.3, 0.3), 0.3), rng.normal(size=draws)]),
     }
     rates = study_rates(posterior, data, "logit_normal", np.random.default_rng(2))["events"]
-    e = posterior["e"][:, 0]
-    at = {b: special.expit(1.0 + shift + e) for b, shift in ((0, 0.0), (1, -3.0))}
-    weight = {b: 0.5 * stats.binom.pmf(19, 20, at[b]) for b in at}
-    p_x = weight[0] / (weight[0] + weight[1])
-    assert rates[:, 0].mean() == pytest.approx(np.mean(p_x * at[0] + (1 - p_x) * at[1]), abs=0.01)
-    # every draw is one of the two level-specific rates of its own effect
-    assert np.all(np.isclose(rates[:, 0], at[0]) | np.isclose(rates[:, 0], at[1]))
-    # the exact 95% interval of the mixture sum_b p(b | e) delta(rate_b(e)), by simulation
-    exact = np.where(rng.random(draws) < p_x, at[0], at[1])
-    np.testing.assert_allclose(
-        np.quantile(rates[:, 0], [0.025, 0.975]), np.quantile(exact, [0.025, 0.975]), atol=0.03
-    )
-    assert np.quantile(rates[:, 0], 0.025) > 0.6
+    rng = np.random.default_rng(3)
+    e = rng.standard_normal(2_000_000)
+    level = rng.integers(0, 2, e.size)
+    p = special.expit(1.0 + np.where(level == 1, -3.0, 0.0) + e)
+    weight = stats.binom.pmf(19, 20, p)
+    order = np.argsort(p)
+    cdf = np.cumsum(weight[order]) / weight.sum()
+    exact = np.interp([0.025, 0.5, 0.975], cdf, p[order])
+    np.testing.assert_allclose(np.quantile(rates[:, 0], [0.025, 0.5, 0.975]), exact, atol=0.01)
+    assert rates[:, 0].mean() == pytest.approx(np.sum(weight * p) / weight.sum(), abs=0.003)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,48 +209,67 @@ def test_logit_normal_with_a_study_in_two_modalities(fast_fit):
     assert list(result.study_estimates()["study"]) == ["A", "A", "B", "C", "D"]
 
 
-def test_centred_rows_follow_the_documented_rule():
-    # tau_ref = the median of the Half-normal(1) prior of tau = 0.6745
-    events, trials = np.array([0, 5, 50, 1]), np.array([1, 10, 100, 2])
-    data = model_data(br.read_studies(_one_group_table(events, trials)), "events")
-    spec = br.load_spec("logit_normal")
-    tau_ref = stats.halfnorm.median()
-    p = (events + 0.5) / (trials + 1)
-    expected = trials * p * (1 - p) * tau_ref**2 > 5.0
-    np.testing.assert_array_equal(centred_rows(data, spec)[""], expected.astype(float))
-    assert expected.tolist() == [False, False, True, False]
-    # a study left out of the likelihood (weight 0) has no data to centre on
-    left_out = replace(data, weights=np.array([1, 1, 0, 1]))
-    assert centred_rows(left_out, spec)[""].tolist() == [0.0, 0.0, 0.0, 0.0]
-
-
-def test_logit_normal_logp_mixes_centred_and_non_centred_rows():
-    # PyMC's joint log-density at a point against scipy: row 0 non-centred (e ~ N(0, 1)),
-    # row 1 centred (theta ~ N(alpha + beta, tau)), with a known level
-    table = _one_group_table([1, 60], [2, 100], design=pd.Categorical(["x", "y"]))
-    data = model_data(br.read_studies(table), "events", bias="design", bias_reference="x")
-    spec = br.load_spec("logit_normal")
-    centred = centred_rows(data, spec)[""]
-    assert centred.tolist() == [0.0, 1.0]
-    model = build_model(data, spec)
-    alpha, beta, tau, raw = 0.3, -0.4, 0.8, np.array([0.5, 0.9])
+def test_logit_normal_logp_integrates_the_study_effects_out():
+    # PyMC's joint log-density at a point against scipy: priors plus each study's binomial
+    # likelihood integrated over its effect by scipy's quadrature, one study's level missing
+    table = _one_group_table(
+        [1, 60, 7], [2, 100, 12], grade=pd.Categorical(["x", "y", None], categories=["x", "y"])
+    )
+    data = model_data(br.read_studies(table), "events", bias="grade", bias_reference="x")
+    model = build_model(data, br.load_spec("logit_normal"))
+    assert {rv.name for rv in model.free_RVs} == {"alpha", "beta", "tau", "bias_level_prob"}
+    alpha, beta, tau = 0.3, -0.4, 0.8
     point = {
         "alpha": np.array([alpha]),
         "beta": np.array([beta]),
         "tau_log__": np.log([tau]),
-        "e_raw": raw,
+        "bias_level_prob_simplex__": np.array([0.2]),
     }
     logp = model.compile_logp(jacobian=False)(point)
+    prob = model["bias_level_prob"]
+    pi = model.rvs_to_transforms[prob].backward(np.array([0.2]), *prob.owner.inputs).eval()
     expected = (
         stats.norm(0, 1.5).logpdf(alpha)
         + stats.norm(0, 1).logpdf(beta)
         + stats.halfnorm(scale=1.0).logpdf(tau)
-        + stats.norm.logpdf(raw[0])
-        + stats.binom.logpmf(1, 2, special.expit(alpha + tau * raw[0]))
-        + stats.norm(alpha + beta, tau).logpdf(raw[1])
-        + stats.binom.logpmf(60, 100, special.expit(raw[1]))
+        + stats.dirichlet([1.0, 1.0]).logpdf(pi)
+        + _quad_loglik(1, 2, alpha, tau)
+        + np.log(pi[0])
+        + _quad_loglik(60, 100, alpha + beta, tau)
+        + np.log(pi[1])
+        + np.logaddexp(
+            np.log(pi[0]) + _quad_loglik(7, 12, alpha, tau),
+            np.log(pi[1]) + _quad_loglik(7, 12, alpha + beta, tau),
+        )
     )
-    assert logp == pytest.approx(expected, abs=1e-6)
+    assert logp == pytest.approx(expected, abs=1e-7)
+    # the gradient against central differences of the log-density
+    dlogp = model.compile_dlogp(jacobian=False)(point)
+    flat, unravel = _ravel(point)
+    step = 1e-6
+    numeric = [
+        (
+            model.compile_logp(jacobian=False)(unravel(flat + step * unit))
+            - model.compile_logp(jacobian=False)(unravel(flat - step * unit))
+        )
+        / (2 * step)
+        for unit in np.eye(flat.size)
+    ]
+    np.testing.assert_allclose(dlogp, numeric, rtol=1e-5, atol=1e-6)
+
+
+def _ravel(point: dict[str, np.ndarray]):
+    """A point as one vector (in the order PyMC's dlogp uses for these variables) and back."""
+    names = ["alpha", "tau_log__", "beta", "bias_level_prob_simplex__"]
+    sizes = [np.size(point[n]) for n in names]
+
+    def unravel(vector):
+        parts = np.split(vector, np.cumsum(sizes)[:-1])
+        return {
+            n: np.asarray(v).reshape(np.shape(point[n])) for n, v in zip(names, parts, strict=True)
+        }
+
+    return np.concatenate([np.ravel(point[n]) for n in names]), unravel
 
 
 def test_one_group_has_no_pooling_of_heterogeneity(fast_fit):
