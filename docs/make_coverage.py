@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import matplotlib
@@ -52,13 +51,11 @@ from bayesreview.coverage import (
 from bayesreview.evidence import (
     REGENERATE,
     check_evidence,
-    code_fingerprint,
-    loaded_fingerprint,
     read_evidence,
-    settings_hash,
-    write_evidence,
 )
-from bayesreview.validation import read_replicates, run_replicates
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs/_experiments.py
+from _experiments import dask_client, gather_records, run_experiment, write_table
 
 DOCS = Path(__file__).resolve().parent
 EXPERIMENT = "coverage"
@@ -75,48 +72,23 @@ RAW_ONLY = ("events", "trials")
 
 
 def run(models: list[str], replicates: dict[str, int], n_jobs: int, client, overrides) -> None:
-    for model in models:
-        start = time.perf_counter()
-        table = run_replicates(
+    jobs = {
+        model: (
             coverage_job(model, **overrides),
             coverage_seeds(replicates[model]),
-            EXPERIMENT,
             coverage_settings(model, **overrides),
-            n_jobs=n_jobs,
-            client=client,
         )
-        print(
-            f"{model}: {len(table.attrs['ran'])} run, {len(table.attrs['skipped'])} already "
-            f"done, {time.perf_counter() - start:.0f} s; records in {table.attrs['folder']}",
-            flush=True,
-        )
+        for model in models
+    }
+    run_experiment(EXPERIMENT, jobs, n_jobs, client)
 
 
 def aggregate(evidence: Path, overrides: dict) -> pd.DataFrame:
-    """One table of every model's replicates made by today's code (see make_validation.py)."""
-    fingerprint = loaded_fingerprint(EXPERIMENT)
-    committed, meta = (None, {})
-    if evidence.is_file():
-        committed, meta = read_evidence(evidence)
-    parts = []
-    for model in COVERAGE_MODELS:
-        settings = coverage_settings(model, **overrides)
-        table = read_replicates(EXPERIMENT, settings)
-        if len(table):
-            parts.append(table.drop(columns=list(RAW_ONLY)).assign(configuration=model))
-            continue
-        stored = meta.get("configurations", {}).get(model, {})
-        if (
-            committed is not None
-            and meta.get("fingerprint") == fingerprint
-            and stored.get("settings_hash") == settings_hash(settings)
-        ):
-            rows = committed[committed["configuration"] == model].drop(columns="fingerprint")
-            parts.append(rows)
-            print(f"{model}: no records in the cache; kept the {len(rows)} rows of {evidence}")
-    if not parts:
-        return pd.DataFrame()
-    table = pd.concat(parts, ignore_index=True)
+    """One table of every model's replicates made by today's code (``_experiments``)."""
+    settings = {model: coverage_settings(model, **overrides) for model in COVERAGE_MODELS}
+    table = gather_records(EXPERIMENT, evidence, settings, drop=RAW_ONLY)
+    if table.empty:
+        return table
     first = ["configuration", "seed", "cell"]
     return table[[*first, *(c for c in table if c not in first)]]
 
@@ -531,20 +503,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     evidence = out / "evidence" / "coverage.csv"
     if not args.report_only:
-        client = None
-        if args.scheduler:
-            from distributed import Client
-
-            client = Client(args.scheduler)
-        run(models, replicates, args.n_jobs, client, overrides)
-        table = aggregate(evidence, overrides)
-        if len(table):
-            configurations = {m: coverage_settings(m, **overrides) for m in COVERAGE_MODELS}
-            fingerprint = loaded_fingerprint(EXPERIMENT)
-            if fingerprint != code_fingerprint(EXPERIMENT):
-                print("warning: the code changed during the run; run again for evidence of it")
-            write_evidence(table, EXPERIMENT, evidence, configurations, fingerprint)
-            print(f"wrote {evidence} ({len(table)} replicates)")
+        run(models, replicates, args.n_jobs, dask_client(args.scheduler), overrides)
+        write_table(
+            EXPERIMENT,
+            evidence,
+            aggregate(evidence, overrides),
+            {m: coverage_settings(m, **overrides) for m in COVERAGE_MODELS},
+        )
     out.mkdir(parents=True, exist_ok=True)
     report(evidence, out / "coverage.md", out / "figures")
     return 0

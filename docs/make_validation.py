@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import matplotlib
@@ -38,11 +37,7 @@ import pandas as pd
 from bayesreview.evidence import (
     REGENERATE,
     check_evidence,
-    code_fingerprint,
-    loaded_fingerprint,
     read_evidence,
-    settings_hash,
-    write_evidence,
 )
 from bayesreview.spec import load_spec
 from bayesreview.validation import (
@@ -51,14 +46,15 @@ from bayesreview.validation import (
     SBC_MIN_REPLICATES,
     SBC_SETTINGS,
     large_study_design,
-    read_replicates,
-    run_replicates,
     sbc_design,
     sbc_job,
     sbc_plot,
     sbc_settings,
     sbc_uniformity,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs/_experiments.py
+from _experiments import dask_client, gather_records, run_experiment, write_table
 
 DOCS = Path(__file__).resolve().parent
 EXPERIMENT = "sbc"
@@ -85,52 +81,19 @@ def family(quantity: str) -> str:
 
 
 def run(configs: list[str], replicates: int, n_jobs: int, client, overrides: dict) -> None:
-    for name in configs:
-        start = time.perf_counter()
-        table = run_replicates(
-            sbc_job(name, **overrides),
-            range(replicates),
-            EXPERIMENT,
-            sbc_settings(name, **overrides),
-            n_jobs=n_jobs,
-            client=client,
-        )
-        print(
-            f"{name}: {len(table.attrs['ran'])} run, {len(table.attrs['skipped'])} already "
-            f"done, {time.perf_counter() - start:.0f} s; records in {table.attrs['folder']}",
-            flush=True,
-        )
+    jobs = {
+        name: (sbc_job(name, **overrides), range(replicates), sbc_settings(name, **overrides))
+        for name in configs
+    }
+    run_experiment(EXPERIMENT, jobs, n_jobs, client)
 
 
 def aggregate(evidence: Path, overrides: dict) -> pd.DataFrame:
-    """One table of every configuration's replicates made by today's code.
-
-    From the cache; a configuration without records there keeps its rows of the committed
-    table when that table was made by today's code with the same settings.
-    """
-    fingerprint = loaded_fingerprint(EXPERIMENT)
-    committed, meta = (None, {})
-    if evidence.is_file():
-        committed, meta = read_evidence(evidence)
-    parts = []
-    for name in SBC_CONFIGURATIONS:
-        settings = sbc_settings(name, **overrides)
-        table = read_replicates(EXPERIMENT, settings)
-        if len(table):
-            parts.append(table.assign(configuration=name))
-            continue
-        stored = meta.get("configurations", {}).get(name, {})
-        if (
-            committed is not None
-            and meta.get("fingerprint") == fingerprint
-            and stored.get("settings_hash") == settings_hash(settings)
-        ):
-            rows = committed[committed["configuration"] == name].drop(columns="fingerprint")
-            parts.append(rows.dropna(axis=1, how="all"))
-            print(f"{name}: no records in the cache; kept the {len(rows)} rows of {evidence}")
-    if not parts:
-        return pd.DataFrame()
-    table = pd.concat(parts, ignore_index=True)
+    """One table of every configuration's replicates made by today's code (``_experiments``)."""
+    settings = {name: sbc_settings(name, **overrides) for name in SBC_CONFIGURATIONS}
+    table = gather_records(EXPERIMENT, evidence, settings)
+    if table.empty:
+        return table
     ranks = [c for c in table if c.startswith(RANK_PREFIX)]
     rest = [c for c in table if c not in ranks and c not in ("configuration", "seed")]
     table = table[["configuration", "seed", *rest, *ranks]]
@@ -412,20 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     overrides = QUICK if args.quick else {}
     evidence = out / "evidence" / "sbc.csv"
     if not args.report_only:
-        client = None
-        if args.scheduler:
-            from distributed import Client
-
-            client = Client(args.scheduler)
-        run(configs, args.replicates, args.n_jobs, client, overrides)
-        table = aggregate(evidence, overrides)
-        if len(table):
-            configurations = {n: sbc_settings(n, **overrides) for n in SBC_CONFIGURATIONS}
-            fingerprint = loaded_fingerprint(EXPERIMENT)
-            if fingerprint != code_fingerprint(EXPERIMENT):
-                print("warning: the code changed during the run; run again for evidence of it")
-            write_evidence(table, EXPERIMENT, evidence, configurations, fingerprint)
-            print(f"wrote {evidence} ({len(table)} replicates)")
+        run(configs, args.replicates, args.n_jobs, dask_client(args.scheduler), overrides)
+        write_table(
+            EXPERIMENT,
+            evidence,
+            aggregate(evidence, overrides),
+            {n: sbc_settings(n, **overrides) for n in SBC_CONFIGURATIONS},
+        )
     out.mkdir(parents=True, exist_ok=True)
     report(evidence, out / "validation.md", out / "figures")
     return 0
