@@ -40,6 +40,7 @@ __all__ = [
     "loo",
     "ppc",
     "ppc_p_value",
+    "ppc_stages",
 ]
 
 #: Pareto k above which PSIS-LOO's estimate for a study is unreliable (Vehtari et al. 2017/2024
@@ -369,13 +370,19 @@ def ppc_p_value(t_rep: np.ndarray | Sequence[float], t_obs: float) -> tuple[floa
     return p, min(1.0, 2.0 * min(p, 1.0 - p))
 
 
-def _ppc_stages(
+def ppc_stages(
     fit: Fit | az.InferenceData,
 ) -> list[tuple[str, str, dict[str, np.ndarray], dict[str, np.ndarray]]]:
     """Per likelihood stage: (stage label, posterior predictive variable, observed statistics,
     replicated statistics (one per draw)), over the in-sample studies only.
 
-    Shared by :func:`ppc` and :func:`bayesreview.plots.ppc_plot`.
+    The statistics are :data:`PPC_STATISTICS`, each an array (replicated: one value per
+    posterior predictive draw). Shared by :func:`ppc` and :func:`bayesreview.plots.ppc_plot`.
+
+    Raises
+    ------
+    BayesReviewError
+        When the fit lacks its posterior predictive, observed or constant data.
     """
     idata = _idata(fit)
     for group in ("posterior_predictive", "observed_data", "constant_data"):
@@ -442,7 +449,7 @@ def ppc(fit: Fit | az.InferenceData, level: float = 0.95) -> pd.DataFrame:
         raise BayesReviewError(f"level={level!r}: must be between 0 and 1")
     tail = (1 - level) / 2
     rows = []
-    for stage, _, observed, replicated in _ppc_stages(fit):
+    for stage, _, observed, replicated in ppc_stages(fit):
         for name in PPC_STATISTICS:
             t_rep = replicated[name]
             t_rep = t_rep[np.isfinite(t_rep)]

@@ -1065,7 +1065,7 @@ def ppc_plot(
     _check_level(level)
     if kind not in ("studies", "extremes"):
         raise BayesReviewError(f"kind={kind!r}: must be 'studies' or 'extremes'")
-    from bayesreview.checks import _ppc_stages, in_sample, ppc_p_value
+    from bayesreview.checks import in_sample, ppc_p_value, ppc_stages
 
     observed, trials, replicated = _replicates(fit, variable)
     studies = [str(s) for s in fit.idata.observed_data["study"].values]
@@ -1114,7 +1114,7 @@ def ppc_plot(
     fig, ax = _new_figure(ax, (6.0, 3.2))
     # the statistics of bayesreview.checks.ppc (for events_cond: over each replicate's own
     # replicated responders), so that the legend's p-values are the table's
-    stage = next(st for st in _ppc_stages(fit) if st[1] == variable)
+    stage = next(st for st in ppc_stages(fit) if st[1] == variable)
     names = {"zero": "zero_event_studies", "all": "all_event_studies"}
     t_obs = {stat: float(stage[2][name]) for stat, name in names.items()}
     t_rep = {stat: stage[3][name][np.isfinite(stage[3][name])] for stat, name in names.items()}
