@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bayesreview import __version__
 from bayesreview._fork import available_cpus
+from bayesreview.data import FIT_OUTCOMES, OUTCOMES
 from bayesreview.errors import BayesReviewError
 from bayesreview.formatting import percent
 
@@ -37,7 +38,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_OUT = "bayesreview-results"
 #: Outcomes ``analyze`` accepts (``events`` for a table with an ``events`` column only).
-ANALYZE_OUTCOMES = ("any", "complete", "partial", "response", "events")
 #: Formats of the forest plots; report.html embeds the SVG.
 FIGURE_FORMATS = ("png", "svg", "pdf")
 #: Files of ours that a run with --force removes when it did not write them itself.
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_argument(analyze, required=False)
     analyze.add_argument(
         "--outcome",
-        choices=ANALYZE_OUTCOMES,
+        choices=FIT_OUTCOMES,
         default=None,
         help="any (complete or partial), complete, partial, or response (all three, fitted "
         "jointly). Default: the model's outcome if it sets one, else response for the bundled "
@@ -172,7 +172,7 @@ def _load(path: str | None):
 def _format_crude(table) -> str:
     """The crude table as people read it: events/N and percentages with exact intervals."""
     by = table.columns[0]
-    outcomes = [o for o in ("complete", "partial", "any", "events") if f"{o}_rate" in table]
+    outcomes = [o for o in (*OUTCOMES, "events") if f"{o}_rate" in table]
     lines = []
     header = f"{by:<24} {'studies':>7} {'N':>5}" + "".join(f"  {o:<26}" for o in outcomes)
     lines.append(header)

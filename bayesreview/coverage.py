@@ -38,6 +38,7 @@ from bayesreview.integrals import (
     logit_normal_loglik,
     logit_normal_moment,
 )
+from bayesreview.spec import LIKELIHOODS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -455,8 +456,8 @@ def coverage_replicate(
 
     from bayesreview.fitting import fit
 
-    if model not in ("beta_binomial", "logit_normal"):
-        raise BayesReviewError(f"model={model!r}: must be 'beta_binomial' or 'logit_normal'")
+    if model not in LIKELIHOODS:
+        raise BayesReviewError(f"model={model!r}: must be one of {', '.join(LIKELIHOODS)}")
     rng = np.random.default_rng([seed, 1])
     events, trials = simulate_review(k, rate, tau, rng, n_range)
     mu_true = logit_normal_mu(rate, tau)
@@ -564,7 +565,7 @@ COVERAGE_STRIDE = 10_000
 #: Settings of every replicate's fit (passed to :func:`coverage_replicate`).
 COVERAGE_SETTINGS: dict[str, Any] = {"draws": 500, "tune": 500, "chains": 2, "level": 0.95}
 #: bayesreview models whose intervals are scored.
-COVERAGE_MODELS: tuple[str, ...] = ("beta_binomial", "logit_normal")
+COVERAGE_MODELS: tuple[str, ...] = LIKELIHOODS
 #: Least replicates per cell of each model in the committed evidence (MC SE of a coverage of
 #: 0.95 from 40 replicates: 3.4 percentage points per cell, about 1 pooled over a tau's cells).
 COVERAGE_MIN_REPLICATES: dict[str, int] = {"beta_binomial": 40, "logit_normal": 40}

@@ -14,7 +14,7 @@ import hashlib
 import math
 import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,13 @@ from bayesreview.errors import DataError
 
 __all__ = [
     "CATEGORIES",
+    "FIT_OUTCOMES",
     "OUTCOMES",
     "RISK_OF_BIAS_LEVELS",
     "clopper_pearson",
     "crude_table",
     "dataset_info",
+    "display_labels",
     "list_datasets",
     "load_dataset",
     "load_published",
@@ -43,6 +45,8 @@ __all__ = [
 CATEGORIES: tuple[str, ...] = ("complete", "partial", "none", "unknown")
 #: Outcomes that can be analysed: ``any`` is complete or partial response.
 OUTCOMES: tuple[str, ...] = ("complete", "partial", "any")
+#: Outcomes ``fit`` accepts: one outcome, or ``"response"`` (complete, partial and any together).
+FIT_OUTCOMES: tuple[str, ...] = (*OUTCOMES, "response", "events")
 #: Allowed risk-of-bias ratings, in order (empty means not known).
 RISK_OF_BIAS_LEVELS: tuple[str, ...] = ("low", "moderate", "high")
 #: Allowed rules for patients whose response is unknown.
@@ -404,6 +408,35 @@ def load_dataset(name: str = "calcinosis_cutis") -> pd.DataFrame:
     studies.attrs["metadata"] = info
     studies.attrs["source"] = f"bundled:{name}"
     return studies
+
+
+def display_labels(
+    studies: pd.DataFrame | None = None, labels: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Display labels of codes: the bundled data set's codebook, updated by ``labels``.
+
+    Parameters
+    ----------
+    studies
+        A study table; one from :func:`load_dataset` carries its codebook's labels (e.g.
+        ``"topical_sts"`` -> ``"Topical STS"``), any other none.
+    labels
+        The user's labels, code -> label; they win over the codebook's.
+
+    Raises
+    ------
+    DataError
+        When a code or a label is not a non-empty string.
+    """
+    metadata = {} if studies is None else studies.attrs.get("metadata", {})
+    out = dict(metadata.get("labels", {}))
+    if labels is not None and not isinstance(labels, Mapping):
+        raise DataError(f"labels: need a mapping of code to label, got {type(labels).__name__}")
+    for code, label in (labels or {}).items():
+        if not isinstance(code, str) or not isinstance(label, str) or not label.strip():
+            raise DataError(f"labels[{code!r}] = {label!r}: codes and labels must be text")
+        out[code] = label
+    return out
 
 
 def load_published(name: str = "calcinosis_cutis") -> pd.DataFrame:

@@ -64,11 +64,13 @@ _PACKAGE = Path(__file__).resolve().parent
 #: arrays, the PyMC models and their likelihood Ops, the integrals, the fitting and the
 #: post-processing of the draws, and the reading of specifications.
 MODEL_MODULES: tuple[str, ...] = (
-    "models.py",
-    "ops.py",
+    "backend/models.py",
+    "backend/ops.py",
+    "backend/priors.py",
+    "backend/sampling.py",
     "quantities.py",
     "integrals.py",
-    "design.py",
+    "model_data.py",
     "fitting.py",
     "spec.py",
 )
@@ -187,8 +189,8 @@ def fingerprint_parts(experiment: str) -> dict[str, str]:
     Returns
     -------
     dict of str to str
-        ``"bayesreview/models.py"``, ..., ``"models/beta_binomial.toml"``, ... to SHA-256 hex
-        digests.
+        ``"bayesreview/backend/models.py"``, ..., ``"models/beta_binomial.toml"``, ... to
+        SHA-256 hex digests.
     """
     return {key: _file_hash(key, path) for key, path in _source_files(experiment).items()}
 

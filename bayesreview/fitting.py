@@ -1,7 +1,7 @@
 """Fitting: sampling, diagnostics, the :class:`Fit` result, saving and loading.
 
-``fit(studies)`` prepares the arrays (:mod:`bayesreview.design`), builds the PyMC model
-(:mod:`bayesreview.models`), samples it, and computes what a reviewer reads
+``fit(studies)`` prepares the arrays (:mod:`bayesreview.model_data`), builds the PyMC model
+(:mod:`bayesreview.backend.models`), samples it, and computes what a reviewer reads
 (:mod:`bayesreview.quantities`) into an ArviZ ``InferenceData``. A compiled model is kept for
 the rest of the session and reused for data of the same shape, so refits (leave-one-out,
 prior grids, simulations) skip compilation.
@@ -14,6 +14,7 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,195 +26,34 @@ import xarray as xr
 
 from bayesreview import __version__
 from bayesreview._io import atomic_path
-from bayesreview.data import clopper_pearson, read_studies, validated
-from bayesreview.design import (
-    TERM_NAMES,
+from bayesreview.backend.sampling import SAMPLERS, default_sampler, sample
+from bayesreview.data import clopper_pearson, display_labels, read_studies, validated
+from bayesreview.errors import BayesReviewError, ConvergenceWarning
+from bayesreview.model_data import (
     ModelData,
     Tabulated,
-    can_tabulate,
-    cell_covariates,
     collapse_identical,
     model_data,
     pad_rows,
     padded_size,
-    tabulate,
+    tabulated_counts,
 )
-from bayesreview.errors import BayesReviewError, ConvergenceWarning
+from bayesreview.quantities import (
+    flat_posterior,
+    log_likelihood,
+    pooled_rates,
+    replicate_events,
+    study_rates,
+)
 from bayesreview.spec import ModelSpec, load_spec
-
-#: Samplers ``fit`` can use. ``"nutpie"`` (Rust NUTS on a numba-compiled model) is the default
-#: where installed; ``"pymc"`` is PyMC's own NUTS, the fallback.
-SAMPLERS = ("nutpie", "pymc")
 
 #: Above this many studies, per-study draws (log-likelihood, replicates) are not stored.
 MAX_STUDIES_FOR_STUDY_DRAWS = 5000
-
-#: NUTS target acceptance rate. Above the samplers' 0.8: hierarchical models of few, tiny
-#: studies have funnel-like posteriors where smaller steps avoid divergences. Measured on the
-#: calcinosis data (12 seeds each): 0.8 gave divergences in 3 fits, 0.9 in none (also none in
-#: 8 seeds of the logit-normal, joint and design-covariate models), 0.95 in none but with
-#: 60% more gradient evaluations.
-TARGET_ACCEPT = 0.9
 
 #: Convergence thresholds of :meth:`Fit.convergence_problems`: largest R-hat, smallest bulk and
 #: tail ESS.
 RHAT_MAX = 1.01
 ESS_MIN = 400
-
-
-def _default_sampler() -> str:
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:  # pragma: no cover - nutpie is a dependency
-        return "pymc"
-    return "nutpie"
-
-
-# --------------------------------------------------------------------------------------------
-# Sampling, with compiled models reused for data of the same shape
-# --------------------------------------------------------------------------------------------
-
-_COMPILED: dict[tuple, Any] = {}
-
-
-def _data_arrays(
-    data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = None
-) -> dict[str, np.ndarray]:
-    """Values of the model's ``pm.Data`` containers for ``data`` (or its tabulated counts)."""
-    from bayesreview.models import centred_groups
-
-    arrays = _count_arrays(data, tabulated)
-    for suffix, centring in centred_groups(data, spec).items():
-        if centring.anchored:
-            arrays[f"log_phi_anchor_group{suffix}"] = centring.anchor
-            arrays[f"log_phi_centred{suffix}"] = centring.centred
-    return arrays
-
-
-def _count_arrays(data: ModelData, tabulated: Tabulated | None) -> dict[str, np.ndarray]:
-    """The counts, codes and weights the likelihood reads (per row, or tabulated per cell)."""
-    if tabulated is not None:
-        arrays = {"cell_group": tabulated.cell_group}
-        if data.bias is not None:
-            arrays["cell_covariates"] = cell_covariates(data, tabulated)
-        for suffix, terms in tabulated.terms.items():
-            arrays.update({f"{n}{suffix}": v for n, v in zip(TERM_NAMES, terms, strict=True)})
-        return arrays
-    arrays = {"group_idx": data.group_idx, "weights": data.weights.astype(float)}
-    if data.bias is not None:
-        codes = data.bias.codes
-        arrays["bias_code"] = codes if data.bias.kind == "numeric" else np.maximum(codes, 0)
-        if data.bias.kind == "categorical" and data.bias.n_missing:
-            arrays["bias_known"] = (codes >= 0).astype(float)
-    for suffix, events, trials in data.stage_counts():
-        arrays[f"events{suffix}"] = events
-        arrays[f"trials{suffix}"] = trials
-    return arrays
-
-
-def tabulated_counts(data: ModelData, spec: ModelSpec) -> Tabulated | None:
-    """The beta-binomial likelihood's sufficient counts, where they apply; else None.
-
-    They apply to the beta-binomial with no missing bias level and no n above 1024
-    (:func:`bayesreview.design.can_tabulate`).
-    """
-    if spec.likelihood == "beta_binomial" and can_tabulate(data):
-        return tabulate(data)
-    return None
-
-
-def _compiled_model(
-    data: ModelData, spec: ModelSpec, sampler: str, tabulated: Tabulated | None = None
-):
-    """(model, compiled nutpie model or None), built once per structure and spec."""
-    from bayesreview.models import build_model
-
-    shape = (
-        data.structure()
-        if tabulated is None
-        else (
-            "tabulated",
-            data.outcome,
-            tabulated.n_cells,
-            tabulated.n_terms,
-            None if data.bias is None else data.bias.kind,
-        )
-    )
-    from bayesreview.models import centred_groups
-
-    anchored = tuple(c.anchored for c in centred_groups(data, spec).values())
-    key = (
-        sampler,
-        spec,
-        shape,
-        anchored,
-        data.groups,
-        None if data.bias is None else (data.bias.levels, data.bias.prior_counts),
-    )
-    if key not in _COMPILED:
-        model = build_model(data, spec, tabulated)
-        compiled = None
-        if sampler == "nutpie":
-            from bayesreview._nutpie_cache import compile_model
-
-            compiled = compile_model(model)
-        _COMPILED[key] = (model, compiled)
-    return _COMPILED[key]
-
-
-def _sample(
-    data: ModelData,
-    spec: ModelSpec,
-    sampler: str,
-    draws: int,
-    tune: int,
-    chains: int,
-    seed: int,
-    progressbar: bool,
-    tabulated: Tabulated | None = None,
-) -> tuple[az.InferenceData, list[str]]:
-    """Sample the model; returns the InferenceData and the names of the free parameters.
-
-    ``data`` is what the model sees (collapsed or padded rows), or, with ``tabulated``, the
-    sufficient counts of the beta-binomial likelihood.
-    """
-    model, compiled = _compiled_model(data, spec, sampler, tabulated)
-    free = [rv.name for rv in model.free_RVs]
-    arrays = _data_arrays(data, spec, tabulated)
-    if sampler == "nutpie":
-        import nutpie
-
-        compiled = compiled.with_data(**arrays)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            idata = nutpie.sample(
-                compiled,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                seed=seed,
-                progress_bar=progressbar,
-                cores=chains,
-                save_warmup=False,
-                target_accept=TARGET_ACCEPT,
-            )
-        return idata, free
-    import pymc as pm
-
-    with model:
-        pm.set_data(arrays)
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=1,
-            random_seed=seed,
-            progressbar=progressbar,
-            compute_convergence_checks=False,
-            target_accept=TARGET_ACCEPT,
-            return_inferencedata=True,
-        )
-    return idata, free
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,6 +99,25 @@ class Fit:
     def groups(self) -> tuple[str, ...]:
         """The pooled units (levels of ``by``), in order of first appearance."""
         return self.data.groups
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Display labels of codes (see :func:`fit`'s ``labels``); empty when none were given."""
+        return dict(self.settings.get("labels") or {})
+
+    def label(self, code: str) -> str:
+        """The display label of ``code`` (a level of ``by``, a bias level), else the code."""
+        return self.labels.get(code, code)
+
+    def __repr__(self) -> str:
+        from bayesreview.display import fit_text
+
+        return fit_text(self)
+
+    def _repr_html_(self) -> str:
+        from bayesreview.display import fit_html
+
+        return fit_html(self)
 
     def draws(self, name: str, outcome: str | None = None) -> xr.DataArray:
         """Posterior draws of a derived quantity (e.g. ``"rate"``), stacked over chains."""
@@ -414,9 +273,7 @@ class Fit:
         ``events``, ``n``, ``crude``, ``crude_lower``, ``crude_upper``, ``post_mean``,
         ``post_median``, ``post_lower``, ``post_upper``.
         """
-        from bayesreview.quantities import study_rates
-
-        posterior = _flat_posterior(self.idata.posterior)
+        posterior = flat_posterior(self.idata.posterior)
         rates = study_rates(posterior, self.data, self.spec.likelihood, self._rng(2))
         tail = (1 - level) / 2
         rows = []
@@ -582,15 +439,6 @@ def _outcome_events(data: ModelData, outcome: str) -> tuple[np.ndarray, np.ndarr
     return data.events, data.trials
 
 
-def _flat_posterior(posterior: xr.Dataset) -> dict[str, np.ndarray]:
-    """Posterior variables as arrays shaped (chains x draws, ...)."""
-    out = {}
-    for name, array in posterior.data_vars.items():
-        values = array.values
-        out[name] = values.reshape((-1, *values.shape[2:]))
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # fit() and load_fit()
 # --------------------------------------------------------------------------------------------
@@ -613,6 +461,7 @@ def fit(
     sampler: str | None = None,
     collapse: bool = True,
     weights: np.ndarray | list[int] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Fit:
     """Fit a Bayesian random-effects meta-analysis of response rates.
 
@@ -666,6 +515,12 @@ def fit(
         but leaves the likelihood and the crude counts: leave-one-study-out refits then share
         one compiled model. Its log-likelihood and replicates are still reported (its
         out-of-sample predictive density).
+    labels
+        Display labels of codes (levels of ``by``, bias levels), e.g.
+        ``{"topical_sts": "Topical STS"}``, used by every table, figure and report people read
+        (:meth:`Fit.label`); codes stay in machine-readable output. Default: the codebook's
+        labels of a bundled data set (:func:`bayesreview.load_dataset`), none otherwise; the
+        given ones win.
 
     Returns
     -------
@@ -676,14 +531,10 @@ def fit(
     ConvergenceWarning
         When R-hat > 1.01, ESS < 400 or any transition diverged; the message says what to try.
     """
+    codebook = display_labels(studies if isinstance(studies, pd.DataFrame) else None, labels)
     studies = validated(studies)
     spec = load_spec(model)
-    sampler = sampler or _default_sampler()
-    if sampler not in SAMPLERS:
-        raise BayesReviewError(f"sampler={sampler!r}: must be one of {', '.join(SAMPLERS)}")
-    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if not isinstance(value, int | np.integer) or value < least:
-            raise BayesReviewError(f"{name}={value!r}: must be a whole number >= {least}")
+    sampler = _checked_sampling(sampler, draws, tune, chains)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     data = model_data(studies, outcome, by, bias, bias_reference, bias_prior_counts, unknown)
@@ -692,15 +543,7 @@ def fit(
         "model": spec.name,
         "by": by,
         "bias": bias,
-        "bias_reference": None
-        if data.bias is None
-        else (data.bias.centre if data.bias.kind == "numeric" else data.bias.levels[0]),
-        "bias_prior_counts": None
-        if data.bias is None or data.bias.kind == "numeric"
-        else dict(zip(data.bias.levels, data.bias.prior_counts, strict=True)),
-        "bias_levels": None
-        if data.bias is None or data.bias.kind == "numeric"
-        else list(data.bias.levels),
+        **_bias_settings(data),
         "groups": list(data.groups),
         "heterogeneity": spec.heterogeneity
         if spec.pools_heterogeneity(data.n_groups) or spec.heterogeneity != "partial_pooling"
@@ -711,27 +554,13 @@ def fit(
         "chains": chains,
         "seed": int(seed),
         "sampler": sampler,
+        "labels": codebook,
     }
     if weights is not None:
-        given = np.asarray(weights)
-        if given.shape != (data.n_rows,) or not np.isin(given, (0, 1)).all():
-            raise BayesReviewError(
-                f"weights: need one 0 or 1 per study ({data.n_rows} studies), got {weights!r}"
-            )
-        data = replace(data, weights=given.astype(np.int64))
-        settings["weights"] = [int(w) for w in given]
-    collapsible = collapse and spec.likelihood == "beta_binomial"
-    tabulated = tabulated_counts(data, spec) if collapsible else None
-    if tabulated is not None:
-        fitted_data = data
-        settings["likelihood_terms"] = (
-            f"tabulated: {tabulated.n_cells} cells, {sum(tabulated.n_terms)} terms"
-        )
-    else:
-        fitted_data = collapse_identical(data) if collapsible else data
-        settings["likelihood_terms"] = f"{fitted_data.n_rows} rows"
-        fitted_data = pad_rows(fitted_data, padded_size(fitted_data.n_rows))
-    idata, free = _sample(
+        data = _weighted(data, weights)
+        settings["weights"] = [int(w) for w in data.weights]
+    fitted_data, tabulated, settings["likelihood_terms"] = _likelihood_data(data, spec, collapse)
+    idata, free = sample(
         fitted_data, spec, sampler, draws, tune, chains, int(seed), progressbar, tabulated
     )
     result = _assemble(idata, studies, spec, data, {**settings, "free_vars": free})
@@ -745,6 +574,64 @@ def fit(
     return result
 
 
+def _checked_sampling(sampler: str | None, draws: int, tune: int, chains: int) -> str:
+    """The sampler to use; BayesReviewError naming the argument that is wrong."""
+    sampler = sampler or default_sampler()
+    if sampler not in SAMPLERS:
+        raise BayesReviewError(f"sampler={sampler!r}: must be one of {', '.join(SAMPLERS)}")
+    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if not isinstance(value, int | np.integer) or value < least:
+            raise BayesReviewError(f"{name}={value!r}: must be a whole number >= {least}")
+    return sampler
+
+
+def _bias_settings(data: ModelData) -> dict[str, Any]:
+    """The bias covariate's reference, prior counts and levels, as recorded in ``settings``."""
+    bias = data.bias
+    categorical = bias is not None and bias.kind == "categorical"
+    reference = None
+    if bias is not None:
+        reference = bias.levels[0] if categorical else bias.centre
+    return {
+        "bias_reference": reference,
+        "bias_prior_counts": dict(zip(bias.levels, bias.prior_counts, strict=True))
+        if categorical
+        else None,
+        "bias_levels": list(bias.levels) if categorical else None,
+    }
+
+
+def _weighted(data: ModelData, weights: np.ndarray | list[int]) -> ModelData:
+    """``data`` with 0/1 study weights; BayesReviewError unless one 0 or 1 per study."""
+    given = np.asarray(weights)
+    if given.shape != (data.n_rows,) or not np.isin(given, (0, 1)).all():
+        raise BayesReviewError(
+            f"weights: need one 0 or 1 per study ({data.n_rows} studies), got {weights!r}"
+        )
+    return replace(data, weights=given.astype(np.int64))
+
+
+def _likelihood_data(
+    data: ModelData, spec: ModelSpec, collapse: bool
+) -> tuple[ModelData, Tabulated | None, str]:
+    """What the likelihood is evaluated on: (rows, sufficient counts or None, description).
+
+    The beta-binomial's sufficient counts where they apply (``collapse``); otherwise the rows,
+    identical studies merged for the beta-binomial, padded to a power of two.
+    """
+    collapsible = collapse and spec.likelihood == "beta_binomial"
+    tabulated = tabulated_counts(data, spec) if collapsible else None
+    if tabulated is not None:
+        return (
+            data,
+            tabulated,
+            f"tabulated: {tabulated.n_cells} cells, {sum(tabulated.n_terms)} terms",
+        )
+    rows = collapse_identical(data) if collapsible else data
+    description = f"{rows.n_rows} rows"
+    return pad_rows(rows, padded_size(rows.n_rows)), None, description
+
+
 def _assemble(
     idata: az.InferenceData,
     studies: pd.DataFrame,
@@ -753,10 +640,8 @@ def _assemble(
     settings: dict[str, Any],
 ) -> Fit:
     """Add the derived quantities and the per-study groups to a sampled InferenceData."""
-    from bayesreview.quantities import log_likelihood, pooled_rates, replicate_events
-
     posterior = idata.posterior
-    flat = _flat_posterior(posterior)
+    flat = flat_posterior(posterior)
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     rng = np.random.default_rng([settings["seed"], 1])
     coords = {"chain": posterior.chain.values, "draw": posterior.draw.values}

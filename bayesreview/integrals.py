@@ -35,7 +35,7 @@ N_NODES = 48
 
 _NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(N_NODES)
 #: The rule's nodes t_k and log weights log w_k + t_k^2 - log sqrt(pi), as the numba kernel of
-#: :class:`bayesreview.ops.LogitNormalRows` reads them (the same rule there and here).
+#: :class:`bayesreview.backend.ops.LogitNormalRows` reads them (the same rule there and here).
 GAUSS_HERMITE_NODES = _NODES
 GAUSS_HERMITE_LOG_WEIGHTS = np.log(_WEIGHTS) + _NODES**2 - 0.5 * np.log(np.pi)
 _LOG_WEIGHTS = GAUSS_HERMITE_LOG_WEIGHTS

@@ -2,7 +2,7 @@
 heterogeneity, shrunken study estimates, per-study log-likelihoods and replicated data.
 
 Every function takes the posterior as plain arrays shaped ``(S, ...)`` (S = chains x draws,
-flattened) and the :class:`~bayesreview.design.ModelData` of the fit.
+flattened) and the :class:`~bayesreview.model_data.ModelData` of the fit.
 
 Two estimands of a group's pooled rate at linear predictor ``eta``:
 
@@ -19,18 +19,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 from scipy import special
 
-from bayesreview.design import ModelData
 from bayesreview.integrals import (
     logit_normal_loglik,
     logit_normal_moment,
     sample_logit_normal_effects,
 )
+from bayesreview.model_data import ModelData
 
 #: Inner draws per posterior draw for the median-study rate of the joint model's complete and
 #: partial response (the median of a product of two stages' rates has no closed form).
 MEDIAN_INNER_DRAWS = 1000
+
+
+def flat_posterior(posterior: xr.Dataset) -> dict[str, np.ndarray]:
+    """Posterior variables as arrays shaped (chains x draws, ...)."""
+    out = {}
+    for name, array in posterior.data_vars.items():
+        values = array.values
+        out[name] = values.reshape((-1, *values.shape[2:]))
+    return out
 
 
 def beta_shapes(eta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@ unknown responses, the model or the priors change; and power-scaling prior sensi
 
 :func:`sensitivity` refits the model under each scenario and tabulates the pooled response rate
 per modality. Refits of one model structure reuse one compiled model
-(:data:`bayesreview.fitting._COMPILED`): a study is left out by giving it weight 0 (its row
+(:mod:`bayesreview.backend.sampling`): a study is left out by giving it weight 0 (its row
 stays, so the data keep their shape), and identical studies are *not* collapsed into weighted
 rows (collapsing would change the shape from one leave-one-out refit to the next). Per-study
 draws (log-likelihood, replicates) are not computed for refits; only the pooled rates are.
@@ -26,8 +26,8 @@ import xarray as xr
 from scipy import stats
 
 from bayesreview.data import validated
-from bayesreview.design import ModelData, model_data
 from bayesreview.errors import BayesReviewError, ConvergenceWarning
+from bayesreview.model_data import ModelData, model_data
 from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
 
 if TYPE_CHECKING:
@@ -85,18 +85,20 @@ def _refit_rates(
 ) -> tuple[np.ndarray, list[str]]:
     """Pooled rate draws (S, O, G) at the reference bias level, and convergence problems.
 
-    Calls the fitting internals directly: ``_sample`` reuses the compiled model of this
-    structure and spec, and ``pooled_rates`` computes the reported rates; nothing per study.
+    Calls the backend directly: :func:`bayesreview.backend.sampling.sample` reuses the
+    compiled model of this structure and spec, and ``pooled_rates`` computes the reported
+    rates; nothing per study.
     """
-    from bayesreview.fitting import _flat_posterior, _sample, tabulated_counts
-    from bayesreview.quantities import pooled_rates
+    from bayesreview.backend.sampling import sample
+    from bayesreview.model_data import tabulated_counts
+    from bayesreview.quantities import flat_posterior, pooled_rates
 
     # cells and terms are padded to powers of two: leaving a study out seldom changes shapes
     tabulated = tabulated_counts(scenario.data, scenario.spec)
-    idata, free = _sample(
+    idata, free = sample(
         scenario.data, scenario.spec, sampler, draws, tune, chains, seed, progressbar, tabulated
     )
-    flat = _flat_posterior(idata.posterior)
+    flat = flat_posterior(idata.posterior)
     rng = np.random.default_rng([seed, 1])
     rates = pooled_rates(flat, scenario.data, scenario.spec.likelihood, rng)["rate"]
     problems = []
@@ -346,7 +348,7 @@ def sensitivity(
         When some refit had divergences or R-hat > 1.05 (:data:`RHAT_REFIT_MAX`; the
         scenarios are named).
     """
-    from bayesreview.fitting import _default_sampler
+    from bayesreview.backend.sampling import default_sampler
 
     unexpected = sorted(set(fit_kwargs) - set(_FIT_KWARGS))
     if unexpected:
@@ -370,7 +372,7 @@ def sensitivity(
     prior_scales = tuple(prior_scales)
     studies = validated(studies)
     spec = load_spec(model)
-    sampler = fit_kwargs.get("sampler") or _default_sampler()
+    sampler = fit_kwargs.get("sampler") or default_sampler()
     common = (
         by,
         bias,
@@ -513,9 +515,9 @@ _PRIOR_KEY = {
     "tau": "tau",
     "tau_shared": "tau",
 }
-#: The partial-pooling values of each group's log scale: centred (Normal(location, spread)) or
-#: standard normal deviations, as :func:`bayesreview.models.centred_groups` chose.
-_POOLED_RAW = {"log_phi_raw": "log_phi", "log_tau_raw": "log_tau"}
+#: The partial-pooling values of each group's log scale: standard normal deviations (see
+#: :func:`bayesreview.model_data.anchor_groups`).
+_POOLED_RAW = ("log_phi_raw", "log_tau_raw")
 #: Where a data-dominated group anchors the pooled location (its log scale sampled directly),
 #: the prior density is the location's prior at the derived location.
 _ANCHORS = {"log_phi_anchor": "log_phi"}
@@ -532,7 +534,7 @@ def log_prior(fit: Fit) -> xr.Dataset:
 
     Densities are those of the model specification on the parameters' own scale (e.g. the
     half-normal of ``log_phi_sd``), the partial-pooling values ``log_phi_raw``/``log_tau_raw``
-    (Normal(location, spread) where a group is centred, a standard normal where not) and the
+    (standard normal), the anchored location's prior at its derived value, and the
     Dirichlet of ``bias_level_prob``. The logit-normal model's study effects are integrated
     out of its likelihood, so they are no parameters here.
 
@@ -548,7 +550,7 @@ def log_prior(fit: Fit) -> xr.Dataset:
         values = posterior[name]
         sample_dims = ("chain", "draw")
         if base in _POOLED_RAW:
-            logpdf = _pooled_raw_logpdf(fit, name, _POOLED_RAW[base], stage)
+            logpdf = stats.norm.logpdf(values.values)
         elif base in _ANCHORS:
             location = posterior[name.replace(base, _ANCHORS[base])].values
             logpdf = fit.spec.prior(_PRIOR_KEY[_ANCHORS[base]], stage).logpdf(location)
@@ -569,23 +571,6 @@ def log_prior(fit: Fit) -> xr.Dataset:
             total, dims=sample_dims, coords={d: posterior[d].values for d in sample_dims}
         )
     return xr.Dataset(out)
-
-
-def _pooled_raw_logpdf(fit: Fit, name: str, location: str, stage: str) -> np.ndarray:
-    """Log density of a pooled ``*_raw`` variable (chain, draw, group) in its own scale.
-
-    Standard normal, except for groups centred on the location (Normal(location, spread));
-    see :func:`bayesreview.models.centred_groups`.
-    """
-    from bayesreview.models import centred_groups
-
-    posterior = fit.idata.posterior
-    suffix = "_cond" if stage == "conditional" else ""
-    centred = centred_groups(fit.data, fit.spec)[suffix].centred
-    raw = posterior[name].values
-    centre = posterior[f"{location}{suffix}"].values[..., None]
-    spread = posterior[f"{location}_sd{suffix}"].values[..., None]
-    return np.where(centred > 0, stats.norm.logpdf(raw, centre, spread), stats.norm.logpdf(raw))
 
 
 def _element_label(name: str, array: xr.DataArray, index: tuple) -> str:

@@ -24,26 +24,28 @@ from scipy import stats
 from scipy.special import expit
 
 from bayesreview._resources import resource_dir
+from bayesreview.data import OUTCOMES
 from bayesreview.errors import SpecError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from pytensor.tensor.variable import TensorVariable
 
 __all__ = [
     "HETEROGENEITIES",
     "LIKELIHOODS",
-    "OUTCOMES",
+    "SPEC_OUTCOMES",
     "ModelSpec",
     "Prior",
     "load_spec",
     "shipped_models",
 ]
 
+#: The likelihood families a specification may name (each has a builder in the backend).
 LIKELIHOODS = ("beta_binomial", "logit_normal")
 HETEROGENEITIES = ("partial_pooling", "shared", "per_modality")
-OUTCOMES = ("any", "complete", "partial", "response")
+#: Outcomes a specification may be written for: one response outcome, or the joint model.
+SPEC_OUTCOMES = (*OUTCOMES, "response")
 _STAGES = ("marginal", "conditional")
 _TOP_LEVEL_KEYS = (
     "name",
@@ -287,36 +289,6 @@ class Prior:
                 return value
         raise KeyError(f"{self.dist} prior has no parameter {name!r}; it has {self.params}")
 
-    def to_pymc(self, name: str, **kwargs: Any) -> TensorVariable:
-        """Create this prior as a PyMC random variable; call inside a ``pm.Model`` context.
-
-        Parameters
-        ----------
-        name : str
-            Name of the variable in the model.
-        **kwargs
-            Passed to the PyMC distribution, e.g. ``dims="modality"`` or ``shape=3``.
-        """
-        return self._pymc_class()(name, **dict(self.params), **kwargs)
-
-    def logp_tensor(self, x: Any) -> TensorVariable:
-        """Log density of this prior at ``x`` as a PyTensor expression (for a potential)."""
-        import pymc as pm
-
-        return pm.logp(self._pymc_class().dist(**dict(self.params)), x)
-
-    def _pymc_class(self):
-        # Imported here so that reading and describing a specification does not load PyMC.
-        import pymc as pm
-
-        return {
-            "normal": pm.Normal,
-            "student_t": pm.StudentT,
-            "halfnormal": pm.HalfNormal,
-            "halfstudent_t": pm.HalfStudentT,
-            "exponential": pm.Exponential,
-        }[self.dist]
-
     def scaled(self, factor: float) -> Prior:
         """Return the prior with its scale multiplied by ``factor`` (prior sensitivity).
 
@@ -476,7 +448,7 @@ class ModelSpec:
         _check_choice("likelihood", self.likelihood, LIKELIHOODS)
         _check_choice("heterogeneity", self.heterogeneity, HETEROGENEITIES)
         if self.outcome is not None:
-            _check_choice("outcome", self.outcome, OUTCOMES)
+            _check_choice("outcome", self.outcome, SPEC_OUTCOMES)
         keys = _model_prior_keys(self.likelihood, self.heterogeneity)
         model = f"a {self.likelihood} model with {self.heterogeneity} heterogeneity"
         for section in ("priors", "conditional_priors"):

@@ -46,12 +46,13 @@ from bayesreview.evidence import (
     settings_hash,
 )
 from bayesreview.integrals import logit_normal_moment
+from bayesreview.progress import progress
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from bayesreview.design import ModelData
+    from bayesreview.model_data import ModelData
     from bayesreview.spec import ModelSpec
 
 __all__ = [
@@ -215,6 +216,7 @@ def run_replicates(
     n_jobs: int | None = None,
     client: Any = None,
     errors: str = "raise",
+    progressbar: bool = True,
 ) -> pd.DataFrame:
     """Run ``job(seed)`` for every seed not done yet with today's code, saving each result.
 
@@ -260,6 +262,9 @@ def run_replicates(
         ``"raise"`` (default): after every other replicate has finished and been saved, raise
         :class:`ReplicateError` naming each failed seed with its error. ``"ignore"``: return
         the finished replicates only; the failures are in ``result.attrs["failures"]``.
+    progressbar
+        Show a progress bar of the replicates (on a terminal only; :mod:`bayesreview.progress`);
+        default True.
 
     Returns
     -------
@@ -294,31 +299,39 @@ def run_replicates(
     }
     check = (experiment, fingerprint) if from_code else None
 
-    def save(seed: int, ok: bool, value: Any, seconds: float) -> None:
-        if ok:
-            record = {"seed": seed, **header, "seconds": round(seconds, 3), "result": value}
-            _write_atomic(_result_path(out_dir, seed), record)
-        else:
-            failures[seed] = value
+    with progress(len(todo), f"{experiment} replicates", progressbar) as advance:
 
-    if todo:
-        if client is not None:
-            _run_on_client(client, job, todo, save, check)
-        else:
-            n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
-            if not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
-                raise BayesReviewError(f"n_jobs={n_jobs!r}: must be a whole number >= 1")
-            if n_jobs == 1 or len(todo) == 1:
-                for seed in todo:
-                    save(seed, *_call(job, seed, check))
+        def save(seed: int, ok: bool, value: Any, seconds: float) -> None:
+            if ok:
+                record = {"seed": seed, **header, "seconds": round(seconds, 3), "result": value}
+                _write_atomic(_result_path(out_dir, seed), record)
             else:
-                _run_in_processes(job, todo, min(int(n_jobs), len(todo)), save, check)
+                failures[seed] = value
+            advance()
 
+        _run_todo(job, todo, save, check, client, n_jobs)
     table = _table(out_dir, fingerprint, digest, seeds)
     table.attrs.update(ran=todo, skipped=sorted(done), failures=dict(failures))
     if failures and errors == "raise":
         raise ReplicateError(failures, out_dir)
     return table
+
+
+def _run_todo(job, todo: list[int], save, check, client, n_jobs) -> None:
+    """Run the seeds not done yet: on a dask cluster, in processes, or one after another."""
+    if not todo:
+        return
+    if client is not None:
+        _run_on_client(client, job, todo, save, check)
+        return
+    n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
+    if not isinstance(n_jobs, int | np.integer) or n_jobs < 1:
+        raise BayesReviewError(f"n_jobs={n_jobs!r}: must be a whole number >= 1")
+    if n_jobs == 1 or len(todo) == 1:
+        for seed in todo:
+            save(seed, *_call(job, seed, check))
+    else:
+        _run_in_processes(job, todo, min(int(n_jobs), len(todo)), save, check)
 
 
 def _run_in_processes(job, seeds: list[int], n_jobs: int, save, check) -> None:
@@ -432,7 +445,7 @@ def sbc_design(
         counts in :func:`sbc_replicate`.
     """
     from bayesreview.data import load_dataset
-    from bayesreview.design import model_data
+    from bayesreview.model_data import model_data
 
     if studies is None:
         studies = load_dataset("calcinosis_cutis")
@@ -455,7 +468,7 @@ def large_study_design(
         Outcome ``"events"`` (the events are placeholders, replaced by simulated ones).
     """
     from bayesreview.data import read_studies
-    from bayesreview.design import model_data
+    from bayesreview.model_data import model_data
 
     low, high = n_range
     if not (1 <= low < high) or n_studies < n_groups or not 1 <= n_groups <= 26:

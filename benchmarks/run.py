@@ -379,7 +379,7 @@ NOTES = """
 - The beta-binomial likelihood is evaluated from sufficient counts: a list of
   (cell, i, S_i, F_i, T_i) terms per group-by-bias cell ([models](models.md)), whose length
   depends on the cells and their largest n, not on the number of studies.
-- That sum and its gradient are one PyTensor Op, `bayesreview.ops.TabulatedBetaBinomial`,
+- That sum and its gradient are one PyTensor Op, `bayesreview.backend.ops.TabulatedBetaBinomial`,
   computed in a single numba loop over the terms. Written with PyTensor's own operations the
   same likelihood took gathers, their scatter-add gradients and some forty fused elementwise
   kernels: about 5.5 s more to compile on a first run, and sampling about 15% slower.
@@ -389,7 +389,7 @@ NOTES = """
 - nutpie samples the chains in parallel threads with no Python in the loop, at target
   acceptance 0.9.
 - nutpie's C callbacks are compiled so that numba can cache them on disk
-  (`bayesreview._nutpie_cache`): a new process loads the compiled model in well under a
+  (`bayesreview.backend.nutpie_cache`): a new process loads the compiled model in well under a
   second, where nutpie's own callbacks took about 8 s to compile every time. On a first
   run the callback that stores the draws is compiled in a forked process on the second CPU
   while the log-density is compiled.
@@ -412,9 +412,9 @@ slower; the Op above does better on both), and calling the log-density from Pyth
 
 Outside the targets: where bias levels are missing (`--bias risk_of_bias` on the bundled data,
 where every rating is), the likelihood is the per-study mixture over the levels
-(`bayesreview.ops.BetaBinomialRows`). Its first run took 43 s (29 s of it numba compiling the
-priors, the stacking of the two stages' parameters and the Dirichlet's transform around the
-kernel), later runs 12 s (2.4 s of them sampling).
+(`bayesreview.backend.ops.BetaBinomialRows`). Its first run took 43 s (29 s of it numba
+compiling the priors, the stacking of the two stages' parameters and the Dirichlet's transform
+around the kernel), later runs 12 s (2.4 s of them sampling).
 """
 
 

@@ -418,8 +418,8 @@ def saved_fit(tmp_path_factory):
     """
     import arviz as az
 
-    from bayesreview.design import model_data
     from bayesreview.fitting import Fit
+    from bayesreview.model_data import model_data
 
     studies = br.load_dataset("calcinosis_cutis")
     spec = load_spec("beta_binomial")

@@ -1,4 +1,4 @@
-"""The disk-cached nutpie callbacks (bayesreview._nutpie_cache) against PyMC's own log-density.
+"""The disk-cached nutpie callbacks (bayesreview.backend.nutpie_cache) against PyMC's log-density.
 
 The callbacks are what the sampler sees, so they are checked value for value: the log-density
 and its gradient at random points equal PyMC's (compiled separately, by PyTensor's default
@@ -21,10 +21,15 @@ import pymc as pm
 import pytest
 
 import bayesreview as br
-from bayesreview._nutpie_cache import _LOGP_TEMPLATE, _callback, compile_cached, compile_model
-from bayesreview.design import model_data, tabulate
-from bayesreview.fitting import _data_arrays
-from bayesreview.models import build_model
+from bayesreview.backend.models import build_model
+from bayesreview.backend.nutpie_cache import (
+    _LOGP_TEMPLATE,
+    _callback,
+    compile_cached,
+    compile_model,
+)
+from bayesreview.backend.sampling import data_arrays
+from bayesreview.model_data import model_data, tabulate
 
 _DOUBLES = ctypes.POINTER(ctypes.c_double)
 
@@ -86,10 +91,10 @@ def test_callbacks_read_new_data_swapped_in(response_model):
     compiled = compile_cached(model)
     weights = np.ones(data.n_rows, dtype=np.int64)
     weights[:7] = 0  # leave out seven studies: other counts
-    arrays = _data_arrays(data, br.load_spec("response"), tabulate(replace(data, weights=weights)))
+    arrays = data_arrays(data, br.load_spec("response"), tabulate(replace(data, weights=weights)))
     x = np.random.default_rng(2).normal(0.0, 1.0, compiled.n_dim)
     before = _call_logp(
-        compiled.with_data(**_data_arrays(data, br.load_spec("response"), tabulate(data))), x
+        compiled.with_data(**data_arrays(data, br.load_spec("response"), tabulate(data))), x
     )[1]
     after = _call_logp(compiled.with_data(**arrays), x)[1]
     lengths = {
@@ -154,7 +159,7 @@ def test_a_new_process_loads_the_callbacks_from_the_cache(tmp_path):
     script = textwrap.dedent(
         """
         import numpy as np, pymc as pm
-        from bayesreview._nutpie_cache import compile_cached
+        from bayesreview.backend.nutpie_cache import compile_cached
         with pm.Model(coords={"row": range(5)}) as model:
             y = pm.Data("y", np.arange(5.0), dims="row")
             mu = pm.Normal("mu", 0.0, 10.0)
@@ -184,8 +189,8 @@ def test_the_per_study_model_has_the_same_cache_key_in_every_process(tmp_path):
     script = textwrap.dedent(
         """
         import bayesreview as br
-        from bayesreview.design import model_data
-        from bayesreview.models import build_model
+        from bayesreview.model_data import model_data
+        from bayesreview.backend.models import build_model
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
         studies = br.load_dataset("calcinosis_cutis")
         data = model_data(studies, "response", by="group", bias="risk_of_bias")

@@ -95,7 +95,8 @@ def test_committed_coverage_evidence_is_from_todays_code():
 def test_fingerprint_covers_the_model_code_the_specs_and_the_experiment():
     shipped = {f"models/{name}.toml" for name in br.shipped_models()}
     modules = {f"bayesreview/{name}" for name in MODEL_MODULES}
-    assert {"bayesreview/models.py", "bayesreview/ops.py", "bayesreview/integrals.py"} <= modules
+    likelihoods = {"bayesreview/backend/models.py", "bayesreview/backend/ops.py"}
+    assert likelihoods | {"bayesreview/integrals.py"} <= modules
     sbc = set(fingerprint_parts("sbc"))
     assert sbc == modules | shipped | {"bayesreview/validation.py"}
     coverage = set(fingerprint_parts("coverage"))
@@ -190,7 +191,7 @@ def test_fingerprint_changes_with_the_code(copies, where, old, new):
 
 def test_fingerprint_of_a_copy_of_a_real_module(tmp_path, monkeypatch):
     copy = tmp_path / "models.py"
-    shutil.copy(PACKAGE / "models.py", copy)
+    shutil.copy(PACKAGE / "backend" / "models.py", copy)
     monkeypatch.setattr(evidence, "_source_files", lambda experiment: {"models.py": copy})
     before = code_fingerprint("sbc")
     _edit(copy, '"""', '"""An edited first line of the docstring.\n\n')

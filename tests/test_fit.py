@@ -11,8 +11,8 @@ import pytest
 from scipy import integrate, special, stats
 
 import bayesreview as br
-from bayesreview.design import model_data
-from bayesreview.models import build_model
+from bayesreview.backend.models import build_model
+from bayesreview.model_data import model_data
 from bayesreview.quantities import study_rates
 
 FAST = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
@@ -52,7 +52,7 @@ def _shared_spec() -> br.ModelSpec:
 
 
 def test_beta_binomial_logp_matches_scipy_and_the_binomial_limit():
-    from bayesreview.ops import beta_binomial_term
+    from bayesreview.backend.ops import beta_binomial_term
 
     def logp(y, n, logit_mu, log_phi):
         return [beta_binomial_term(float(y[0]), float(n[0]), logit_mu[0], log_phi[0])[0]]
@@ -258,10 +258,10 @@ def test_joint_model_never_gives_complete_above_any(response_fit):
         both = values.sel(outcome="complete") + values.sel(outcome="partial")
         np.testing.assert_allclose(both, values.sel(outcome="any"), rtol=1e-12)
     assert set(rate.outcome.values) == {"complete", "partial", "any"}
-    from bayesreview.fitting import _flat_posterior
+    from bayesreview.quantities import flat_posterior
 
     rates = study_rates(
-        _flat_posterior(response_fit.idata.posterior),
+        flat_posterior(response_fit.idata.posterior),
         response_fit.data,
         "beta_binomial",
         np.random.default_rng(0),
@@ -476,7 +476,7 @@ def test_collapsing_and_pymc_sampler_give_the_same_posterior():
 def test_tabulated_likelihood_equals_the_sum_over_studies(bias):
     # The sufficient-count form must equal the per-study beta-binomial log-likelihood up to the
     # binomial coefficients, with the same gradient, at any parameter value.
-    from bayesreview.design import tabulate
+    from bayesreview.model_data import tabulate
 
     studies = br.load_dataset("calcinosis_cutis")
     data = model_data(studies, "response", by="group", bias=bias)

@@ -1,7 +1,7 @@
-"""The tabulated beta-binomial Op (bayesreview.ops) against scipy, finite differences and limits.
+"""The tabulated beta-binomial Op (bayesreview.backend.ops) against scipy, differences and limits.
 
 The Op evaluates one stage's log-likelihood from the sufficient counts of
-bayesreview.design.tabulate, with its gradient, in one compiled loop. Its value must equal the
+bayesreview.model_data.tabulate, with its gradient, in one compiled loop. Its value must equal the
 sum over studies of scipy's beta-binomial log-pmf (less the binomial coefficients), its
 gradient must equal finite differences of that value, and where the concentration underflows
 it must equal the exact small-phi limit of the beta-binomial. The per-study Op (all stages,
@@ -21,8 +21,7 @@ import pytest
 from pytensor.gradient import verify_grad
 from scipy import special, stats
 
-from bayesreview.design import cell_covariates, model_data, tabulate
-from bayesreview.ops import (
+from bayesreview.backend.ops import (
     BetaBinomialRows,
     TabulatedBetaBinomial,
     _digamma,
@@ -30,6 +29,7 @@ from bayesreview.ops import (
     beta_binomial_rows,
     tabulated_beta_binomial,
 )
+from bayesreview.model_data import cell_covariates, model_data, tabulate
 
 
 def _studies(bias: str | None, seed: int = 0) -> pd.DataFrame:

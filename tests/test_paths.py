@@ -18,9 +18,9 @@ import pytest
 from scipy import integrate, special, stats
 
 import bayesreview as br
-from bayesreview.design import model_data
+from bayesreview.backend.models import build_model
 from bayesreview.integrals import logit_normal_loglik, logit_normal_moment
-from bayesreview.models import build_model
+from bayesreview.model_data import model_data
 from bayesreview.quantities import (
     level_probabilities,
     log_likelihood,
@@ -282,6 +282,81 @@ def test_one_group_has_no_pooling_of_heterogeneity(fast_fit):
     np.testing.assert_allclose(
         result.idata.posterior["phi"].values[..., 0], np.exp(result.idata.posterior["log_phi"])
     )
+
+
+def _beta_binomial_series(phi: float, n_studies: int, seed: int, rate: float = 0.4):
+    rng = np.random.default_rng(seed)
+    n = rng.integers(50, 200, n_studies)
+    p = rng.beta(rate * phi, (1 - rate) * phi, n_studies) if np.isfinite(phi) else rate
+    return rng.binomial(n, p), n
+
+
+def test_log_phi_interval_half_width_against_scipy():
+    from bayesreview.model_data import log_phi_interval_half_width
+
+    events, trials = _beta_binomial_series(15.0, 60, seed=4)
+    rate = np.full(len(trials), events.sum() / trials.sum())
+    # the same interval from scipy's beta-binomial on a finer grid
+    grid = np.linspace(-4, 12, 3201)
+    loglik = np.array(
+        [
+            stats.betabinom.logpmf(events, trials, rate * np.exp(g), (1 - rate) * np.exp(g)).sum()
+            for g in grid
+        ]
+    )
+    inside = grid[loglik >= loglik.max() - 0.5]
+    expected = (inside.max() - inside.min()) / 2
+    got = log_phi_interval_half_width(events, trials, np.ones(len(trials)), rate)
+    assert abs(got - expected) < 0.06  # one step of the package's grid
+    # open intervals: homogeneous studies (phi unbounded above) and case reports (no information)
+    events, trials = _beta_binomial_series(np.inf, 200, seed=5)
+    rate = np.full(len(trials), 0.4)
+    assert log_phi_interval_half_width(events, trials, np.ones(len(trials)), rate) == np.inf
+    ones = np.ones(40)
+    assert log_phi_interval_half_width(ones * (np.arange(40) % 2), ones, ones, ones / 2) == np.inf
+
+
+def _anchor_table() -> pd.DataFrame:
+    rows = []
+    for group, (phi, n_studies) in {"a": (8.0, 80), "b": (30.0, 5), "c": (10.0, 3)}.items():
+        events, trials = _beta_binomial_series(phi, n_studies, seed=len(rows) + 1)
+        rows += [
+            {"study": f"{group}{j}", "modality": group, "n": n, "events": y}
+            for j, (y, n) in enumerate(zip(events, trials, strict=True))
+        ]
+    return pd.DataFrame(rows)
+
+
+def test_anchored_log_phi_is_the_same_model(monkeypatch):
+    # A group of 80 series of 50-200 patients pins its log phi down: it anchors the pooled
+    # location. The anchored model's log density at (log phi_a, w) must equal the non-centred
+    # model's at log_phi = log phi_a - sd w, raw_a = w (a change of variables with Jacobian 1).
+    import bayesreview.backend.models as models
+    from bayesreview.model_data import anchor_groups
+
+    data = model_data(_anchor_table(), "events", by="modality")
+    spec = br.load_spec("beta_binomial")
+    np.testing.assert_array_equal(anchor_groups(data, spec)[""], [1.0, 0.0, 0.0])
+    anchored = build_model(data, spec)
+    monkeypatch.setattr(models, "anchor_groups", lambda d, s: {"": np.zeros(d.n_groups)})
+    plain = build_model(data, spec)
+    logp_anchored, logp_plain = anchored.compile_logp(), plain.compile_logp()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        point = {
+            "alpha": rng.normal(-0.4, 0.3, 3),
+            "log_phi_sd_log__": rng.normal(-1.0, 0.5),
+            "log_phi_raw": rng.normal(size=3),
+            "log_phi_anchor": rng.normal(2.0, 0.5),
+        }
+        sd = np.exp(point["log_phi_sd_log__"])
+        location = point["log_phi_anchor"] - sd * point["log_phi_raw"][0]
+        other = {key: value for key, value in point.items() if key != "log_phi_anchor"}
+        np.testing.assert_allclose(
+            logp_anchored(point), logp_plain({**other, "log_phi": location}), rtol=1e-10
+        )
+    # a data set of case reports and small series anchors nothing
+    assert not anchor_groups(model_data(br.load_dataset("calcinosis_cutis"), "any"), spec)[""].any()
 
 
 # --------------------------------------------------------------------------------------------

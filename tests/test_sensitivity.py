@@ -11,9 +11,9 @@ from scipy import special, stats
 matplotlib.use("Agg")
 
 import bayesreview as br
-from bayesreview import fitting, models
-from bayesreview.design import model_data
+from bayesreview.backend import models, sampling
 from bayesreview.errors import BayesReviewError
+from bayesreview.model_data import collapse_identical, model_data
 from bayesreview.sensitivity import (
     _rows,
     _Scenario,
@@ -169,20 +169,20 @@ def test_sensitivity_plot_returns_figure():
 def full_table(calcinosis):
     """Every scenario on the calcinosis data, counting model builds (compilations)."""
     builds = []
-    original = models.build_model
+    original = sampling.build_model
 
     def counting(data, spec, tabulated=None):
         shape = None if tabulated is None else (tabulated.n_cells, tabulated.n_terms)
         builds.append((spec, data.structure(), shape))
         return original(data, spec, tabulated)
 
-    models.build_model = counting
+    sampling.build_model = counting
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table = sensitivity(calcinosis, draws=150, tune=150, chains=2, seed=1)
     finally:
-        models.build_model = original
+        sampling.build_model = original
     return table, builds
 
 
@@ -304,7 +304,7 @@ def test_log_prior_matches_pymc(modality_fit):
     fit = modality_fit
     lp = log_prior(fit)
     total = sum(lp[v] for v in lp.data_vars).values.reshape(-1)
-    model = models.build_model(fitting.collapse_identical(fit.data), fit.spec)
+    model = models.build_model(collapse_identical(fit.data), fit.spec)
     logp = model.compile_fn(
         model.logp(vars=model.free_RVs, jacobian=False, sum=True), point_fn=True
     )

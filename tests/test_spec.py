@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from bayesreview._resources import resource_dir
+from bayesreview.backend.priors import prior_variable
 from bayesreview.errors import SpecError
 from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
 
@@ -317,9 +318,9 @@ def test_logpdf_agrees_with_independent_computation(prior, expected):
 
 
 @pytest.mark.parametrize(("prior", "expected"), DENSITIES, ids=lambda p: getattr(p, "dist", ""))
-def test_to_pymc_logp_agrees_with_independent_computation(prior, expected):
+def test_prior_variable_logp_agrees_with_independent_computation(prior, expected):
     with pm.Model():
-        var = prior.to_pymc("theta")
+        var = prior_variable(prior, "theta")
         logp = np.array([pm.logp(var, x).eval() for x in X])
     np.testing.assert_allclose(logp, expected, rtol=1e-6)
 
@@ -336,9 +337,9 @@ def test_quantile_inverts_the_cdf():
     assert Prior("exponential", {"lam": 2}).quantile(0.5) == pytest.approx(math.log(2) / 2)
 
 
-def test_to_pymc_passes_dims():
+def test_prior_variable_passes_dims():
     with pm.Model(coords={"modality": ["a", "b", "c"]}):
-        var = Prior("normal", {"mu": 0, "sigma": 1.5}).to_pymc("intercept", dims="modality")
+        var = prior_variable(Prior("normal", {"mu": 0, "sigma": 1.5}), "intercept", dims="modality")
         assert var.eval().shape == (3,)
 
 

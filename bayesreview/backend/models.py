@@ -28,16 +28,15 @@ of the same shape; a study is left out by setting its weight to 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayesreview.design import TERM_NAMES, ModelData, Tabulated, cell_covariates
+from bayesreview.backend.ops import BetaBinomialRows, LogitNormalRows, TabulatedBetaBinomial
+from bayesreview.backend.priors import prior_logp, prior_variable
 from bayesreview.errors import SpecError
-from bayesreview.ops import BetaBinomialRows, LogitNormalRows, TabulatedBetaBinomial
-from bayesreview.spec import ModelSpec
+from bayesreview.model_data import TERM_NAMES, ModelData, Tabulated, anchor_groups, cell_covariates
+from bayesreview.spec import LIKELIHOODS, ModelSpec
 
 
 def _bias_coefficients(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
@@ -51,8 +50,8 @@ def _bias_coefficients(data: ModelData, spec: ModelSpec, stage: str, suffix: str
         return None
     prior = spec.prior("bias", stage)
     if bias.kind == "numeric":
-        return prior.to_pymc(f"beta{suffix}")
-    return prior.to_pymc(f"beta{suffix}", dims="bias_level")
+        return prior_variable(prior, f"beta{suffix}")
+    return prior_variable(prior, f"beta{suffix}", dims="bias_level")
 
 
 def _bias_shift(data: ModelData, spec: ModelSpec, stage: str, suffix: str, codes):
@@ -63,64 +62,6 @@ def _bias_shift(data: ModelData, spec: ModelSpec, stage: str, suffix: str, codes
     if data.bias.kind == "numeric":
         return beta * codes
     return pt.concatenate([pt.zeros(1), beta])
-
-
-#: Which parameterisation the partially pooled log concentrations of the beta-binomial take.
-#: A study of n patients carries about (1/2) (n - 1) / (n + phi_ref) nats of Fisher information
-#: about its modality's log phi (none for a case report: one patient says nothing about
-#: heterogeneity; half an observation of a variance when n >> phi). A modality whose studies'
-#: information times sd_ref^2 exceeds this is data-dominated (phi_ref, sd_ref: prior medians of
-#: phi and of log_phi_sd). See :func:`centred_groups`.
-CENTRED_MIN_GROUP_INFORMATION = 1.0
-
-
-@dataclass(frozen=True)
-class GroupCentring:
-    """How each group's pooled log scale is parameterised in one stage (arrays over groups).
-
-    ``anchor`` is one-hot at the most informative data-dominated group, or all 0 when none is;
-    ``centred`` marks the other data-dominated groups. See :func:`centred_groups`.
-    """
-
-    anchor: np.ndarray
-    centred: np.ndarray
-
-    @property
-    def anchored(self) -> bool:
-        return bool(self.anchor.any())
-
-
-def centred_groups(data: ModelData, spec: ModelSpec) -> dict[str, GroupCentring]:
-    """Per stage (suffix), the parameterisation of each group's pooled log phi.
-
-    Non-centred (log phi_m = log_phi + log_phi_sd z_m, z_m ~ Normal(0, 1)) where a group's
-    studies say little about its heterogeneity: the default for case reports and small series.
-    Where some groups are data-dominated (:data:`CENTRED_MIN_GROUP_INFORMATION`), the most
-    informative one anchors the location: its log phi_a is sampled directly, and the location
-    is log_phi = log phi_a - log_phi_sd w, w ~ Normal(0, 1), with the location's prior kept as
-    a density term (the same model: the change of variables has Jacobian 1 in (phi_a, w)).
-    Other data-dominated groups are centred, log phi_m ~ Normal(log_phi, log_phi_sd).
-    Sampling a sharply identified log phi_m through z would bend the posterior into a funnel,
-    and centring it on a free location would make the location's own funnel; the anchor
-    avoids both. All non-centred unless the spec pools heterogeneity over two groups or more,
-    and for the logit-normal's log tau.
-    """
-    out = {}
-    for suffix, _, n in data.stage_counts():
-        stage = "conditional" if suffix else "marginal"
-        information = np.zeros(data.n_groups)
-        if spec.likelihood == "beta_binomial" and spec.pools_heterogeneity(data.n_groups):
-            phi_ref = float(np.exp(spec.prior("log_concentration", stage).quantile(0.5)))
-            sd_ref = float(spec.prior("log_concentration_sd", stage).quantile(0.5))
-            per_study = 0.5 * np.clip(n - 1.0, 0.0, None) / (n + phi_ref) * data.weights
-            information = np.bincount(data.group_idx, per_study, minlength=data.n_groups)
-            information = information * sd_ref**2
-        dominated = information > CENTRED_MIN_GROUP_INFORMATION
-        anchor = np.zeros(data.n_groups)
-        if dominated.any():
-            anchor[int(np.argmax(np.where(dominated, information, -np.inf)))] = 1.0
-        out[suffix] = GroupCentring(anchor=anchor, centred=(dominated & (anchor == 0)) * 1.0)
-    return out
 
 
 def _log_scale_per_group(
@@ -135,43 +76,34 @@ def _log_scale_per_group(
 
     ``keys`` are the spec's prior names for the location of the log scale and its spread
     across groups, e.g. ``("log_concentration", "log_concentration_sd")``. Under partial
-    pooling the free ``{name}_raw`` holds each group's standard normal deviation z_m, its log
-    scale itself where the group is centred, or w where it anchors the location
-    (:func:`centred_groups`).
+    pooling the free ``{name}_raw`` holds each group's standard normal deviation z_m, or w
+    where the group anchors the location (:func:`bayesreview.model_data.anchor_groups`).
     """
     n_groups = data.n_groups
     if not spec.pools_heterogeneity(n_groups):
         location = spec.prior(keys[0], stage)
         if spec.heterogeneity == "per_modality":
-            return location.to_pymc(f"{name}{suffix}", dims="group")
+            return prior_variable(location, f"{name}{suffix}", dims="group")
         # shared, or partial pooling over one group (nothing to pool): one log scale
-        return location.to_pymc(f"{name}{suffix}") * pt.ones(n_groups)
-    centring = centred_groups(data, spec)[suffix]
-    spread = spec.prior(keys[1], stage).to_pymc(f"{name}_sd{suffix}")
+        return prior_variable(location, f"{name}{suffix}") * pt.ones(n_groups)
+    anchor = anchor_groups(data, spec)[suffix]
+    spread = prior_variable(spec.prior(keys[1], stage), f"{name}_sd{suffix}")
     raw = pm.Normal(f"{name}_raw{suffix}", 0.0, 1.0, dims="group")
-    if not centring.anchored:
-        centre = spec.prior(keys[0], stage).to_pymc(f"{name}{suffix}")
+    if not anchor.any():
+        centre = prior_variable(spec.prior(keys[0], stage), f"{name}{suffix}")
         return centre + spread * raw
-    anchor = pm.Data(f"{name}_anchor_group{suffix}", centring.anchor, dims="group")
-    centred = pm.Data(f"{name}_centred{suffix}", centring.centred, dims="group")
+    # log phi_a = log_phi + spread w: sample (log phi_a, w) and keep the location's prior as a
+    # density term (the change of variables from (log_phi, w) has Jacobian 1)
+    anchor = pm.Data(f"{name}_anchor_group{suffix}", anchor, dims="group")
     anchor_value = pm.Flat(f"{name}_anchor{suffix}")
     centre = pm.Deterministic(f"{name}{suffix}", anchor_value - spread * pt.sum(anchor * raw))
-    pm.Potential(f"{name}_location_prior{suffix}", spec.prior(keys[0], stage).logp_tensor(centre))
-    # centred groups: replace the standard normal density of raw by Normal(centre, spread)
-    pm.Potential(
-        f"{name}_centred_prior{suffix}",
-        pt.sum(
-            centred
-            * (pm.logp(pm.Normal.dist(centre, spread), raw) - pm.logp(pm.Normal.dist(0, 1), raw))
-        ),
-    )
-    other = 1.0 - anchor - centred
-    return anchor * anchor_value + centred * raw + other * (centre + spread * raw)
+    pm.Potential(f"{name}_location_prior{suffix}", prior_logp(spec.prior(keys[0], stage), centre))
+    return anchor * anchor_value + (1.0 - anchor) * (centre + spread * raw)
 
 
 def _beta_binomial_parameters(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
     """Intercepts and log concentrations per group, pooled as the spec says."""
-    alpha = spec.prior("intercept", stage).to_pymc(f"alpha{suffix}", dims="group")
+    alpha = prior_variable(spec.prior("intercept", stage), f"alpha{suffix}", dims="group")
     log_phi = _log_scale_per_group(
         data, spec, stage, suffix, "log_phi", ("log_concentration", "log_concentration_sd")
     )
@@ -186,8 +118,8 @@ def beta_binomial_tabulated_stage(
 
     sum_k [S_k log(a_c + i_k) + F_k log(b_c + i_k) - T_k log(phi_c + i_k)], c = cell of term k,
     logit mu_c = alpha[group of c] + covariates[c] . beta (see
-    :class:`bayesreview.design.Tabulated`); exact up to the binomial coefficients. Evaluated
-    with its gradient in one pass by :class:`bayesreview.ops.TabulatedBetaBinomial`.
+    :class:`bayesreview.model_data.Tabulated`); exact up to the binomial coefficients. Evaluated
+    with its gradient in one pass by :class:`bayesreview.backend.ops.TabulatedBetaBinomial`.
     """
     alpha, log_phi = _beta_binomial_parameters(data, spec, stage, suffix)
     beta = _bias_coefficients(data, spec, stage, suffix)
@@ -203,8 +135,8 @@ def _logit_normal_scale(data: ModelData, spec: ModelSpec, stage: str, suffix: st
         )
         return pm.Deterministic(f"tau{suffix}", pt.exp(log_tau), dims="group")
     if spec.heterogeneity == "per_modality":
-        return spec.prior("tau", stage).to_pymc(f"tau{suffix}", dims="group")
-    tau_shared = spec.prior("tau", stage).to_pymc(f"tau_shared{suffix}")
+        return prior_variable(spec.prior("tau", stage), f"tau{suffix}", dims="group")
+    tau_shared = prior_variable(spec.prior("tau", stage), f"tau_shared{suffix}")
     return pm.Deterministic(f"tau{suffix}", tau_shared * pt.ones(data.n_groups), dims="group")
 
 
@@ -215,9 +147,6 @@ def coords_of(data: ModelData) -> dict[str, list]:
         coords["bias_level"] = list(data.bias.levels[1:])
         coords["level"] = list(data.bias.levels)
     return coords
-
-
-LIKELIHOODS = ("beta_binomial", "logit_normal")
 
 
 def _row_data(data: ModelData, name: str, values: np.ndarray):
@@ -246,8 +175,8 @@ def _missing_levels(data: ModelData):
 def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages):
     """Weighted per-study log-likelihood of the rows, marginal over missing bias levels.
 
-    Beta-binomial (:class:`bayesreview.ops.BetaBinomialRows`) or binomial-normal with each
-    study's effect integrated out (:class:`bayesreview.ops.LogitNormalRows`), evaluated with
+    Beta-binomial (:class:`bayesreview.backend.ops.BetaBinomialRows`) or binomial-normal with each
+    study's effect integrated out (:class:`bayesreview.backend.ops.LogitNormalRows`), evaluated with
     its gradient in one pass.
     """
     bias = data.bias
@@ -258,7 +187,7 @@ def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages
         if spec.likelihood == "beta_binomial":
             alpha, scale = _beta_binomial_parameters(data, spec, stage, suffix)
         else:
-            alpha = spec.prior("intercept", stage).to_pymc(f"alpha{suffix}", dims="group")
+            alpha = prior_variable(spec.prior("intercept", stage), f"alpha{suffix}", dims="group")
             scale = _logit_normal_scale(data, spec, stage, suffix)
         shift = _bias_shift(data, spec, stage, suffix, codes)
         level_shift = shift if categorical else pt.zeros(1)

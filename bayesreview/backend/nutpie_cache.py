@@ -135,7 +135,9 @@ def _cache_key(graph_key: str | None, source: str) -> str | None:
     import nutpie
     import pytensor
 
-    versions = [nutpie.__version__, pytensor.__version__, numba.__version__]
+    # the module's name too: cached code refers to its globals by module, so code cached by a
+    # module that has since moved or been renamed is never loaded
+    versions = [__name__, nutpie.__version__, pytensor.__version__, numba.__version__]
     return hashlib.sha256("\n".join([graph_key, source, *versions]).encode()).hexdigest()
 
 

@@ -1,21 +1,22 @@
 """From a study table to the arrays a model needs: outcome counts, group and bias codes.
 
 Everything here is pure pandas/numpy. :class:`ModelData` is what the PyMC builders in
-:mod:`bayesreview.models` and the post-processing in :mod:`bayesreview.quantities` consume.
+:mod:`bayesreview.backend.models` and the post-processing in :mod:`bayesreview.quantities` consume.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from bayesreview.data import OUTCOMES, outcome_counts, outcomes_of
+from bayesreview.data import FIT_OUTCOMES, outcome_counts, outcomes_of
 from bayesreview.errors import DataError
 
-#: Outcomes ``fit`` accepts: one outcome, or ``"response"`` (complete, partial and any together).
-FIT_OUTCOMES: tuple[str, ...] = (*OUTCOMES, "response", "events")
+if TYPE_CHECKING:
+    from bayesreview.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -449,3 +450,102 @@ def cell_covariates(data: ModelData, tabulated: Tabulated) -> np.ndarray:
         return tabulated.cell_code.astype(float)[:, None]
     levels = np.arange(1, len(bias.levels))
     return (tabulated.cell_code.astype(np.int64)[:, None] == levels[None, :]).astype(float)
+
+
+def tabulated_counts(data: ModelData, spec: ModelSpec) -> Tabulated | None:
+    """The beta-binomial likelihood's sufficient counts, where they apply; else None.
+
+    They apply to the beta-binomial with no missing bias level and no n above 1024
+    (:func:`bayesreview.model_data.can_tabulate`).
+    """
+    if spec.likelihood == "beta_binomial" and can_tabulate(data):
+        return tabulate(data)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Which group anchors the beta-binomial's pooled log concentration
+# ---------------------------------------------------------------------------------------------
+
+#: Grid of log phi on which a group's profile likelihood is evaluated (phi from 0.02 to 1.6e5).
+LOG_PHI_GRID = np.linspace(-4.0, 12.0, 321)
+#: A group's pooled log phi anchors the location when the half-width of its likelihood interval
+#: for log phi is below this multiple of the prior median of the spread across groups.
+ANCHOR_MAX_SE_RATIO = 1.0
+
+
+def log_phi_interval_half_width(
+    events: np.ndarray, trials: np.ndarray, weights: np.ndarray, rate: np.ndarray
+) -> float:
+    """Half-width of the likelihood interval for log phi of one group's studies (about one SE).
+
+    The beta-binomial log-likelihood of the studies with mean rate ``rate`` (per study) is
+    evaluated on :data:`LOG_PHI_GRID`; the interval is where it lies within 0.5 of its maximum.
+    ``inf`` where the interval is open on either side: homogeneous studies (phi unbounded
+    above), case reports (no information), or extreme overdispersion.
+    """
+    from scipy.special import betaln
+
+    keep = (trials > 0) & (weights > 0)
+    rows = np.column_stack([events[keep], trials[keep], rate[keep]])
+    if not len(rows):
+        return np.inf
+    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    weight = np.bincount(inverse.ravel(), weights[keep], minlength=len(unique))
+    y, n, mu = unique.T
+    phi = np.exp(LOG_PHI_GRID)[:, None]
+    loglik = (betaln(y + mu * phi, n - y + (1 - mu) * phi) - betaln(mu * phi, (1 - mu) * phi)) @ (
+        weight
+    )
+    top = int(np.argmax(loglik))
+    inside = loglik >= loglik[top] - 0.5
+    if inside[0] or inside[-1]:
+        return np.inf
+    below = np.flatnonzero(~inside[:top])[-1]
+    above = top + np.flatnonzero(~inside[top:])[0]
+    return float(LOG_PHI_GRID[above] - LOG_PHI_GRID[below]) / 2
+
+
+def _cell_rates(data: ModelData, events: np.ndarray, trials: np.ndarray) -> np.ndarray:
+    """Per row, the crude rate of its group x known bias level, clipped to [0.02, 0.98]."""
+    bias = data.bias
+    level = bias.codes if bias is not None and bias.kind == "categorical" else np.zeros(data.n_rows)
+    cell = data.group_idx * (int(level.max()) + 2) + (level.astype(int) + 1)
+    weighted_events = np.bincount(cell, events * data.weights)
+    weighted_trials = np.bincount(cell, trials * data.weights)
+    rate = weighted_events[cell] / np.maximum(weighted_trials[cell], 1e-12)
+    return np.clip(rate, 0.02, 0.98)
+
+
+def anchor_groups(data: ModelData, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Per stage (suffix), a one-hot array over groups marking the group that anchors log phi.
+
+    Under partial pooling of the beta-binomial's log concentrations over two groups or more,
+    each group's log phi_m is non-centred, log phi_m = log_phi + log_phi_sd z_m, which suits
+    groups whose studies say little about their heterogeneity (case reports, small series). A
+    group whose likelihood pins its log phi down more sharply than the prior spread across
+    groups (:func:`log_phi_interval_half_width` below :data:`ANCHOR_MAX_SE_RATIO` times the
+    prior median of ``log_concentration_sd``) would bend that form into a funnel; the most
+    sharply identified such group then anchors the location instead: its log phi_a is sampled
+    directly and log_phi = log phi_a - log_phi_sd w (:mod:`bayesreview.backend.models`). All zeros
+    (no anchor) otherwise, and for the logit-normal, whose log tau is always non-centred.
+    """
+    out = {}
+    for suffix, events, trials in data.stage_counts():
+        stage = "conditional" if suffix else "marginal"
+        anchor = np.zeros(data.n_groups)
+        if spec.likelihood == "beta_binomial" and spec.pools_heterogeneity(data.n_groups):
+            rate = _cell_rates(data, events, trials)
+            half_width = np.array(
+                [
+                    log_phi_interval_half_width(
+                        events[rows], trials[rows], data.weights[rows], rate[rows]
+                    )
+                    for rows in (data.group_idx == m for m in range(data.n_groups))
+                ]
+            )
+            spread = float(spec.prior("log_concentration_sd", stage).quantile(0.5))
+            if half_width.min() < ANCHOR_MAX_SE_RATIO * spread:
+                anchor[int(np.argmin(half_width))] = 1.0
+        out[suffix] = anchor
+    return out

@@ -9,7 +9,7 @@ compiles slowly; and the gradient of the log-gamma function, scipy's digamma, ca
 stored in PyTensor's compile cache at all.
 
 :class:`TabulatedBetaBinomial`: one stage evaluated from sufficient counts
-(:class:`bayesreview.design.Tabulated`). Cell c (a group by bias-value cell) has
+(:class:`bayesreview.model_data.Tabulated`). Cell c (a group by bias-value cell) has
 
     eta_c = alpha[g_c] + X_c . beta,   a_c = phi_c sigmoid(eta_c),   b_c = phi_c sigmoid(-eta_c),
     phi_c = exp(log_phi[g_c]),
