@@ -37,7 +37,7 @@ _LAZY = {
     "fit": "bayesreview.fitting",
     "load_fit": "bayesreview.fitting",
     "compare_models": "bayesreview.checks",
-    "sensitivity": "bayesreview.sensitivity",
+    "sensitivity": "bayesreview.robustness",
     "ModelSpec": "bayesreview.spec",
     "Prior": "bayesreview.spec",
     "load_spec": "bayesreview.spec",

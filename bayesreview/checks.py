@@ -170,7 +170,7 @@ def loo(fit: Fit, pointwise: bool = False) -> az.ELPDData:
         studies and their k. With case reports this is expected: leaving out a study that is the
         only one (or one of few) of its modality changes that modality's posterior a lot. The
         beta-binomial likelihood already integrates each study's own rate out; where k stays
-        high, use exact leave-one-study-out (:func:`bayesreview.sensitivity.sensitivity`) or
+        high, use exact leave-one-study-out (:func:`bayesreview.robustness.sensitivity`) or
         K-fold cross-validation rather than PSIS-LOO.
     """
     elpd = _psis_loo(fit)
@@ -187,7 +187,7 @@ def loo(fit: Fit, pointwise: bool = False) -> az.ELPDData:
             "likelihood is already marginal over the study's own rate (beta-binomial exactly, "
             "logit-normal by quadrature), the usual remedy for high k, so refit without each "
             "flagged study instead (exact leave-one-study-out: "
-            "bayesreview.sensitivity.sensitivity) or use K-fold cross-validation, and do not "
+            "bayesreview.robustness.sensitivity) or use K-fold cross-validation, and do not "
             "rank models on elpd_loo alone.",
             InfluentialStudyWarning,
             stacklevel=2,

@@ -25,7 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bayesreview import __version__
@@ -169,8 +169,9 @@ def _load(path: str | None):
     return load_dataset("calcinosis_cutis") if path is None else read_studies(path)
 
 
-def _format_crude(table) -> str:
+def _format_crude(table, labels: Mapping[str, str] | None = None) -> str:
     """The crude table as people read it: events/N and percentages with exact intervals."""
+    labels = labels or {}
     by = table.columns[0]
     outcomes = [o for o in (*OUTCOMES, "events") if f"{o}_rate" in table]
     lines = []
@@ -178,7 +179,8 @@ def _format_crude(table) -> str:
     lines.append(header)
     for row in table.itertuples(index=False):
         record = row._asdict()
-        text = f"{record[by]!s:<24} {record['studies']:>7} {record['denominator']:>5}"
+        name = labels.get(str(record[by]), str(record[by]))
+        text = f"{name:<24} {record['studies']:>7} {record['denominator']:>5}"
         for o in outcomes:
             cell = (
                 f"{record[o]}/{record['denominator']} {percent(record[f'{o}_rate'])}% "
@@ -189,16 +191,21 @@ def _format_crude(table) -> str:
     return "\n".join(lines)
 
 
-def format_summary(summary) -> str:
+def format_summary(summary, labels: Mapping[str, str] | None = None) -> str:
     """The main results as a plain-text table: crude % next to the posterior, per modality.
 
     Parameters
     ----------
     summary : pandas.DataFrame
         As from :meth:`bayesreview.Fit.summary`.
+    labels
+        Display labels of the modalities (code -> label), e.g. :attr:`bayesreview.Fit.labels`;
+        default None: the codes.
     """
+    labels = labels or {}
     lines = []
-    width = max(8, *(len(str(m)) for m in summary["modality"]))
+    names = {m: labels.get(str(m), str(m)) for m in summary["modality"]}
+    width = max(8, *(len(name) for name in names.values()))
     for outcome, rows in summary.groupby("outcome", sort=False):
         lines.append(f"Outcome: {outcome}")
         lines.append(
@@ -212,7 +219,7 @@ def format_summary(summary) -> str:
                 f"{percent(r.mean_rate_upper)})"
             )
             lines.append(
-                f"  {r.modality!s:<{width}}  {f'{r.events}/{r.n}':>8}  {crude:<18}  {post}"
+                f"  {names[r.modality]:<{width}}  {f'{r.events}/{r.n}':>8}  {crude:<18}  {post}"
             )
         lines.append("")
     return "\n".join(lines).rstrip()
@@ -424,7 +431,7 @@ def _analyze(args: argparse.Namespace) -> int:
             print(f"bayesreview analyze: warning: {warning.message}", file=sys.stderr)
 
     names = _in_staging(out, lambda staging: _write_results(result, staging, crude, True))
-    print(format_summary(result.summary()))
+    print(format_summary(result.summary(), result.labels))
     print(
         "\nCrude: events/N with exact 95% CI. Posterior: median and 95% credible interval of "
         "the mean response rate."
@@ -444,7 +451,7 @@ def _report(args: argparse.Namespace) -> int:
         result.studies, by=result.settings["by"], unknown=result.settings["unknown"]
     )
     names = _in_staging(out, lambda staging: _write_results(result, staging, crude))
-    print(format_summary(result.summary()))
+    print(format_summary(result.summary(), result.labels))
     print(f"\nWrote {len(names)} files to {out}/ (open {out / 'report.html'})")
     return 0
 
@@ -455,10 +462,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "report":
         return _report(args)
     if args.command == "crude":
-        from bayesreview.data import crude_table
+        from bayesreview.data import crude_table, display_labels
 
-        table = crude_table(_load(args.data), by=args.by, unknown=args.unknown)
-        print(_format_crude(table))
+        studies = _load(args.data)
+        table = crude_table(studies, by=args.by, unknown=args.unknown)
+        print(_format_crude(table, display_labels(studies)))
         print("\nCrude proportions with exact (Clopper-Pearson) 95% intervals, in percent.")
         return 0
     if args.command == "validate":

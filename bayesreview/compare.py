@@ -25,7 +25,15 @@ if TYPE_CHECKING:
     from bayesreview.fitting import Fit
 
 
-__all__ = ["BETTER", "pairwise", "rank_draws", "ranks", "rate_draws"]
+__all__ = [
+    "BETTER",
+    "check_level",
+    "pairwise",
+    "rank_draws",
+    "ranks",
+    "rate_draws",
+    "select_outcomes",
+]
 
 #: Accepted values of ``better``: whether a higher or a lower rate is the better one.
 BETTER = ("higher", "lower")
@@ -36,8 +44,26 @@ _PAIRWISE_COLUMNS = (
 )
 
 
-def _outcomes(fit: Fit, outcome: str | None) -> tuple[str, ...]:
-    """The outcomes a table covers: all of the fit's for ``None``, else the one named."""
+def select_outcomes(fit: Fit, outcome: str | None) -> tuple[str, ...]:
+    """The outcomes a table or figure covers: all of the fit's for ``None``, else the one named.
+
+    Parameters
+    ----------
+    fit
+        A fitted meta-analysis.
+    outcome
+        One of ``fit.outcomes``, or None for all of them.
+
+    Returns
+    -------
+    tuple of str
+        Outcomes in the order of ``fit.outcomes``.
+
+    Raises
+    ------
+    BayesReviewError
+        For an outcome the fit does not have.
+    """
     if outcome is None:
         return tuple(fit.outcomes)
     if outcome not in fit.outcomes:
@@ -48,7 +74,14 @@ def _outcomes(fit: Fit, outcome: str | None) -> tuple[str, ...]:
     return (outcome,)
 
 
-def _check_level(level: float) -> None:
+def check_level(level: float) -> None:
+    """Check that an interval's probability mass ``level`` lies strictly between 0 and 1.
+
+    Raises
+    ------
+    BayesReviewError
+        For anything else (also a non-number, NaN or infinity).
+    """
     if not isinstance(level, int | float) or not math.isfinite(level) or not 0 < level < 1:
         raise BayesReviewError(f"level={level!r}: must be a number strictly between 0 and 1")
 
@@ -80,7 +113,7 @@ def rate_draws(fit: Fit, outcome: str, adjusted: bool = True) -> np.ndarray:
     numpy.ndarray
         Rates on the 0-1 scale; columns in the order of ``fit.groups``.
     """
-    (outcome,) = _outcomes(fit, outcome)
+    (outcome,) = select_outcomes(fit, outcome)
     draws = fit.draws("rate" if adjusted else "rate_mix", outcome)
     return np.asarray(draws.transpose("sample", "group").sel(group=list(fit.groups)).values)
 
@@ -144,12 +177,12 @@ def pairwise(
             f"threshold={threshold!r}: must be a finite difference of rates strictly between "
             "-1 and 1 (rates are on the 0-1 scale: 0.1 means 10 percentage points)"
         )
-    _check_level(level)
+    check_level(level)
     _check_better(better)
     sign = 1.0 if better == "higher" else -1.0
     tail = (1 - level) / 2
     rows = []
-    for name in _outcomes(fit, outcome):
+    for name in select_outcomes(fit, outcome):
         rates = rate_draws(fit, name, adjusted)
         for a, group_a in enumerate(fit.groups):
             for b, group_b in enumerate(fit.groups):
@@ -246,7 +279,7 @@ def ranks(
     _check_better(better)
     k = len(fit.groups)
     frames = []
-    for name in _outcomes(fit, outcome):
+    for name in select_outcomes(fit, outcome):
         rank = rank_draws(rate_draws(fit, name, adjusted), better)
         probs = np.stack([(rank == r).mean(axis=0) for r in range(1, k + 1)], axis=1)
         cumulative = np.cumsum(probs, axis=1)

@@ -1,14 +1,17 @@
 """A self-contained HTML report of a fit, to read in a browser or send by e-mail.
 
-:func:`write_report` writes one HTML file with everything inline: the CSS, the forest plots (as
+:func:`write_report` writes one HTML file with everything inline: the CSS, the figures (as
 base64 PNG or inline SVG) and the tables. It needs no JavaScript and makes no network request
 of any kind (no remote fonts, scripts, style sheets or images), so it reads the same offline
 and years later. All text that comes from the data or the model specification is escaped.
 
 The report shows, in order: the main results (crude next to posterior), the forest plots, the
-comparisons of modalities and their ranks, the checks (R-hat, ESS, divergences), the model and
-its priors in plain words, the data with its reconciliation against the published summary,
-and the settings and package versions needed to reproduce the fit.
+comparisons of modalities and their ranks with the comparison heat map and the rank plot, the
+checks (R-hat, ESS, divergences, the posterior predictive check and, with a bias covariate, the
+bias effects' prior and posterior), the sensitivity analyses with their figure (when given),
+the model and its priors in plain words, the data with its reconciliation against the
+published summary, and the settings and package versions needed to reproduce the fit. Tables
+and figures name modalities by their display labels (:meth:`bayesreview.Fit.label`).
 """
 
 from __future__ import annotations
@@ -168,17 +171,34 @@ def _figure_html(content: bytes, caption: str) -> str:
     return f"<figure>{image}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def _render_forest_png(fit: Fit, outcome: str) -> bytes:
-    """Draw the forest plot of one outcome and return it as PNG bytes."""
+def _png(figure: Any) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
     import matplotlib.pyplot as plt
 
-    figure = fit.forest_plot(outcome=outcome)
     try:
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
     finally:
         plt.close(figure)
     return buffer.getvalue()
+
+
+def _render_forest_png(fit: Fit, outcome: str) -> bytes:
+    """Draw the forest plot of one outcome and return it as PNG bytes."""
+    return _png(fit.forest_plot(outcome=outcome))
+
+
+def _labelled(frame: pd.DataFrame, fit: Fit, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A copy of ``frame`` whose code columns show display labels (:meth:`Fit.label`)."""
+    frame = frame.copy()
+    for column in columns:
+        if column in frame:
+            frame[column] = [fit.label(str(v)) if pd.notna(v) else v for v in frame[column]]
+    return frame
+
+
+#: Columns of the tables that hold codes with display labels.
+_CODE_COLUMNS = ("modality", "group", "design", "modality_a", "modality_b")
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +229,7 @@ def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
         rows = summary[summary["outcome"] == outcome]
         table = pd.DataFrame(
             {
-                "modality": rows["modality"],
+                "modality": [fit.label(m) for m in rows["modality"]],
                 "studies": rows["studies"],
                 "events / N": [f"{e}/{n}" for e, n in zip(rows["events"], rows["n"], strict=True)],
                 "crude %": [_pct(v) for v in rows["crude"]],
@@ -270,8 +290,8 @@ def _comparison_section(fit: Fit, comparison: pd.DataFrame, ranks: pd.DataFrame)
             continue
         table = pd.DataFrame(
             {
-                "A": part["modality_a"],
-                "B": part["modality_b"],
+                "A": [fit.label(m) for m in part["modality_a"]],
+                "B": [fit.label(m) for m in part["modality_b"]],
                 "P(A > B)": [_probability(v) for v in part["p_greater"]],
                 "A − B (pp)": [_pct(v) for v in part["diff_median"]],
                 "95% CrI": [
@@ -293,9 +313,23 @@ def _comparison_section(fit: Fit, comparison: pd.DataFrame, ranks: pd.DataFrame)
         part = ranks[ranks["outcome"] == outcome].drop(columns="outcome")
         if part.empty:
             continue
+        part = _labelled(part, fit, _CODE_COLUMNS)
         parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")
         parts.append(_table(part, _comparison_formats(part)))
+        parts.append(_comparison_figures(fit, outcome))
     return "\n".join(parts)
+
+
+def _comparison_figures(fit: Fit, outcome: str) -> str:
+    """The comparison heat map and the rank plot of one outcome (none for one modality)."""
+    from bayesreview.plots import comparison_heatmap, rankogram
+
+    if len(fit.groups) < 2:
+        return ""
+    words = _OUTCOME_WORDS.get(outcome, outcome)
+    return _figure_html(
+        _png(comparison_heatmap(fit, outcome=outcome)), f"Comparison heat map: {words}"
+    ) + _figure_html(_png(rankogram(fit, outcome=outcome)), f"Rank probabilities: {words}")
 
 
 def _figures_section(fit: Fit, figures: Mapping[str, bytes]) -> str:
@@ -343,6 +377,57 @@ def _diagnostics_section(fit: Fit) -> str:
         + _table(table.drop(columns="divergences"), formats)
         + "</details>"
     )
+    parts.append(_check_figures(fit))
+    return "\n".join(parts)
+
+
+def _check_figures(fit: Fit) -> str:
+    """The posterior predictive check and, with a bias covariate, its prior and posterior."""
+    from bayesreview.plots import bias_prior_posterior, ppc_plot
+
+    parts = [
+        '<p class="note">Posterior predictive check: each study\'s observed events against the '
+        "95% interval of its replicated events under the model (the study's own posterior "
+        "predictive distribution).</p>",
+        _figure_html(_png(ppc_plot(fit)), "Posterior predictive check, per study"),
+    ]
+    if fit.settings.get("bias"):
+        parts.append(
+            _figure_html(
+                _png(bias_prior_posterior(fit)), "Bias effects: prior (curve) and posterior"
+            )
+        )
+    return "\n".join(parts)
+
+
+def _sensitivity_section(fit: Fit, table: pd.DataFrame) -> str:
+    """The sensitivity analyses (a table of :func:`bayesreview.sensitivity`) and their figure."""
+    from bayesreview.plots import sensitivity_plot
+
+    parts = [
+        "<h2>Sensitivity analyses</h2>",
+        '<p class="note">The pooled mean rate per modality under each alternative analysis '
+        "(posterior median and 95% credible interval); the main analysis in black, its interval "
+        "shaded.</p>",
+    ]
+    for outcome in pd.unique(table["outcome"]):
+        words = _OUTCOME_WORDS.get(outcome, outcome)
+        figure = sensitivity_plot(table, outcome=outcome, labels=fit.labels)
+        parts.append(_figure_html(_png(figure), f"Sensitivity analyses: {words}"))
+        rows = _labelled(table[table["outcome"] == outcome], fit, _CODE_COLUMNS)
+        columns = ["scenario", "modality", "mean_rate", "mean_rate_lower", "mean_rate_upper"]
+        shown = rows[columns].assign(
+            **{
+                "mean_rate": [_pct(v) for v in rows["mean_rate"]],
+                "mean_rate_lower": [_pct(v) for v in rows["mean_rate_lower"]],
+                "mean_rate_upper": [_pct(v) for v in rows["mean_rate_upper"]],
+            }
+        )
+        parts.append(
+            f"<details><summary>All scenarios: {html.escape(words)}</summary>"
+            + _table(shown.rename(columns={"mean_rate": "mean rate %"}))
+            + "</details>"
+        )
     return "\n".join(parts)
 
 
@@ -400,7 +485,7 @@ def _data_section(fit: Fit) -> str:
                 "<p>The study-level data (the paper's study table) and its published summary "
                 "table disagree in these cells; the study-level counts are analysed:</p>"
             )
-            parts.append(_table(differences))
+            parts.append(_table(_labelled(differences, fit, ("level",))))
     else:
         parts.append(
             '<p class="note">No published summary is bundled for this table, so nothing was '
@@ -416,7 +501,9 @@ def _data_section(fit: Fit) -> str:
             ]
             parts.append("</ul>")
     parts.append("<h3>Study table</h3>")
-    parts.append(_table(studies.drop(columns="notes", errors="ignore")))
+    parts.append(
+        _table(_labelled(studies.drop(columns="notes", errors="ignore"), fit, _CODE_COLUMNS))
+    )
     return "\n".join(parts)
 
 
@@ -452,6 +539,7 @@ def render_report(
     figures: Mapping[str, bytes] | None = None,
     title: str | None = None,
     tables: Mapping[str, pd.DataFrame] | None = None,
+    sensitivity: pd.DataFrame | None = None,
 ) -> str:
     """The report of ``fit`` as an HTML string; see :func:`write_report`."""
     tables = dict(tables or {})
@@ -481,6 +569,7 @@ def render_report(
         _figures_section(fit, figures),
         _comparison_section(fit, comparison, ranks),
         _diagnostics_section(fit),
+        "" if sensitivity is None else _sensitivity_section(fit, sensitivity),
         _model_section(fit),
         _data_section(fit),
         _settings_section(fit),
@@ -499,6 +588,7 @@ def write_report(
     figures: Mapping[str, bytes] | None = None,
     title: str | None = None,
     tables: Mapping[str, pd.DataFrame] | None = None,
+    sensitivity: pd.DataFrame | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a fit, whole or not at all.
 
@@ -518,13 +608,16 @@ def write_report(
         Precomputed ``"summary"``, ``"comparison"`` and ``"ranks"`` tables (as from
         :meth:`Fit.summary`, :meth:`Fit.compare`, :meth:`Fit.ranks`), to avoid computing them
         twice; default None computes them.
+    sensitivity
+        A table of :func:`bayesreview.sensitivity` on the same data, shown with its figure in
+        a "Sensitivity analyses" section; default None (no section).
 
     Returns
     -------
     pathlib.Path
         ``path``.
     """
-    text = render_report(fit, figures=figures, title=title, tables=tables)
+    text = render_report(fit, figures=figures, title=title, tables=tables, sensitivity=sensitivity)
     return write_text_atomic(path, text)
 
 

@@ -30,8 +30,9 @@ import pandas as pd  # noqa: E402
 
 import bayesreview as br  # noqa: E402
 from bayesreview.checks import ppc  # noqa: E402
+from bayesreview.plots import sensitivity_plot  # noqa: E402
 from bayesreview.report import write_text_atomic  # noqa: E402
-from bayesreview.sensitivity import RHAT_REFIT_MAX, sensitivity, sensitivity_plot  # noqa: E402
+from bayesreview.robustness import RHAT_REFIT_MAX, sensitivity  # noqa: E402
 
 
 def pct(x: float) -> str:
@@ -233,7 +234,8 @@ one compiled model: a left-out study keeps its row with weight 0.
 
 ```python
 import bayesreview as br
-from bayesreview.sensitivity import sensitivity, sensitivity_plot
+from bayesreview.robustness import sensitivity
+from bayesreview.plots import sensitivity_plot
 
 # tidy: one row per scenario x modality
 table = sensitivity(br.load_dataset("calcinosis_cutis"))

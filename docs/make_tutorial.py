@@ -454,7 +454,8 @@ def build(draws: int, chains: int) -> str:
     add(
         run(
             f"""
-            from bayesreview.sensitivity import sensitivity, sensitivity_plot
+            from bayesreview.robustness import sensitivity
+            from bayesreview.plots import sensitivity_plot
 
             table = sensitivity(studies, outcome="any", by="group", seed={SEED})
             figure = sensitivity_plot(table)

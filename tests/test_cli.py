@@ -120,7 +120,9 @@ def test_analyze_prints_crude_next_to_posterior(analyzed):
     summary = pd.read_csv(out / "summary.csv")
     row = summary[(summary["outcome"] == "complete") & (summary["modality"] == "laser")].iloc[0]
     # 12/21 = 57.14% -> "57"; the paper prints 57 too
-    line = next(li for li in stdout.splitlines() if "laser" in li and "12/21" in li)
+    # printed under the codebook's label of the group, not its code
+    line = next(li for li in stdout.splitlines() if "Laser (CO2" in li and "12/21" in li)
+    assert "laser " not in line
     assert "57 (" in line
     assert br.formatting.percent(row["mean_rate"]) in line
     assert "report.html" in stdout
@@ -153,7 +155,7 @@ def test_report_command_from_saved_fit(analyzed, tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_csv(target / "summary.csv"), pd.read_csv(out / "summary.csv")
     )
-    assert "topical_sts" in stdout
+    assert "Topical STS" in stdout  # the codebook label, kept in the saved fit
 
 
 def test_failure_mid_run_leaves_nothing_behind(analyzed, tmp_path, monkeypatch):

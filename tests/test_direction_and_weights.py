@@ -31,7 +31,7 @@ from bayesreview.checks import (
 )
 from bayesreview.compare import pairwise, rank_draws, ranks
 from bayesreview.errors import BayesReviewError
-from bayesreview.sensitivity import log_prior, prior_sensitivity
+from bayesreview.robustness import log_prior, prior_sensitivity
 
 # --------------------------------------------------------------------------------------------
 # Direction, on synthetic draws

@@ -80,10 +80,40 @@ def report_text(response_fit, tmp_path_factory) -> str:
 
 def test_report_references_no_external_resource(report_text):
     parsed = _assert_self_contained(report_text)
-    # one embedded forest plot per outcome, drawn by the report itself
+    # per outcome (3): a forest plot, a comparison heat map and a rank plot; one PPC
     images = [v for tag, _, v in parsed.links if tag == "img"]
-    assert len(images) == 3
+    assert len(images) == 3 * 3 + 1
     assert all(v.startswith("data:image/png;base64,") for v in images)
+
+
+def _captions(text: str) -> list[str]:
+    return [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", text)]
+
+
+def test_report_carries_one_figure_of_each_kind(report_text):
+    kinds = [caption.split(":")[0] for caption in _captions(report_text)]
+    for kind in ("Forest plot", "Comparison heat map", "Rank probabilities"):
+        assert kinds.count(kind) == 3, kind  # complete, partial, any
+    assert kinds.count("Posterior predictive check, per study") == 1
+
+
+def test_report_tables_show_labels_not_codes(report_text):
+    # the codebook (data/datasets.toml) labels Table 2's rows; codes stay out of what people read
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", report_text)
+    text = [html.unescape(c) for c in cells]
+    for code, label in {"topical_sts": "Topical STS", "eswl": "ESWL"}.items():
+        assert label in text
+        assert code not in text
+
+
+def test_report_shows_a_sensitivity_analysis_when_given(response_fit, studies):
+    table = br.sensitivity(
+        studies, outcome="any", by="group", scenarios=["unknown"], draws=100, tune=100
+    )
+    text = render_report(response_fit, sensitivity=table)
+    assert "<h2>Sensitivity analyses</h2>" in text
+    assert _captions(text).count("Sensitivity analyses: any response (complete or partial)") == 1
+    _assert_self_contained(text)
 
 
 def test_report_shows_crude_counts_of_table_2(report_text):
@@ -115,7 +145,7 @@ def test_report_reconciles_bundled_data_after_reload(response_fit, tmp_path):
     # Ma 2019 (Table 1: 7 NR, 2 UR) against Table 2's topical none 3/48 and unknown 6/48
     for quantity, ours, printed in (("none", 7, 3), ("unknown", 2, 6)):
         row = (
-            f"<tr><td>topical_sts</td><td>{quantity}</td>"
+            f"<tr><td>Topical STS</td><td>{quantity}</td>"
             f'<td class="num">{ours}</td><td class="num">{printed}</td></tr>'
         )
         assert row in text

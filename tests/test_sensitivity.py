@@ -1,4 +1,4 @@
-"""Tests of bayesreview.sensitivity: scenario tables, leave-one-out refits, prior sensitivity."""
+"""Tests of bayesreview.robustness: scenario tables, leave-one-out refits, prior sensitivity."""
 
 import warnings
 
@@ -14,14 +14,14 @@ import bayesreview as br
 from bayesreview.backend import models, sampling
 from bayesreview.errors import BayesReviewError
 from bayesreview.model_data import collapse_identical, model_data
-from bayesreview.sensitivity import (
+from bayesreview.plots import sensitivity_plot
+from bayesreview.robustness import (
     _rows,
     _Scenario,
     _scenarios,
     log_prior,
     prior_sensitivity,
     sensitivity,
-    sensitivity_plot,
 )
 from bayesreview.spec import ModelSpec, load_spec
 

@@ -1,5 +1,7 @@
-"""Sensitivity analyses: how much the headline results move when studies, the handling of
+"""Robustness checks: how much the headline results move when studies, the handling of
 unknown responses, the model or the priors change; and power-scaling prior sensitivity.
+
+(The module is not called ``sensitivity``: ``bayesreview.sensitivity`` is the function.)
 
 :func:`sensitivity` refits the model under each scenario and tabulates the pooled response rate
 per modality. Refits of one model structure reuse one compiled model
@@ -25,22 +27,21 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from bayesreview.data import validated
+from bayesreview.data import display_labels, validated
 from bayesreview.errors import BayesReviewError, ConvergenceWarning
 from bayesreview.model_data import ModelData, model_data
+from bayesreview.progress import progress
 from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from bayesreview.fitting import Fit
 
-__all__ = ["KINDS", "prior_sensitivity", "sensitivity", "sensitivity_plot"]
+__all__ = ["KINDS", "prior_sensitivity", "sensitivity"]
 
 #: Kinds of scenario :func:`sensitivity` runs, in table order.
 KINDS = ("main", "leave_one_out", "design", "risk_of_bias", "unknown", "model", "prior_scale")
 
-_FIT_KWARGS = ("bias_reference", "bias_prior_counts", "sampler")
+_FIT_KWARGS = ("bias_reference", "bias_prior_counts", "sampler", "labels")
 _COLUMNS = [
     "scenario",
     "kind",
@@ -81,7 +82,6 @@ def _refit_rates(
     tune: int,
     chains: int,
     seed: int,
-    progressbar: bool,
 ) -> tuple[np.ndarray, list[str]]:
     """Pooled rate draws (S, O, G) at the reference bias level, and convergence problems.
 
@@ -96,7 +96,7 @@ def _refit_rates(
     # cells and terms are padded to powers of two: leaving a study out seldom changes shapes
     tabulated = tabulated_counts(scenario.data, scenario.spec)
     idata, free = sample(
-        scenario.data, scenario.spec, sampler, draws, tune, chains, seed, progressbar, tabulated
+        scenario.data, scenario.spec, sampler, draws, tune, chains, seed, False, tabulated
     )
     flat = flat_posterior(idata.posterior)
     rng = np.random.default_rng([seed, 1])
@@ -280,7 +280,7 @@ def sensitivity(
     tune: int = 500,
     chains: int = 2,
     seed: int = 0,
-    progressbar: bool = False,
+    progressbar: bool = True,
     unknown: str = "failure",
     level: float = 0.95,
     leave_out: Iterable[str] | None = None,
@@ -323,7 +323,8 @@ def sensitivity(
     seed
         Seed of every refit; default 0.
     progressbar
-        Show the sampler's progress; default False.
+        Show a progress bar of the refits (on a terminal only; the sampler's own bar is never
+        shown for refits); default True.
     level
         Mass of the equal-tailed credible intervals; default 0.95.
     leave_out
@@ -370,6 +371,7 @@ def sensitivity(
     if not 0 < level < 1:
         raise BayesReviewError(f"level={level!r}: must be between 0 and 1")
     prior_scales = tuple(prior_scales)
+    labels = display_labels(studies, fit_kwargs.pop("labels", None))
     studies = validated(studies)
     spec = load_spec(model)
     sampler = fit_kwargs.get("sampler") or default_sampler()
@@ -385,14 +387,15 @@ def sensitivity(
 
     rows: list[dict[str, Any]] = []
     problems: dict[str, list[str]] = {}
-    for scenario in todo:
-        rates, trouble = _refit_rates(
-            scenario, sampler, draws, tune, chains, int(seed), progressbar
-        )
-        if trouble:
-            problems[scenario.name] = trouble
-        rows.extend(_rows(scenario, rates, level))
+    with progress(len(todo), "sensitivity refits", progressbar) as advance:
+        for scenario in todo:
+            rates, trouble = _refit_rates(scenario, sampler, draws, tune, chains, int(seed))
+            if trouble:
+                problems[scenario.name] = trouble
+            rows.extend(_rows(scenario, rates, level))
+            advance()
     table = pd.DataFrame(rows, columns=_COLUMNS)
+    table.attrs["labels"] = labels
     table.attrs["skipped"] = skipped
     table.attrs["problems"] = problems
     if problems:
@@ -405,100 +408,6 @@ def sensitivity(
             stacklevel=2,
         )
     return table
-
-
-# --------------------------------------------------------------------------------------------
-# Plot
-# --------------------------------------------------------------------------------------------
-
-
-def sensitivity_plot(table: pd.DataFrame, ax=None, outcome: str | None = None) -> Figure:
-    """Per modality, the posterior median and interval of the pooled rate under each scenario.
-
-    The main analysis is drawn in black with its interval shaded across the modality's rows;
-    leave-one-out refits share one row (a strip of medians, and a thin line from the lowest
-    lower to the highest upper interval limit); every other scenario has its own row.
-
-    Parameters
-    ----------
-    table
-        The result of :func:`sensitivity`.
-    ax
-        Matplotlib axes to draw into; default a new figure sized to the rows.
-    outcome
-        Which outcome to draw; default the table's ``"any"`` if present, else its first.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
-
-    if table.empty:
-        raise BayesReviewError("sensitivity_plot: the table is empty")
-    outcomes = list(pd.unique(table["outcome"]))
-    if outcome is None:
-        outcome = "any" if "any" in outcomes else outcomes[0]
-    if outcome not in outcomes:
-        raise BayesReviewError(f"outcome={outcome!r}: the table has {', '.join(outcomes)}")
-    table = table[table["outcome"] == outcome]
-    modalities = list(pd.unique(table["modality"]))
-    others = [s for s in pd.unique(table["scenario"]) if s != "main"]
-    kinds = table.drop_duplicates("scenario").set_index("scenario")["kind"]
-    row_labels = ["main"]
-    if (kinds == "leave_one_out").any():
-        row_labels.append("leave one study out")
-    row_labels += [s for s in others if kinds[s] != "leave_one_out"]
-    n_rows = len(row_labels)
-    block = n_rows + 1
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 0.8 + 0.22 * block * len(modalities)))
-    else:
-        fig = ax.figure
-    ticks, labels = [], []
-    for m, modality in enumerate(modalities):
-        sub = table[table["modality"] == modality].set_index("scenario")
-        top = -m * block
-        main = sub.loc["main"] if "main" in sub.index else None
-        if main is not None:
-            ax.fill_betweenx(
-                [top - n_rows + 0.5, top + 0.5],
-                main.mean_rate_lower,
-                main.mean_rate_upper,
-                color="0.9",
-                zorder=0,
-            )
-        ax.text(
-            0.0, top + 0.9, modality.replace("_", " "), fontsize=9, fontweight="bold", va="bottom"
-        )
-        for r, label in enumerate(row_labels):
-            y = top - r
-            ticks.append(y)
-            labels.append(label)
-            if label == "leave one study out":
-                loo = sub[sub["kind"] == "leave_one_out"]
-                if loo.empty:
-                    continue
-                ax.hlines(
-                    y, loo.mean_rate_lower.min(), loo.mean_rate_upper.max(), color="C0", lw=0.8
-                )
-                ax.plot(loo.mean_rate, np.full(len(loo), y), "|", color="C0", ms=8)
-                continue
-            if label not in sub.index:
-                continue
-            row = sub.loc[label]
-            colour = "black" if label == "main" else "C1"
-            width, size = (2.0, 5) if label == "main" else (1.0, 4)
-            ax.hlines(y, row.mean_rate_lower, row.mean_rate_upper, color=colour, lw=width)
-            ax.plot(row.mean_rate, y, "o", color=colour, ms=size)
-    ax.set_yticks(ticks, labels, fontsize=7)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(-len(modalities) * block + 1, 1.6)
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
-    ax.set_xlabel(f"pooled {outcome} response rate (posterior median and 95% interval)")
-    ax.grid(axis="x", color="0.85", lw=0.5)
-    fig.tight_layout()
-    return fig
 
 
 # --------------------------------------------------------------------------------------------

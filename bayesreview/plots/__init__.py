@@ -1,0 +1,68 @@
+"""Figures: the forest plot and friends (matplotlib; nothing here computes a posterior).
+
+One module per family of figure: :mod:`~bayesreview.plots.forest` (the forest plot),
+:mod:`~bayesreview.plots.comparison` (pairwise heat map, rank probabilities),
+:mod:`~bayesreview.plots.bias` (bias effects, prior against posterior),
+:mod:`~bayesreview.plots.checks` (posterior predictive check), and
+:mod:`~bayesreview.plots.common` (colours, text measurement, :func:`save_figure`). Import the
+figures from here: ``from bayesreview.plots import forest_plot``.
+
+Every function takes an optional ``ax``, draws, and returns the matplotlib ``Figure``; none
+calls ``plt.show()``. Parts of a figure carry gids so that tests and users can find them
+(``artist.get_gid()``):
+
+forest plot
+    ``"study:<row>"`` crude proportion marker (one per study), ``"crude_ci:<row>"`` its exact
+    interval, ``"shrunken:<row>"`` / ``"shrunken_ci:<row>"`` the shrunken study estimate and
+    its credible interval, ``"diamond:<modality>"`` the pooled mean rate,
+    ``"prediction:<modality>"`` the prediction interval, and text ``"text:<column>:<row>"``
+    with column one of ``label``, ``events``, ``crude``, ``posterior``, ``prediction`` (the
+    column headings use row ``column_header``, the footer is ``"text:footer"``). Rows are
+    ``"<modality>/<study>"`` for studies, ``"<modality>"`` for a modality's heading and
+    ``"pooled:<modality>"`` for its pooled row.
+comparison heatmap
+    ``"cell:<row modality>:<column modality>"`` for the numbers in the cells.
+rankogram
+    ``"rank:<modality>"`` for each modality's line.
+bias prior/posterior
+    ``"prior:<effect>"`` and ``"posterior:<effect>"``.
+posterior predictive check
+    ``"observed:<study>"`` and ``"replicated:<study>"`` (per-study view), ``"observed:zero"``,
+    ``"observed:all"`` (extremes view).
+
+Percentages are rounded half up as journals print them (:func:`bayesreview.formatting.percent`).
+"""
+
+# In reading order, which the API page follows (hence the isort splits).
+from bayesreview.plots.forest import forest_plot, forest_rows  # isort: split
+
+from bayesreview.plots.common import (  # isort: split
+    PAD_INCHES,
+    POSTERIOR_COLOR,
+    PREDICTION_COLOR,
+    interval_text,
+    save_figure,
+)
+
+from bayesreview.plots.comparison import comparison_heatmap, rankogram  # isort: split
+
+from bayesreview.plots.bias import bias_prior_posterior  # isort: split
+
+from bayesreview.plots.checks import ppc_plot  # isort: split
+
+from bayesreview.plots.sensitivity import sensitivity_plot
+
+__all__ = [
+    "PAD_INCHES",
+    "POSTERIOR_COLOR",
+    "PREDICTION_COLOR",
+    "bias_prior_posterior",
+    "comparison_heatmap",
+    "forest_plot",
+    "forest_rows",
+    "interval_text",
+    "ppc_plot",
+    "rankogram",
+    "save_figure",
+    "sensitivity_plot",
+]
