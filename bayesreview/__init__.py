@@ -14,7 +14,13 @@ figure drawn, so reading data and the command line's ``--help`` stay quick.
 from importlib import import_module
 from typing import Any
 
-from bayesreview.errors import BayesReviewError, ConvergenceWarning, DataError, SpecError
+from bayesreview.errors import (
+    BackendFallbackWarning,
+    BayesReviewError,
+    ConvergenceWarning,
+    DataError,
+    SpecError,
+)
 
 __version__ = "0.1.0"
 
@@ -28,8 +34,10 @@ _LAZY = {
             "list_datasets",
             "load_dataset",
             "load_published",
+            "read_adverse_events",
             "read_studies",
             "reconcile",
+            "reconcile_adverse_events",
         ],
         "bayesreview.data",
     ),
@@ -41,10 +49,12 @@ _LAZY = {
     "ModelSpec": "bayesreview.spec",
     "Prior": "bayesreview.spec",
     "load_spec": "bayesreview.spec",
+    "clear_compiled_models": "bayesreview.backend.sampling",
     "shipped_models": "bayesreview.spec",
 }
 
 __all__ = [
+    "BackendFallbackWarning",
     "BayesReviewError",
     "ConvergenceWarning",
     "DataError",

@@ -20,7 +20,6 @@ Commands
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import sys
@@ -29,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bayesreview import __version__
-from bayesreview._fork import available_cpus
 from bayesreview.data import FIT_OUTCOMES, OUTCOMES
 from bayesreview.errors import BayesReviewError
 from bayesreview.formatting import percent
@@ -300,66 +298,23 @@ def _draw_forest_plots(fit, outcomes: Sequence[str], staging: Path) -> None:
             plt.close(figure)
 
 
-def _forest_plot_child(fit, outcomes: Sequence[str], staging: Path) -> None:
-    """The forked process: Ctrl-C is left to the parent, which then terminates it quietly."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _draw_forest_plots(fit, outcomes, staging)
-
-
-def _forest_plot_worker(fit, outcomes: Sequence[str], staging: Path):
-    """A forked process drawing some of the forest plots, or None where that does not pay.
-
-    Drawing is single-threaded text layout (about 1.5 s per outcome in three formats), so
-    on a machine with a second core a child process draws half of the outcomes while this
-    process writes the rest. The child inherits the fit (fork): nothing is pickled.
-    """
-    import multiprocessing
-
-    if not outcomes or available_cpus() < 2:
-        return None
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    sys.stdout.flush()  # else text still buffered here would be written twice
-    sys.stderr.flush()
-    worker = multiprocessing.get_context("fork").Process(
-        target=_forest_plot_child, args=(fit, outcomes, staging), daemon=True
-    )
-    worker.start()
-    return worker
-
-
 def _write_results(fit, staging: Path, crude, save_fit: bool = False) -> None:
     """Tables, forest plots and the report of ``fit`` (and fit.nc) into the folder ``staging``."""
     from bayesreview.report import write_report
 
     outcomes = list(fit.outcomes)
-    half = (len(outcomes) + 1) // 2
-    worker = _forest_plot_worker(fit, outcomes[:half], staging)
-    mine = outcomes if worker is None else outcomes[half:]
-    try:
-        if save_fit:
-            fit.save(staging / "fit.nc")
-        summary = fit.summary()
-        comparison = fit.compare()
-        ranks = fit.ranks()
-        _write_csv(summary, staging / "summary.csv")
-        _write_csv(comparison, staging / "comparison.csv")
-        _write_csv(ranks, staging / "ranks.csv")
-        _write_csv(crude, staging / "crude.csv")
-        _write_csv(fit.study_estimates(), staging / "studies.csv")
-        _write_csv(fit.diagnostics(), staging / "diagnostics.csv")
-        _draw_forest_plots(fit, mine, staging)
-    except BaseException:
-        if worker is not None:
-            worker.terminate()
-        raise
-    finally:
-        if worker is not None:
-            worker.join()
-    if worker is not None and worker.exitcode != 0:
-        _draw_forest_plots(fit, outcomes[:half], staging)  # raises what went wrong, if anything
+    if save_fit:
+        fit.save(staging / "fit.nc")
+    summary = fit.summary()
+    comparison = fit.compare()
+    ranks = fit.ranks()
+    _write_csv(summary, staging / "summary.csv")
+    _write_csv(comparison, staging / "comparison.csv")
+    _write_csv(ranks, staging / "ranks.csv")
+    _write_csv(crude, staging / "crude.csv")
+    _write_csv(fit.study_estimates(), staging / "studies.csv")
+    _write_csv(fit.diagnostics(), staging / "diagnostics.csv")
+    _draw_forest_plots(fit, outcomes, staging)
     # the report shows the SVG files just written: vector, and no second rendering
     figures = {o: (staging / f"forest_{o}.svg").read_bytes() for o in outcomes}
     write_report(
@@ -514,18 +469,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The console entry point: :func:`main`, then exit without the interpreter's teardown.
+    """The console entry point: :func:`main`, then a normal exit with its code.
 
-    When :func:`main` returns, every result is written and closed. Tearing down what PyMC,
-    PyTensor and numba loaded then takes about a second more (measured: a third of
-    ``bayesreview analyze``'s time above its own work on a warm cache), so the process ends
-    with ``os._exit`` once standard output and error are flushed.
+    The interpreter's teardown (and every ``atexit`` handler) runs as usual.
     """
-    code = main()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe, e.g. `| head`
-            stream.flush()
-    os._exit(code)
+    sys.exit(main())
 
 
 if __name__ == "__main__":

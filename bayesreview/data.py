@@ -37,8 +37,10 @@ __all__ = [
     "load_dataset",
     "load_published",
     "outcome_counts",
+    "read_adverse_events",
     "read_studies",
     "reconcile",
+    "reconcile_adverse_events",
 ]
 
 #: Outcome categories a study reports; they partition its ``n`` patients.
@@ -390,21 +392,26 @@ def dataset_info(name: str) -> dict:
 
 
 def load_dataset(name: str = "calcinosis_cutis") -> pd.DataFrame:
-    """Load a bundled data set as a validated study table (see :func:`read_studies`).
+    """Load a bundled data set as a validated table.
+
+    The registry's ``kind`` says which schema the table follows: a study table of response
+    counts (the default; see :func:`read_studies`) or, for ``kind = "adverse_events"``, an
+    adverse-event table (see :func:`read_adverse_events`).
 
     Parameters
     ----------
     name
         Data set name; default ``"calcinosis_cutis"`` (Nowaczyk et al. 2021, Table 1: 40 studies,
-        136 patients). :func:`list_datasets` lists them all.
+        136 patients). ``"calcinosis_cutis_adverse_events"`` is the same review's adverse events.
+        :func:`list_datasets` lists them all.
 
     Returns
     -------
     pandas.DataFrame
-        The study table; ``.attrs["metadata"]`` holds :func:`dataset_info`.
+        The validated table; ``.attrs["metadata"]`` holds :func:`dataset_info`.
     """
     info = dataset_info(name)
-    studies = read_studies(resource_dir("data") / info["studies"])
+    studies = _read_bundled(name, info)
     studies.attrs["metadata"] = info
     studies.attrs["source"] = f"bundled:{name}"
     return studies
@@ -641,3 +648,302 @@ def reconcile(
                 }
             )
     return pd.DataFrame(rows, columns=["level", "quantity", "from_studies", "published"])
+
+
+# --------------------------------------------------------------------------------------------
+# Adverse events: a second table schema (harms per modality or study), its reader and the
+# check of a review's summary table against its text. Kept apart from the response schema.
+# --------------------------------------------------------------------------------------------
+
+#: Columns an adverse-event table must have; ``notes`` and any other column are carried along.
+ADVERSE_EVENT_COLUMNS: tuple[str, ...] = (
+    "row_id",
+    "modality",
+    "study",
+    "pooled",
+    "event",
+    "events",
+    "n",
+    "reported_as",
+    "source",
+)
+#: Modality code of a row pooled over every modality of a review.
+ALL_MODALITIES = "all"
+#: The registry's ``kind`` of a data set that does not name one.
+DEFAULT_DATASET_KIND = "responses"
+_AE_TEXT_COLUMNS = ("row_id", "modality", "event", "reported_as", "source")
+_AE_RECONCILE_COLUMNS = [
+    "modality",
+    "event",
+    "quantity",
+    "text",
+    "summary",
+    "text_row",
+    "summary_rows",
+    "text_source",
+]
+
+
+class _RowProblems:
+    """Collects every problem of an adverse-event table, each naming its row and column."""
+
+    def __init__(self, row_ids: pd.Series) -> None:
+        self._ids = row_ids.astype(object).tolist()
+        self.messages: list[str] = []
+
+    def add(self, row: int, column: str, text: str) -> None:
+        row_id = self._ids[row]
+        where = f"row {row + 1}" + (f" (row_id {row_id!r})" if _present(row_id) else "")
+        self.messages.append(f"{where}, column {column!r}: {text}")
+
+    def raise_if_any(self, label: str) -> None:
+        if not self.messages:
+            return
+        shown = self.messages[:_MAX_PROBLEMS_SHOWN]
+        lines = [f"{label}: {len(self.messages)} problem(s) in the adverse-event table:"]
+        lines += [f"  - {m}" for m in shown]
+        if len(self.messages) > len(shown):
+            lines.append(f"  ... and {len(self.messages) - len(shown)} more")
+        raise DataError("\n".join(lines))
+
+
+def read_adverse_events(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """Read and validate a table of adverse events.
+
+    One row per modality (or study) and event type, as a review prints it. Required columns:
+    ``row_id`` (unique), ``modality``, ``study`` (empty for a row pooled over a modality's
+    studies), ``pooled`` (``true``/``false``), ``event`` (a snake_case code), ``events`` and ``n``
+    (patients with the event and the denominator; either may be empty where the source does not
+    report it), ``reported_as`` (the wording as printed) and ``source`` (where it is printed).
+    The codebook of the bundled table is ``data/README.md``.
+
+    Parameters
+    ----------
+    source
+        Path to a CSV file (comma separated, header row) or a pandas DataFrame; neither is
+        modified. Cells of a CSV file are read as text, so ``None`` or ``N/R`` in
+        ``reported_as`` stay as printed; only empty cells are missing.
+
+    Returns
+    -------
+    pandas.DataFrame
+        In the input order with a fresh ``RangeIndex``: text columns as strings (missing where
+        empty), ``pooled`` as bool, ``events`` and ``n`` as nullable ``Int64``.
+
+    Raises
+    ------
+    DataError
+        Listing every problem, each naming its row (1-based) and ``row_id`` and column: a
+        missing file or required column, an empty table, an empty or duplicated ``row_id``, an
+        empty ``modality``, ``event``, ``reported_as`` or ``source``, an event code that is not
+        snake_case, ``pooled`` that is not true or false, a row of one study (``pooled`` false)
+        without its ``study``, counts that are not whole numbers >= 0, ``n = 0`` or
+        ``events > n``.
+    """
+    if isinstance(source, pd.DataFrame):
+        if source.columns.duplicated().any():
+            dup = sorted({str(c) for c in source.columns[source.columns.duplicated()]})
+            raise DataError(f"duplicated column name(s): {', '.join(dup)}")
+        frame = source.copy(deep=True)
+        frame.columns = [str(c) for c in frame.columns]
+        label = "the DataFrame"
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+        _read_csv(path)  # the file checks and messages of the study table
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig"
+        )
+        frame.columns = [str(c).strip() for c in frame.columns]
+        label = str(source)
+    else:
+        raise DataError(
+            "read_adverse_events() takes a CSV path or a pandas DataFrame, got "
+            f"{type(source).__name__}"
+        )
+    table = _validate_adverse_events(frame, label)
+    table.attrs["source"] = label
+    return table
+
+
+def _validate_adverse_events(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    missing = [c for c in ADVERSE_EVENT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{label}: missing required column(s) of an adverse-event table: {', '.join(missing)}"
+        )
+    if len(frame) == 0:
+        raise DataError(f"{label}: the adverse-event table is empty (a header but no rows)")
+    frame = frame.reset_index(drop=True)
+    problems = _RowProblems(frame["row_id"])
+    out = frame.copy()
+    for column in (*_AE_TEXT_COLUMNS, "study", *(["notes"] if "notes" in frame else [])):
+        out[column] = _clean_text(frame[column])
+    for column in _AE_TEXT_COLUMNS:
+        for row in np.flatnonzero(out[column].isna().to_numpy()):
+            problems.add(int(row), column, "is empty")
+    for row, code in enumerate(out["event"].tolist()):
+        if _present(code) and not _is_snake_case(str(code)):
+            problems.add(row, "event", f"{code!r} is not a snake_case code (e.g. 'infection')")
+    ids = out["row_id"]
+    for row in np.flatnonzero((ids.duplicated() & ids.notna()).to_numpy()):
+        first = int(np.flatnonzero((ids == ids.iloc[row]).fillna(False).to_numpy())[0])
+        problems.add(int(row), "row_id", f"duplicate of row {first + 1} ({ids.iloc[row]!r})")
+
+    pooled = [_parse_flag(value) for value in frame["pooled"].astype(object).tolist()]
+    for row, (flag, problem) in enumerate(pooled):
+        if problem is not None:
+            problems.add(row, "pooled", problem)
+        elif not flag and pd.isna(out["study"].iloc[row]):
+            problems.add(row, "study", "is empty, but pooled is false: a row of one study names it")
+    out["pooled"] = np.array([bool(flag) for flag, _ in pooled])
+
+    counts = {c: _parse_optional_counts(frame[c], c, problems) for c in ("events", "n")}
+    events, n = counts["events"], counts["n"]
+    for row in np.flatnonzero((n == 0).fillna(False).to_numpy()):
+        problems.add(int(row), "n", "is 0: a denominator has at least one patient")
+    for row in np.flatnonzero((events > n).fillna(False).to_numpy()):
+        problems.add(int(row), "events", f"events {events.iloc[row]} > n {n.iloc[row]}")
+    out["events"], out["n"] = events, n
+    problems.raise_if_any(label)
+    return out
+
+
+def _is_snake_case(code: str) -> bool:
+    return (
+        code.isascii()
+        and code[:1].isalpha()
+        and code == code.lower()
+        and code.replace("_", "a").isalnum()
+    )
+
+
+def _given(value: object) -> bool:
+    """A cell that holds something: not empty, NaN, None or ``pd.NA``."""
+    return value is not pd.NA and value is not pd.NaT and _present(value)
+
+
+def _parse_flag(value: object) -> tuple[bool | None, str | None]:
+    """One ``pooled`` cell -> (flag, None) or (None, what is wrong)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value), None
+    if not _given(value):
+        return None, "is missing: give true or false"
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true", None
+    return None, f"is not true or false ({value!r})"
+
+
+def _parse_optional_counts(values: pd.Series, column: str, problems: _RowProblems) -> pd.Series:
+    """Whole numbers >= 0 as ``Int64``; empty cells are missing (not reported), not errors."""
+    parsed: list[int | None] = []
+    for row, value in enumerate(values.astype(object).tolist()):
+        count, problem = _parse_count(value) if _given(value) else (None, None)
+        if problem is not None:
+            problems.add(row, column, problem)
+        parsed.append(count)
+    return pd.Series(pd.array(parsed, dtype="Int64"), index=values.index)
+
+
+def _read_bundled(name: str, info: Mapping) -> pd.DataFrame:
+    """Read a bundled table with the reader of its registry ``kind`` (default: responses)."""
+    readers = {DEFAULT_DATASET_KIND: read_studies, "adverse_events": read_adverse_events}
+    kind = info.get("kind", DEFAULT_DATASET_KIND)
+    if kind not in readers:
+        raise DataError(
+            f"data set {name!r}: unknown kind {kind!r} in datasets.toml; known kinds: "
+            f"{', '.join(readers)}"
+        )
+    return readers[kind](resource_dir("data") / info["studies"])
+
+
+def reconcile_adverse_events(
+    events: str | os.PathLike | pd.DataFrame | None = None,
+    studies: pd.DataFrame | None = None,
+    summary: str | None = None,
+) -> pd.DataFrame:
+    """Every count where a review's summary table and its text disagree about adverse events.
+
+    Rows without a ``study`` whose ``source`` begins with ``summary`` (e.g. ``"Table 2"``) are
+    the summary table; the other rows without a ``study`` are the text's statements (rows of
+    one study break a count down and are not compared). Each text statement is
+    compared with the summary's rows of the same event over the modalities it covers: its own
+    modality, the modalities of a group code (``laser``: the modalities whose ``group`` in the
+    response table ``studies`` is ``laser``) or every modality (``all``). Events are compared
+    as sums; ``n`` only where the statement covers one modality. Counts that either side does
+    not report (empty) are not compared.
+
+    Parameters
+    ----------
+    events
+        An adverse-event table (see :func:`read_adverse_events`); default the bundled
+        ``"calcinosis_cutis_adverse_events"``.
+    studies
+        The same review's response study table, for the members of group codes; default the
+        bundled data set named by the registry's ``response_data``, if any.
+    summary
+        The start of ``source`` that marks the summary table's rows; default the registry's
+        ``summary_source``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per disagreement: ``modality``, ``event``, ``quantity`` (``events`` or ``n``),
+        ``text`` and ``summary`` (the two numbers; ``summary`` missing when the summary table
+        has no such event), ``text_row`` and ``summary_rows`` (``row_id``s) and
+        ``text_source``. No rows when they agree everywhere both report a number.
+    """
+    if events is None:
+        events = load_dataset("calcinosis_cutis_adverse_events")
+    metadata = events.attrs.get("metadata", {}) if isinstance(events, pd.DataFrame) else {}
+    table = read_adverse_events(events)
+    summary = summary if summary is not None else metadata.get("summary_source")
+    if not summary:
+        raise DataError("reconcile_adverse_events(): give summary=, e.g. 'Table 2'")
+    if studies is None and metadata.get("response_data"):
+        studies = load_dataset(metadata["response_data"])
+    members = _modality_members(table, studies)
+    totals = table[table["study"].isna().to_numpy()]
+    in_summary = totals["source"].str.startswith(summary).to_numpy(dtype=bool)
+    listed, statements = totals[in_summary], totals[~in_summary]
+    rows: list[dict] = []
+    for row in statements.itertuples(index=False):
+        covered = members.get(row.modality, {row.modality})
+        match = listed[(listed["event"] == row.event) & listed["modality"].isin(covered)]
+        found = {
+            "modality": row.modality,
+            "event": row.event,
+            "text_row": row.row_id,
+            "summary_rows": ", ".join(match["row_id"]),
+            "text_source": row.source,
+        }
+        if match.empty:
+            if not pd.isna(row.events):
+                rows.append({**found, "quantity": "events", "text": row.events, "summary": pd.NA})
+            continue
+        pairs = [("events", row.events, match["events"])]
+        if len(covered) == 1:
+            pairs.append(("n", row.n, match["n"]))
+        for quantity, stated, printed in pairs:
+            if pd.isna(stated) or printed.isna().any():
+                continue
+            values = [int(printed.sum())] if quantity == "events" else printed.unique().tolist()
+            for value in values:
+                if int(value) != int(stated):
+                    rows.append(
+                        {**found, "quantity": quantity, "text": int(stated), "summary": int(value)}
+                    )
+    return pd.DataFrame(rows, columns=_AE_RECONCILE_COLUMNS)
+
+
+def _modality_members(table: pd.DataFrame, studies: pd.DataFrame | None) -> dict[str, set]:
+    """Modalities each code covers: itself, a group's members, or all of them."""
+    modalities = set(table["modality"].dropna())
+    members: dict[str, set] = {}
+    if studies is not None and {"modality", "group"} <= set(studies.columns):
+        modalities |= set(studies["modality"].dropna())
+        for group, rows in studies.groupby("group", sort=False):
+            if set(rows["modality"]) != {group}:
+                members[str(group)] = set(rows["modality"])
+    members[ALL_MODALITIES] = modalities - {ALL_MODALITIES, *members}
+    return members

@@ -15,3 +15,8 @@ class SpecError(BayesReviewError, ValueError):
 
 class ConvergenceWarning(UserWarning):
     """The sampler's diagnostics say the posterior may not be trustworthy."""
+
+
+class BackendFallbackWarning(UserWarning):
+    """A faster route that relies on another library's internals was not used: the package
+    fell back to the library's own, slower route. The message says why and what it costs."""

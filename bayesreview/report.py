@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bayesreview._io import atomic_path
-from bayesreview.data import CATEGORIES, list_datasets, load_dataset
+from bayesreview.data import CATEGORIES, dataset_info, list_datasets, load_dataset
 from bayesreview.formatting import percent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,6 +99,8 @@ def bundled_dataset(studies: pd.DataFrame) -> str | None:
     modality, n and outcome counts.
     """
     for name in list_datasets():
+        if dataset_info(name).get("kind", "responses") != "responses":
+            continue  # e.g. adverse events: not a table of studies' responses
         bundled = load_dataset(name)
         columns = [c for c in _IDENTITY_COLUMNS if c in bundled]
         if len(studies) != len(bundled) or not all(c in studies for c in columns):
@@ -550,7 +552,9 @@ def render_report(
         figures = {outcome: _render_forest_png(fit, outcome) for outcome in fit.outcomes}
     name = bundled_dataset(fit.studies)
     title = title or (
-        f"Bayesian meta-analysis: {name}" if name else "Bayesian meta-analysis of response rates"
+        f"Bayesian meta-analysis: {dataset_info(name)['title']}"
+        if name
+        else "Bayesian meta-analysis of response rates"
     )
     settings = fit.settings
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -35,6 +35,7 @@ import pandas as pd  # noqa: E402
 
 import bayesreview as br  # noqa: E402
 from bayesreview.compare import pairwise, ranks  # noqa: E402
+from bayesreview.data import display_labels  # noqa: E402
 from bayesreview.fitting import ESS_MIN, RHAT_MAX  # noqa: E402
 from bayesreview.formatting import percent  # noqa: E402
 from bayesreview.plots import (  # noqa: E402
@@ -49,14 +50,8 @@ from bayesreview.report import write_text_atomic  # noqa: E402
 FIGURES = HERE / "figures"
 MARKDOWN = HERE / "comparisons.md"
 SEED = 2021
-LABELS = {
-    "topical_sts": "Topical STS",
-    "intralesional_sts": "Intralesional STS",
-    "laser": "Laser (CO2, Er:YAG, diode, picosecond + CO2)",
-    "eswl": "ESWL",
-    "eswl_intralesional_sts": "ESWL + intralesional STS",
-    "picosecond_topical_sts": "Picosecond laser + topical STS",
-}
+#: The codebook's display labels (data/datasets.toml).
+LABELS = display_labels(br.load_dataset("calcinosis_cutis"))
 SHORT = {
     "topical_sts": "Topical STS",
     "intralesional_sts": "IL STS",

@@ -30,9 +30,13 @@ import pandas as pd  # noqa: E402
 
 import bayesreview as br  # noqa: E402
 from bayesreview.checks import ppc  # noqa: E402
+from bayesreview.data import display_labels  # noqa: E402
 from bayesreview.plots import sensitivity_plot  # noqa: E402
 from bayesreview.report import write_text_atomic  # noqa: E402
 from bayesreview.robustness import RHAT_REFIT_MAX, sensitivity  # noqa: E402
+
+#: The codebook's display labels of the bundled data (what the page's tables show).
+LABELS = display_labels(br.load_dataset("calcinosis_cutis"))
 
 
 def pct(x: float) -> str:
@@ -69,7 +73,7 @@ def summarise(table):
                 cells.append(pct(values.iloc[0]))
             else:
                 cells.append(f"{pct(values.min())} to {pct(values.max())}")
-        name = modality.replace("_", " ")
+        name = LABELS.get(modality, modality)
         lines.append(f"| {name} | {main.studies} | {interval(main)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -91,7 +95,8 @@ def largest_shifts(table, k: int = 5) -> str:
     ]
     for row in loo.itertuples():
         lines.append(
-            f"| {row.scenario.removeprefix('leave out ')} | {row.modality.replace('_', ' ')} | "
+            f"| {row.scenario.removeprefix('leave out ')} | "
+            f"{LABELS.get(row.modality, row.modality)} | "
             f"{pct(row.mean_rate)} | {_prose.points(row.shift, signed=True)} |"
         )
     return "\n".join(lines)
@@ -108,7 +113,7 @@ def single_study_note(table) -> str | None:
     many = main.index[main.studies > 1]
     if len(one) == 0:
         return None
-    names = ", ".join(m.replace("_", " ") for m in one)
+    names = ", ".join(LABELS.get(m, m) for m in one)
     widths = main["mean_rate_upper"] - main["mean_rate_lower"]
     text = (
         f"- {len(one)} modalities rest on a single study ({names}): their 95% intervals are "
@@ -132,10 +137,10 @@ def reading(table, checks) -> str:
     """Plain-words notes, every number and every word about a number taken from the tables."""
     main = table[table.kind == "main"].set_index("modality")
     design = table[table.kind == "design"]
-    lost = [m.replace("_", " ") for m in main.index if m not in set(design.modality)]
+    lost = [LABELS.get(m, m) for m in main.index if m not in set(design.modality)]
     loo = shifts(table, "leave_one_out")
     labels = [
-        f"{m.replace('_', ' ')} without {s.removeprefix('leave out ')}"
+        f"{LABELS.get(m, m)} without {s.removeprefix('leave out ')}"
         for m, s in zip(loo.modality, loo.scenario, strict=True)
     ]
     notes = []
@@ -155,7 +160,7 @@ def reading(table, checks) -> str:
             + _prose.shift_sentence(
                 other["shift"],
                 [
-                    f"{m.replace('_', ' ')}, {s}"
+                    f"{LABELS.get(m, m)}, {s}"
                     for m, s in zip(other.modality, other.scenario, strict=True)
                 ],
                 what="rows of the other scenarios (design, unknown responses, model, priors)",

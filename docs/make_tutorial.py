@@ -31,6 +31,7 @@ import _prose  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import bayesreview as br  # noqa: E402
+from bayesreview.data import display_labels  # noqa: E402
 from bayesreview.fitting import ESS_MIN, RHAT_MAX  # noqa: E402
 from bayesreview.formatting import percent  # noqa: E402
 from bayesreview.report import write_text_atomic  # noqa: E402
@@ -95,6 +96,11 @@ def build(draws: int, chains: int) -> str:
     parts: list[str] = []
     add = parts.append
     studies_all = br.load_dataset("calcinosis_cutis")
+    codebook = display_labels(studies_all)
+
+    def label(code: str) -> str:
+        """The codebook's display label of a code (what every table people read shows)."""
+        return codebook.get(code, code)
 
     add(
         "# Tutorial: the calcinosis cutis review, reproduced and extended\n\n"
@@ -143,7 +149,7 @@ def build(draws: int, chains: int) -> str:
             ours = f"{events}/{record.denominator} ({percent(events / record.denominator)}%)"
             rows.append(
                 {
-                    "group": record.group,
+                    "group": label(record.group),
                     "outcome": outcome,
                     "crude_table": ours,
                     "Table 2": paper,
@@ -218,7 +224,7 @@ def build(draws: int, chains: int) -> str:
         part = summary[summary["outcome"] == outcome]
         table = pd.DataFrame(
             {
-                "group": part["modality"],
+                "group": [label(m) for m in part["modality"]],
                 "studies": part["studies"],
                 "events/N": [f"{e}/{n}" for e, n in zip(part["events"], part["n"], strict=True)],
                 "crude % (95% CI)": estimates(
@@ -235,7 +241,8 @@ def build(draws: int, chains: int) -> str:
         add(f"**{'Complete response' if outcome == 'complete' else 'Any response'}**")
         add(md_table(table, "lrrrrrr"))
     labels = [
-        f"{g}, {o} response" for g, o in zip(summary["modality"], summary["outcome"], strict=True)
+        f"{label(g)}, {o} response"
+        for g, o in zip(summary["modality"], summary["outcome"], strict=True)
     ]
     add(
         "Crude intervals are exact Clopper–Pearson intervals. The posterior columns are "
@@ -318,8 +325,8 @@ def build(draws: int, chains: int) -> str:
         md_table(
             pd.DataFrame(
                 {
-                    "A": chosen["modality_a"],
-                    "B": chosen["modality_b"],
+                    "A": [label(m) for m in chosen["modality_a"]],
+                    "B": [label(m) for m in chosen["modality_b"]],
                     "P(A better)": [f"{p:.2f}" for p in chosen["p_better"]],
                     "reading": [_prose.probability_word(p) for p in chosen["p_better"]],
                     "A − B, pp (95% CrI)": estimates(
@@ -337,7 +344,7 @@ def build(draws: int, chains: int) -> str:
         )
         + " The clearest: "
         + _prose.better_sentence(
-            strongest["modality_a"], strongest["modality_b"], strongest["p_better"]
+            label(strongest["modality_a"]), label(strongest["modality_b"]), strongest["p_better"]
         )
         + ". These probabilities are statements about the mean rates given the model and its "
         "priors, not tests. A minimal important difference is one argument away: "
@@ -350,7 +357,7 @@ def build(draws: int, chains: int) -> str:
         md_table(
             pd.DataFrame(
                 {
-                    "group": ranks["modality"],
+                    "group": [label(m) for m in ranks["modality"]],
                     "P(best)": [f"{p:.2f}" for p in ranks["p_best"]],
                     "mean rank": [f"{r:.1f}" for r in ranks["mean_rank"]],
                     "SUCRA": [f"{s:.2f}" for s in ranks["sucra"]],
@@ -362,7 +369,7 @@ def build(draws: int, chains: int) -> str:
     add(
         "The most probable best: "
         + _prose.probability_sentence(
-            best["modality"], f"the best of the {len(ranks)} groups", best["p_best"]
+            label(best["modality"]), f"the best of the {len(ranks)} groups", best["p_best"]
         )
         + "."
     )
@@ -407,7 +414,7 @@ def build(draws: int, chains: int) -> str:
     plain = plain.loc[groups]
     table = pd.DataFrame(
         {
-            "group": groups,
+            "group": [label(g) for g in groups],
             "no covariate": column(plain.reset_index()),
             f"averaged ({mix_label})": column(mix),
             f"adjusted to {adjusted_label}": column(adjusted),
@@ -473,7 +480,7 @@ def build(draws: int, chains: int) -> str:
         design = others[others["kind"] == "design"]["mean_rate"]
         rows.append(
             {
-                "group": group,
+                "group": label(group),
                 "main": posterior(main.loc[group]),
                 "leave one out (medians)": (
                     interval(loo.min()[group], loo.max()[group]) if group in loo.groups else "–"
@@ -494,7 +501,9 @@ def build(draws: int, chains: int) -> str:
 
     def shifts(rows: pd.DataFrame) -> tuple[list[float], list[str]]:
         values = list(rows["mean_rate"] - rows["modality"].map(main["mean_rate"]))
-        names = [f"{m}, {s}" for m, s in zip(rows["modality"], rows["scenario"], strict=True)]
+        names = [
+            f"{label(m)}, {s}" for m, s in zip(rows["modality"], rows["scenario"], strict=True)
+        ]
         return values, names
 
     other_rows = table[~table["kind"].isin(["main", "leave_one_out"])]
@@ -514,12 +523,42 @@ def build(draws: int, chains: int) -> str:
         "are on [the sensitivity page](sensitivity.md)."
     )
 
-    add("## 6. The same from the command line")
+    add("## 6. In a notebook, and with ArviZ")
+    add(
+        "A `Fit` shows itself: `repr(result)` is plain text, and a notebook cell ending in "
+        "`result` renders what was fitted, the summary with the crude rate next to the "
+        "posterior (display labels from the data set's codebook, or `fit(..., labels=...)`), "
+        "and convergence in one line:"
+    )
+    add("```text\n" + repr(ns["result"]) + "\n```")
+    add("![A fit in a notebook cell](figures/notebook_cell.png)")
+    add(
+        "`result.idata` is an ArviZ `InferenceData` with named coordinates (`outcome`, `group`, "
+        "`study`; codes, as in every machine-readable output), so ArviZ works on it directly:"
+    )
+    add(
+        run(
+            """
+            import arviz as az
+
+            rates = az.summary(result.idata, var_names=["rate"],
+                               coords={"outcome": ["any"]}, kind="stats", hdi_prob=0.95)
+            az.plot_forest(result.idata, var_names=["rate"], coords={"outcome": ["any"]},
+                           combined=True, hdi_prob=0.95)
+            """,
+            ns,
+        )
+    )
+    add(md_table(ns["rates"].reset_index().rename(columns={"index": "variable"})))
+    add("## 7. The same from the command line")
     add(
         "```bash\nbayesreview analyze --out results/   # bundled data: outcome response, by group\n"
-        "```\n\nwrites the tables, forest plots, the fit and a self-contained `report.html`; "
-        "see [the command line](cli.md)."
+        "```\n\nwrites the tables, forest plots, the fit and a self-contained `report.html` "
+        "with every figure (forest plots, comparison heat maps, rank plots, the posterior "
+        "predictive check); see [the command line](cli.md). Its top, rendered offline by "
+        "headless Chromium (`docs/make_screenshots.py`):"
     )
+    add("![The report](figures/report.png)")
     return "\n\n".join(parts) + "\n"
 
 

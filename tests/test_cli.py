@@ -185,28 +185,21 @@ def test_interrupt_leaves_nothing_behind(analyzed, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_forest_plots_are_redrawn_if_the_second_process_fails(analyzed, tmp_path, monkeypatch):
-    # Half of the forest plots are drawn in a forked process; if it fails, this process draws
-    # them, so the results are still whole.
+def test_a_failed_figure_leaves_nothing_written(analyzed, tmp_path, monkeypatch):
+    # Figures are drawn in this process (no fork): a failure there is reported and no partial
+    # results folder is left behind.
     from bayesreview import cli
 
-    draw, parent = cli._draw_forest_plots, os.getpid()
+    def fails(*args, **kwargs):
+        raise OSError("disk full while writing forest_any.pdf")
 
-    def fails_in_child(*args, **kwargs):
-        if os.getpid() != parent:
-            raise RuntimeError("child failed")
-        draw(*args, **kwargs)
-
-    monkeypatch.setattr(cli, "_draw_forest_plots", fails_in_child)
+    monkeypatch.setattr(cli, "_draw_forest_plots", fails)
     out, _ = analyzed
     target = tmp_path / "again"
     code, _, stderr = _run(["report", str(out / "fit.nc"), "--out", str(target)])
-    assert code == 0, stderr
-    for outcome in OUTCOMES:
-        for ext in ("png", "svg", "pdf"):
-            assert (target / f"forest_{outcome}.{ext}").stat().st_size > 1000
-    report = (target / "report.html").read_text()
-    assert report.count("<svg") >= len(OUTCOMES)
+    assert code == 1
+    assert "disk full" in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---- refusals: exit code 2, one line, no traceback ----------------------------------------

@@ -51,7 +51,7 @@ def test_bundled_data_has_40_studies_and_136_patients(studies):
     # Abstract: "A total of 40 studies including 136 patients were analysed."
     assert len(studies) == 40
     assert studies["n"].sum() == 136
-    assert br.list_datasets() == ["calcinosis_cutis"]
+    assert br.list_datasets() == ["calcinosis_cutis", "calcinosis_cutis_adverse_events"]
 
 
 def test_design_counts_follow_the_quality_assessment_paragraph(studies):

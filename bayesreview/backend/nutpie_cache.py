@@ -11,8 +11,12 @@ versions), so numba stores them in PyTensor's numba cache folder and a later pro
 in a fraction of a second. Sampling is unchanged: same log-density, same gradient, same
 sampler.
 
-This relies on nutpie internals (written against nutpie 0.16); :func:`compile_model` falls back
-to ``nutpie.compile_pymc_model`` when they do not fit.
+This relies on nutpie's, PyTensor's and numba's internals, so it is bounded to the versions it
+was tested against (:data:`TESTED_VERSIONS`) and verified when it loads: the callbacks'
+log density and gradient must equal PyTensor's at test points (:func:`verify`). Otherwise
+:func:`compile_model` warns (:class:`~bayesreview.BackendFallbackWarning`) and falls back to
+``nutpie.compile_pymc_model``; it never falls back silently. Nothing here forks: both
+callbacks compile in this process.
 
 A numba C callback cannot raise: an exception inside the log-density is printed and the
 callback returns 0. The callbacks therefore set the log-density (and every output) to NaN
@@ -23,11 +27,13 @@ treats as a divergent transition (reported by ``Fit.diagnostics``), never as a v
 from __future__ import annotations
 
 import hashlib
+import os
+import warnings
 from typing import Any
 
 import numpy as np
 
-from bayesreview._fork import reap, start_in_fork
+from bayesreview.errors import BackendFallbackWarning
 
 _WORD = 8  # bytes per entry of nutpie's user-data record (uintp / uint64)
 
@@ -226,17 +232,8 @@ def compile_cached(model: Any):
     )
     sizes = (n_dim, n_expanded, layout, n_header)
 
-    def expand() -> Any:
-        return _callback(_EXPAND_TEMPLATE, expand_pt, expand_signature, *sizes)
-
-    # On a first run both callbacks are compiled from scratch: the expand callback is compiled
-    # in a forked process on the second CPU meanwhile, and then loaded from the disk cache.
-    child = start_in_fork(expand)
-    try:
-        logp_callback = _callback(_LOGP_TEMPLATE, logp_pt, logp_signature, *sizes)
-    finally:
-        reap(child)
-    expand_callback = expand()
+    logp_callback = _callback(_LOGP_TEMPLATE, logp_pt, logp_signature, *sizes)
+    expand_callback = _callback(_EXPAND_TEMPLATE, expand_pt, expand_signature, *sizes)
 
     dims, coords = _prepare_dims_and_coords(model, shape_info)
     return CompiledPyMCModel(
@@ -256,12 +253,126 @@ def compile_cached(model: Any):
     )
 
 
+#: Versions whose private layout this module was written and tested against, [from, below).
+#: Outside them the cached callbacks are not used (:func:`compile_model` warns and falls back).
+TESTED_VERSIONS: dict[str, tuple[str, str]] = {
+    "nutpie": ("0.16", "0.17"),
+    "pytensor": ("2.38", "2.39"),
+    "numba": ("0.65", "0.66"),
+}
+#: Set this environment variable to ``0`` to skip the cached callbacks (no warning).
+CACHE_SWITCH = "BAYESREVIEW_NUTPIE_CACHE"
+#: The cached callbacks must reproduce PyTensor's log density and gradient to this tolerance.
+VERIFY_RTOL = 1e-9
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor, ...) of a version string, ignoring suffixes such as ``rc1`` or ``+local``."""
+    parts = []
+    for part in version.split("+")[0].split("."):
+        digits = "".join(c for c in part if c.isdigit()) if part[:1].isdigit() else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def untested_versions(installed: dict[str, str] | None = None) -> list[str]:
+    """``"nutpie 0.18.0 (tested: 0.16 to below 0.17)"`` for each library outside
+    :data:`TESTED_VERSIONS`; empty when all are inside. ``installed`` defaults to the imported
+    libraries' ``__version__``."""
+    if installed is None:
+        import numba
+        import nutpie
+        import pytensor
+
+        installed = {
+            "nutpie": nutpie.__version__,
+            "pytensor": pytensor.__version__,
+            "numba": numba.__version__,
+        }
+    out = []
+    for name, (low, high) in TESTED_VERSIONS.items():
+        version = installed[name]
+        if not _release(low) <= _release(version) < _release(high):
+            out.append(f"{name} {version} (tested: {low} to below {high})")
+    return out
+
+
+def _callback_values(compiled: Any, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """Log density and gradient at the flat point ``x`` from the compiled C callback."""
+    import ctypes
+
+    doubles = ctypes.POINTER(ctypes.c_double)
+    x = np.ascontiguousarray(x, dtype=float)
+    grad, logp = np.zeros(compiled.n_dim), np.zeros(1)
+    compiled.compiled_logp_func.ctypes(
+        compiled.n_dim,
+        x.ctypes.data_as(doubles),
+        grad.ctypes.data_as(doubles),
+        logp.ctypes.data_as(doubles),
+        ctypes.c_void_p(compiled.user_data.ctypes.data),
+    )
+    return float(logp[0]), grad
+
+
+def verify(compiled: Any, points: int = 2) -> str | None:
+    """Why the cached callbacks cannot be trusted, or None when they can.
+
+    At ``points`` points (0, then standard-normal draws of a fixed seed, on the sampler's
+    unconstrained scale) the callback's log density and gradient, which read the data through
+    nutpie's user-data record, must equal those of the PyTensor function they wrap (called
+    from Python, with the data PyTensor holds) to :data:`VERIFY_RTOL`.
+    """
+    rng = np.random.default_rng(0)
+    for k in range(points):
+        x = np.zeros(compiled.n_dim) if k == 0 else rng.standard_normal(compiled.n_dim)
+        logp, grad = _callback_values(compiled, x)
+        expected_logp, expected_grad = compiled.logp_func(x)
+        same = np.allclose(logp, expected_logp, rtol=VERIFY_RTOL, atol=1e-12, equal_nan=True)
+        same = same and np.allclose(
+            grad, expected_grad, rtol=VERIFY_RTOL, atol=1e-12, equal_nan=True
+        )
+        if not same:
+            return (
+                f"at a test point the cached log density {logp!r} differs from PyTensor's "
+                f"{float(expected_logp)!r}"
+            )
+    return None
+
+
 def compile_model(model: Any):
-    """:func:`compile_cached`, or nutpie's own compilation where nutpie's internals differ."""
+    """:func:`compile_cached`, verified; else nutpie's own compilation, with a warning.
+
+    The cached callbacks are used when the installed nutpie, PyTensor and numba are the
+    versions they were tested against (:data:`TESTED_VERSIONS`), when they build without
+    error, and when they reproduce PyTensor's log density and gradient (:func:`verify`).
+    Otherwise a :class:`~bayesreview.BackendFallbackWarning` says why, and nutpie compiles the
+    model itself: the same sampler and posterior, about 8 s more in every new process. Set
+    ``BAYESREVIEW_NUTPIE_CACHE=0`` to choose that route without the warning.
+    """
     import nutpie
     from numba.core.errors import NumbaError
 
-    try:
-        return compile_cached(model)
-    except (ImportError, AttributeError, KeyError, TypeError, ValueError, NumbaError):
+    if os.environ.get(CACHE_SWITCH, "1") == "0":
         return nutpie.compile_pymc_model(model)
+    reasons = untested_versions()
+    if not reasons:
+        try:
+            compiled = compile_cached(model)
+        except (ImportError, AttributeError, KeyError, TypeError, ValueError, NumbaError) as exc:
+            reasons = [f"building them failed ({type(exc).__name__}: {exc})"]
+        else:
+            problem = verify(compiled)
+            if problem is None:
+                return compiled
+            reasons = [problem]
+    warnings.warn(
+        "bayesreview: not using its disk-cached nutpie callbacks ("
+        + "; ".join(reasons)
+        + "); nutpie compiles the model itself instead: the same posterior, about 8 s more "
+        f"in every new process (set {CACHE_SWITCH}=0 to choose this without the warning)",
+        BackendFallbackWarning,
+        stacklevel=3,
+    )
+    return nutpie.compile_pymc_model(model)
