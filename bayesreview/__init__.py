@@ -50,6 +50,7 @@ _LAZY = {
     "Prior": "bayesreview.spec",
     "load_spec": "bayesreview.spec",
     "clear_compiled_models": "bayesreview.backend.sampling",
+    "exceedance": "bayesreview.thresholds",
     "shipped_models": "bayesreview.spec",
 }
 

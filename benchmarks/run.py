@@ -390,13 +390,14 @@ NOTES = """
   acceptance 0.9.
 - nutpie's C callbacks are compiled so that numba can cache them on disk
   (`bayesreview.backend.nutpie_cache`): a new process loads the compiled model in well under a
-  second, where nutpie's own callbacks took about 8 s to compile every time. On a first
-  run the callback that stores the draws is compiled in a forked process on the second CPU
-  while the log-density is compiled.
-- `bayesreview analyze` draws half of the forest plots in a forked second process, embeds
-  the SVG it has just written in the report instead of drawing another PNG, finds each
-  figure's tight bounding box once for its three formats, and exits without the
-  interpreter's teardown (about 1 s once PyMC and numba are loaded).
+  second, where nutpie's own callbacks took about 8 s to compile every time. The callbacks
+  are used only with the nutpie, PyTensor and numba versions they were tested against, and
+  only after their log density and gradient have matched PyTensor's at test points;
+  otherwise the package warns (`BackendFallbackWarning`) and nutpie compiles the model itself.
+- `bayesreview analyze` embeds the SVG it has just written in the report instead of drawing
+  another PNG and finds each figure's tight bounding box once for its three formats. Nothing
+  forks (a fork after numba, LLVM and nutpie's threads have started is unsafe), and the
+  process exits normally, running the interpreter's teardown.
 
 ## What a first run spends
 
