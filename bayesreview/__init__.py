@@ -51,6 +51,8 @@ _LAZY = {
     "load_spec": "bayesreview.spec",
     "clear_compiled_models": "bayesreview.backend.sampling",
     "exceedance": "bayesreview.thresholds",
+    "update": "bayesreview.living",
+    "changes": "bayesreview.living",
     "shipped_models": "bayesreview.spec",
 }
 

@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("fit", metavar="FIT.nc", help="a fit saved by `bayesreview analyze`")
     _add_output_arguments(report)
 
+    _add_update_parser(commands)
+
     crude = commands.add_parser("crude", help="print the crude pooled table")
     _add_data_argument(crude, required=False)
     crude.add_argument("--by", default="modality", help="grouping column (default: modality)")
@@ -159,6 +161,22 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="list every problem in a study table")
     _add_data_argument(validate, required=True)
     return parser
+
+
+def _add_update_parser(commands) -> None:
+    update = commands.add_parser(
+        "update",
+        help="refit a saved fit with new or corrected studies and say what changed",
+        description=(
+            "Add the studies of NEW.csv to a saved fit's table (a row whose study label is "
+            "already there, in the same modality, replaces it), refit with the same model, "
+            "settings and seed, and write the results into DIR with a 'What changed' section "
+            "in report.html. The old fit file is not touched."
+        ),
+    )
+    update.add_argument("fit", metavar="FIT.nc", help="a fit saved by `bayesreview analyze`")
+    update.add_argument("new", metavar="NEW.csv", help="new or corrected studies")
+    _add_output_arguments(update)
 
 
 def _load(path: str | None):
@@ -411,11 +429,39 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _update(args: argparse.Namespace) -> int:
+    from bayesreview.data import crude_table
+    from bayesreview.fitting import load_fit
+    from bayesreview.living import changes, update
+
+    out = Path(args.out)
+    _check_out(out, args.force)
+    old = load_fit(args.fit)
+    result = update(old, args.new)  # new rows are validated before anything is fitted
+    crude = crude_table(
+        result.studies, by=result.settings["by"], unknown=result.settings["unknown"]
+    )
+    table = changes(result)
+
+    def write(staging: Path) -> None:
+        _write_results(result, staging, crude, save_fit=True)
+        _write_csv(table, staging / "changes.csv")
+
+    names = _in_staging(out, write)
+    print(format_summary(result.summary(), result.labels))
+    added, replaced = result.settings["update"]["added"], result.settings["update"]["replaced"]
+    print(f"\nAdded {len(added)} and replaced {len(replaced)} studies.")
+    print(f"Wrote {len(names)} files to {out}/ (open {out / 'report.html'})")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "analyze":
         return _analyze(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "update":
+        return _update(args)
     if args.command == "crude":
         from bayesreview.data import crude_table, display_labels
 

@@ -257,6 +257,50 @@ def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def _changes_section(fit: Fit) -> str:
+    """What an update (:func:`bayesreview.update`) changed: studies and pooled rates."""
+    from bayesreview.living import changes
+
+    record = fit.settings["update"]
+    table = changes(fit)
+    shown = pd.DataFrame(
+        {
+            "outcome": [_OUTCOME_WORDS.get(o, o) for o in table["outcome"]],
+            "modality": [fit.label(m) for m in table["modality"]],
+            "added": table["added"],
+            "replaced": table["replaced"],
+            "before %": [
+                f"{_pct(m)} ({_interval(lo, hi)})"
+                for m, lo, hi in zip(
+                    table["mean_rate_before"],
+                    table["mean_rate_before_lower"],
+                    table["mean_rate_before_upper"],
+                    strict=True,
+                )
+            ],
+            "after %": [
+                f"{_pct(m)} ({_interval(lo, hi)})"
+                for m, lo, hi in zip(
+                    table["mean_rate_after"],
+                    table["mean_rate_after_lower"],
+                    table["mean_rate_after_upper"],
+                    strict=True,
+                )
+            ],
+            "change (pp)": [_pct(v) for v in table["change"]],
+        }
+    )
+    return "\n".join(
+        [
+            "<h2>What changed</h2>",
+            f"<p>This fit updates an earlier one: {len(record['added'])} studies added, "
+            f"{len(record['replaced'])} replaced; same model, settings and seed. Mean rates: "
+            "posterior median (95% credible interval) before and after.</p>",
+            _table(shown, numeric=("before %", "after %", "change (pp)")),
+        ]
+    )
+
+
 def _probability(value: Any) -> str:
     return "" if pd.isna(value) else f"{float(value):.2f}"
 
@@ -570,6 +614,7 @@ def render_report(
         f"<h1>{html.escape(title)}</h1>",
         intro,
         _summary_section(fit, summary),
+        _changes_section(fit) if fit.settings.get("update") else "",
         _figures_section(fit, figures),
         _comparison_section(fit, comparison, ranks),
         _diagnostics_section(fit),
