@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from bayesreview.formatting import percent
+from bayesreview.formatting import outcome_words, percent
 
 if TYPE_CHECKING:
     from bayesreview.fitting import Fit
@@ -31,7 +31,6 @@ SUMMARY_HEADINGS = {
     "mean_rate": "Pooled mean % (95% CrI)",
     "pred": "Prediction % (95%)",
 }
-_OUTCOME_WORDS = {"any": "any response", "complete": "complete", "partial": "partial"}
 
 
 def _interval(value: float, lower: float, upper: float) -> str:
@@ -85,7 +84,7 @@ def readable_summary(fit: Fit, level: float = 0.95) -> pd.DataFrame:
     for _, row in table.iterrows():
         rows.append(
             {
-                "outcome": _OUTCOME_WORDS.get(row["outcome"], row["outcome"]),
+                "outcome": outcome_words(row["outcome"]),
                 "modality": fit.label(row["modality"]),
                 "studies": int(row["studies"]),
                 "events": f"{int(row['events'])} / {int(row['n'])}",

@@ -1,8 +1,23 @@
-"""Numbers as people read them: percentages rounded the way papers print them."""
+"""Numbers and names as people read them: percentages rounded the way papers print them, and
+the outcomes in words."""
 
 from __future__ import annotations
 
 import math
+
+#: The outcomes in words, as tables, figures and reports name them (lower case).
+OUTCOME_WORDS = {
+    "any": "any response (complete or partial)",
+    "complete": "complete response",
+    "partial": "partial response",
+    "events": "events",
+}
+
+
+def outcome_words(outcome: str, capital: bool = False) -> str:
+    """The outcome in words (:data:`OUTCOME_WORDS`), capitalised for a title; else itself."""
+    words = OUTCOME_WORDS.get(outcome, outcome)
+    return words[:1].upper() + words[1:] if capital else words
 
 
 def percent(rate: float, digits: int = 0) -> str:

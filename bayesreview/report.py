@@ -32,7 +32,7 @@ import pandas as pd
 
 from bayesreview._io import atomic_path
 from bayesreview.data import CATEGORIES, dataset_info, list_datasets, load_dataset
-from bayesreview.formatting import percent
+from bayesreview.formatting import outcome_words, percent
 
 if TYPE_CHECKING:  # pragma: no cover
     from bayesreview.fitting import Fit
@@ -42,12 +42,6 @@ __all__ = ["bundled_dataset", "package_versions", "write_report", "write_text_at
 #: Packages whose versions the report records (those that change the numbers).
 REPORTED_PACKAGES: tuple[str, ...] = ("bayesreview", "pymc", "arviz", "numpy", "nutpie")
 
-_OUTCOME_WORDS = {
-    "any": "any response (complete or partial)",
-    "complete": "complete response",
-    "partial": "partial response",
-    "events": "events",
-}
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -252,7 +246,7 @@ def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
                 "between-study SD (pp)": [_pct(v) for v in rows["rate_sd"]],
             }
         )
-        parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")
+        parts.append(f"<h3>{html.escape(outcome_words(outcome, capital=True))}</h3>")
         parts.append(_table(table, numeric=tuple(table.columns[1:])))
     return "\n".join(parts)
 
@@ -265,7 +259,7 @@ def _changes_section(fit: Fit) -> str:
     table = changes(fit)
     shown = pd.DataFrame(
         {
-            "outcome": [_OUTCOME_WORDS.get(o, o) for o in table["outcome"]],
+            "outcome": [outcome_words(o) for o in table["outcome"]],
             "modality": [fit.label(m) for m in table["modality"]],
             "added": table["added"],
             "replaced": table["replaced"],
@@ -346,7 +340,7 @@ def _comparison_section(fit: Fit, comparison: pd.DataFrame, ranks: pd.DataFrame)
                 ],
             }
         )
-        parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")
+        parts.append(f"<h3>{html.escape(outcome_words(outcome, capital=True))}</h3>")
         parts.append(_table(table, numeric=("P(A > B)", "A − B (pp)", "95% CrI")))
     parts += [
         "<h2>Ranks</h2>",
@@ -360,7 +354,7 @@ def _comparison_section(fit: Fit, comparison: pd.DataFrame, ranks: pd.DataFrame)
         if part.empty:
             continue
         part = _labelled(part, fit, _CODE_COLUMNS)
-        parts.append(f"<h3>{html.escape(_OUTCOME_WORDS.get(outcome, outcome)).capitalize()}</h3>")
+        parts.append(f"<h3>{html.escape(outcome_words(outcome, capital=True))}</h3>")
         parts.append(_table(part, _comparison_formats(part)))
         parts.append(_comparison_figures(fit, outcome))
     return "\n".join(parts)
@@ -372,7 +366,7 @@ def _comparison_figures(fit: Fit, outcome: str) -> str:
 
     if len(fit.groups) < 2:
         return ""
-    words = _OUTCOME_WORDS.get(outcome, outcome)
+    words = outcome_words(outcome)
     return _figure_html(
         _png(comparison_heatmap(fit, outcome=outcome)), f"Comparison heat map: {words}"
     ) + _figure_html(_png(rankogram(fit, outcome=outcome)), f"Rank probabilities: {words}")
@@ -386,7 +380,7 @@ def _figures_section(fit: Fit, figures: Mapping[str, bytes]) -> str:
         "prediction interval for a new study.</p>",
     ]
     for outcome, content in figures.items():
-        caption = f"Forest plot: {_OUTCOME_WORDS.get(outcome, outcome)}"
+        caption = f"Forest plot: {outcome_words(outcome)}"
         parts.append(_figure_html(content, caption))
     return "\n".join(parts)
 
@@ -457,7 +451,7 @@ def _sensitivity_section(fit: Fit, table: pd.DataFrame) -> str:
         "shaded.</p>",
     ]
     for outcome in pd.unique(table["outcome"]):
-        words = _OUTCOME_WORDS.get(outcome, outcome)
+        words = outcome_words(outcome)
         figure = sensitivity_plot(table, outcome=outcome, labels=fit.labels)
         parts.append(_figure_html(_png(figure), f"Sensitivity analyses: {words}"))
         rows = _labelled(table[table["outcome"] == outcome], fit, _CODE_COLUMNS)

@@ -523,7 +523,95 @@ def build(draws: int, chains: int) -> str:
         "are on [the sensitivity page](sensitivity.md)."
     )
 
-    add("## 6. In a notebook, and with ArviZ")
+    add("## 6. Clinical thresholds")
+    add(
+        "A guideline panel asks how likely a therapy is to clear a bar that matters, say that "
+        "at least half of the patients respond. `exceedance` gives, per modality, the "
+        "posterior probability that the pooled mean rate is above the bar and the expected "
+        "share of new studies whose true rate is above it (the predictive probability; "
+        '`better="lower"` counts rates below the bar, for harms):'
+    )
+    add(run('bars = br.exceedance(result, 0.5, outcome="any")', ns))
+    bars = ns["bars"]
+    add(
+        md_table(
+            pd.DataFrame(
+                {
+                    "group": [label(m) for m in bars["modality"]],
+                    "P(mean rate > 50%)": [f"{p:.2f}" for p in bars["p_pooled"]],
+                    "new studies above 50%": [f"{100 * s:.0f}%" for s in bars["share_new"]],
+                }
+            )
+        )
+    )
+    top = bars.loc[bars["p_pooled"].idxmax()]
+    add(
+        _prose.probability_sentence(
+            f"the pooled any-response rate of {label(top['modality'])}",
+            "above 50%",
+            top["p_pooled"],
+        ).capitalize()
+        + f"; even so, about {100 * top['share_new']:.0f}% of new studies of it would be "
+        "expected above 50%: the heterogeneity between studies is large next to the bar."
+    )
+
+    add("## 7. A living review: adding a study")
+    add(
+        "When a study appears, or a reported one is corrected, `update` refits with the same "
+        "model, settings and seed and leaves the old fit as it was; `changes` says what moved. "
+        "Here, for illustration only, a *hypothetical* new case series of 12 patients treated "
+        "with intralesional STS, 9 of whom responded (5 completely):"
+    )
+    add(
+        run(
+            """
+            import pandas as pd
+
+            new = pd.DataFrame({"study": ["Hypothetical 2026"], "year": [2026],
+                                "modality": ["intralesional_sts"], "group": ["intralesional_sts"],
+                                "design": ["case_series"], "n": [12], "complete": [5],
+                                "partial": [4], "none": [3], "unknown": [0]})
+            updated = br.update(result, new)
+            moved = br.changes(updated)
+            """,
+            ns,
+        )
+    )
+    moved = ns["moved"]
+    moved_any = moved[moved["outcome"] == "any"]
+    add(
+        md_table(
+            pd.DataFrame(
+                {
+                    "group": [label(m) for m in moved_any["modality"]],
+                    "added": moved_any["added"],
+                    "any response before": estimates(
+                        moved_any["mean_rate_before"],
+                        moved_any["mean_rate_before_lower"],
+                        moved_any["mean_rate_before_upper"],
+                    ),
+                    "after": estimates(
+                        moved_any["mean_rate_after"],
+                        moved_any["mean_rate_after_lower"],
+                        moved_any["mean_rate_after_upper"],
+                    ),
+                }
+            ),
+            "llrr",
+        )
+    )
+    add(
+        _prose.change_sentence(
+            "The hypothetical series",
+            moved_any["mean_rate_before"],
+            moved_any["mean_rate_after"],
+            [label(m) for m in moved_any["modality"]],
+        )
+        + ". `bayesreview update fit.nc new.csv --out DIR` does the same from the command line "
+        "and adds a 'What changed' section to the report."
+    )
+
+    add("## 8. In a notebook, and with ArviZ")
     add(
         "A `Fit` shows itself: `repr(result)` is plain text, and a notebook cell ending in "
         "`result` renders what was fitted, the summary with the crude rate next to the "
@@ -550,7 +638,7 @@ def build(draws: int, chains: int) -> str:
         )
     )
     add(md_table(ns["rates"].reset_index().rename(columns={"index": "variable"})))
-    add("## 7. The same from the command line")
+    add("## 9. The same from the command line")
     add(
         "```bash\nbayesreview analyze --out results/   # bundled data: outcome response, by group\n"
         "```\n\nwrites the tables, forest plots, the fit and a self-contained `report.html` "

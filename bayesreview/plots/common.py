@@ -27,13 +27,6 @@ GRID_COLOR = "#e5e5e5"
 #: White margin around saved figures, in inches.
 PAD_INCHES = 0.1
 
-#: The response outcomes in words, as figure titles and axis labels name them.
-OUTCOME_WORDS = {
-    "any": "Any response (complete or partial)",
-    "complete": "Complete response",
-    "partial": "Partial response",
-}
-
 
 def plot_outcome(fit: Fit, outcome: str | None) -> str:
     """The outcome a figure shows: ``"any"`` (or the fit's first outcome) for ``None``.

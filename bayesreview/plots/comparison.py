@@ -11,7 +11,6 @@ from bayesreview.compare import pairwise, ranks
 from bayesreview.formatting import percent
 from bayesreview.plots.common import (
     GRID_COLOR,
-    OUTCOME_WORDS,
     figure_labels,
     modality_label,
     new_figure,
@@ -31,7 +30,7 @@ _RANK_MARKERS = "osD^vP*Xh<>"
 
 def _outcome_name(outcome: str) -> str:
     """``"any response"`` for the response outcomes, else the outcome's own name."""
-    return f"{outcome} response" if outcome in OUTCOME_WORDS else outcome
+    return f"{outcome} response" if outcome in ("any", "complete", "partial") else outcome
 
 
 def _heatmap_title(outcome: str, threshold: float, adjusted: bool, better: str) -> str:

@@ -17,10 +17,9 @@ import pandas as pd
 
 from bayesreview.compare import check_level
 from bayesreview.errors import BayesReviewError
-from bayesreview.formatting import percent
+from bayesreview.formatting import outcome_words, percent
 from bayesreview.plots.common import (
     GRID_COLOR,
-    OUTCOME_WORDS,
     POSTERIOR_COLOR,
     PREDICTION_COLOR,
     figure_labels,
@@ -378,7 +377,7 @@ def _draw_rate_axis(ax: Axes, n_rows: int, outcome: str, fontsize: float) -> Non
     ax.set_ylim(n_rows - 0.5, -0.5)
     ax.set_xticks(np.linspace(0, 1, 5))
     ax.set_xticklabels([f"{t:g}" for t in np.linspace(0, 100, 5)], fontsize=fontsize)
-    ax.set_xlabel(f"{OUTCOME_WORDS.get(outcome, outcome)} rate (%)", fontsize=fontsize)
+    ax.set_xlabel(f"{outcome_words(outcome, capital=True)} rate (%)", fontsize=fontsize)
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
@@ -671,7 +670,7 @@ def forest_plot(
     footer = _footer(fit, outcome, level, adjusted)
     layout = _measure(rows, level, plot_width, fontsize, footer)
     if ax is None:
-        title = title if title is not None else OUTCOME_WORDS.get(outcome, outcome)
+        title = title if title is not None else outcome_words(outcome, capital=True)
         fig, ax = _new_forest_figure(layout, len(rows), row_height, plot_width, title)
     else:
         fig = ax.figure

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from bayesreview.errors import BayesReviewError
-from bayesreview.plots.common import GRID_COLOR, OUTCOME_WORDS, modality_label, new_figure
+from bayesreview.formatting import outcome_words
+from bayesreview.plots.common import GRID_COLOR, modality_label, new_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -114,7 +115,7 @@ def sensitivity_plot(
     ax.set_xlim(0, 1)
     ax.set_ylim(-len(modalities) * block + 1, 1.6)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
-    words = OUTCOME_WORDS.get(outcome, outcome).lower()
+    words = outcome_words(outcome)
     ax.set_xlabel(f"Pooled mean rate, {words} (posterior median and 95% interval)")
     ax.grid(axis="x", color=GRID_COLOR, lw=0.5)
     fig.tight_layout()
