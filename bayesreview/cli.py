@@ -126,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--seed", type=int, default=None, metavar="N", help="random seed (default: random)"
     )
+    analyze.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="a clinically meaningful rate, 0-1 (e.g. 0.5): adds, per modality, P(pooled rate "
+        "> RATE) and the share of new studies above it (exceedance.csv and the report)",
+    )
     _add_output_arguments(analyze)
     advanced = analyze.add_argument_group("advanced")
     advanced.add_argument(
@@ -316,9 +324,13 @@ def _draw_forest_plots(fit, outcomes: Sequence[str], staging: Path) -> None:
             plt.close(figure)
 
 
-def _write_results(fit, staging: Path, crude, save_fit: bool = False) -> None:
-    """Tables, forest plots and the report of ``fit`` (and fit.nc) into the folder ``staging``."""
+def _write_results(
+    fit, staging: Path, crude, save_fit: bool = False, threshold: float | None = None
+) -> None:
+    """Tables, forest plots and the report of ``fit`` (and fit.nc) into the folder ``staging``;
+    with ``threshold``, exceedance.csv and a "Clinical thresholds" section too."""
     from bayesreview.report import write_report
+    from bayesreview.thresholds import exceedance
 
     outcomes = list(fit.outcomes)
     if save_fit:
@@ -332,6 +344,10 @@ def _write_results(fit, staging: Path, crude, save_fit: bool = False) -> None:
     _write_csv(crude, staging / "crude.csv")
     _write_csv(fit.study_estimates(), staging / "studies.csv")
     _write_csv(fit.diagnostics(), staging / "diagnostics.csv")
+    tables = {"summary": summary, "comparison": comparison, "ranks": ranks}
+    if threshold is not None:
+        tables["exceedance"] = exceedance(fit, threshold)
+        _write_csv(tables["exceedance"], staging / "exceedance.csv")
     _draw_forest_plots(fit, outcomes, staging)
     # the report shows the SVG files just written: vector, and no second rendering
     figures = {o: (staging / f"forest_{o}.svg").read_bytes() for o in outcomes}
@@ -339,7 +355,7 @@ def _write_results(fit, staging: Path, crude, save_fit: bool = False) -> None:
         fit,
         staging / "report.html",
         figures=figures,
-        tables={"summary": summary, "comparison": comparison, "ranks": ranks},
+        tables=tables,
     )
 
 
@@ -361,6 +377,8 @@ def _analyze(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_out(out, args.force)
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise BayesReviewError(f"--threshold {args.threshold}: must be a rate between 0 and 1")
     bundled = args.data is None
     studies = _load(args.data)  # data problems are reported before the model is compiled
     spec = load_spec(args.model) if args.model is not None else None
@@ -403,7 +421,9 @@ def _analyze(args: argparse.Namespace) -> int:
         if issubclass(warning.category, ConvergenceWarning):
             print(f"bayesreview analyze: warning: {warning.message}", file=sys.stderr)
 
-    names = _in_staging(out, lambda staging: _write_results(result, staging, crude, True))
+    names = _in_staging(
+        out, lambda staging: _write_results(result, staging, crude, True, args.threshold)
+    )
     print(format_summary(result.summary(), result.labels))
     print(
         "\nCrude: events/N with exact 95% CI. Posterior: median and 95% credible interval of "

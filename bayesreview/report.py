@@ -295,6 +295,30 @@ def _changes_section(fit: Fit) -> str:
     )
 
 
+def _thresholds_section(fit: Fit, table: pd.DataFrame) -> str:
+    """Per outcome and modality, the chance of clearing a clinical threshold."""
+    shown = pd.DataFrame(
+        {
+            "outcome": [outcome_words(o) for o in table["outcome"]],
+            "modality": [fit.label(m) for m in table["modality"]],
+            "threshold %": [_pct(t) for t in table["threshold"]],
+            "P(mean rate beyond)": [_probability(p) for p in table["p_pooled"]],
+            "new studies beyond %": [_pct(s) for s in table["share_new"]],
+        }
+    )
+    direction = table["direction"].iloc[0] if len(table) else "above"
+    return "\n".join(
+        [
+            "<h2>Clinical thresholds</h2>",
+            f'<p class="note">P(mean rate beyond): the posterior probability that the pooled '
+            f"mean rate is {html.escape(direction)} the threshold; new studies beyond: the "
+            "expected share of new studies whose true rate is "
+            f"{html.escape(direction)} it (the posterior predictive probability).</p>",
+            _table(shown, numeric=tuple(shown.columns[2:])),
+        ]
+    )
+
+
 def _probability(value: Any) -> str:
     return "" if pd.isna(value) else f"{float(value):.2f}"
 
@@ -609,6 +633,7 @@ def render_report(
         intro,
         _summary_section(fit, summary),
         _changes_section(fit) if fit.settings.get("update") else "",
+        _thresholds_section(fit, tables["exceedance"]) if "exceedance" in tables else "",
         _figures_section(fit, figures),
         _comparison_section(fit, comparison, ranks),
         _diagnostics_section(fit),
@@ -650,7 +675,8 @@ def write_report(
     tables
         Precomputed ``"summary"``, ``"comparison"`` and ``"ranks"`` tables (as from
         :meth:`Fit.summary`, :meth:`Fit.compare`, :meth:`Fit.ranks`), to avoid computing them
-        twice; default None computes them.
+        twice; default None computes them. An ``"exceedance"`` table
+        (:func:`bayesreview.exceedance`) adds a "Clinical thresholds" section.
     sensitivity
         A table of :func:`bayesreview.sensitivity` on the same data, shown with its figure in
         a "Sensitivity analyses" section; default None (no section).

@@ -224,6 +224,12 @@ def test_refuses_non_empty_out_without_force(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["old.csv"]
 
 
+def test_refuses_a_threshold_that_is_not_a_rate_before_fitting(tmp_path, capsys):
+    argv = ["analyze", "--out", str(tmp_path / "out"), "--threshold", "50", *FAST]
+    _assert_refused(capsys, argv, "--threshold 50", "between 0 and 1")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_refuses_out_that_is_a_file(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("x")

@@ -106,6 +106,15 @@ def test_report_tables_show_labels_not_codes(report_text):
         assert code not in text
 
 
+def test_report_shows_clinical_thresholds_when_given(response_fit):
+    table = br.exceedance(response_fit, 0.5)
+    text = render_report(response_fit, tables={"exceedance": table})
+    assert "<h2>Clinical thresholds</h2>" in text
+    # the probability printed for topical STS, any response, is the table's, to two decimals
+    row = table[(table["outcome"] == "any") & (table["modality"] == "topical_sts")].iloc[0]
+    assert f'<td class="num">{row["p_pooled"]:.2f}</td>' in text
+
+
 def test_report_shows_a_sensitivity_analysis_when_given(response_fit, studies):
     table = br.sensitivity(
         studies, outcome="any", by="group", scenarios=["unknown"], draws=100, tune=100
