@@ -42,13 +42,13 @@ def what_was_fitted(fit: Fit) -> list[tuple[str, str]]:
     settings = fit.settings
     studies = int((fit.data.weights > 0).sum())
     patients = int(fit.data.trials[fit.data.weights > 0].sum())
+    spec = fit.spec
+    model = spec.name if spec.name == spec.likelihood else f"{spec.name} ({spec.likelihood})"
+    pooled = f"pooled by {fit.data.by} ({len(fit.groups)} levels)"
     items = [
-        ("Studies", f"{studies} ({patients} patients) in {len(fit.groups)} {fit.data.by} level(s)"),
+        ("Studies", f"{studies} ({patients} patients), {pooled}"),
         ("Outcome", str(settings["outcome"])),
-        (
-            "Model",
-            f"{fit.spec.name} ({fit.spec.likelihood}; heterogeneity {settings['heterogeneity']})",
-        ),
+        ("Model", f"{model}; heterogeneity: {settings['heterogeneity']}"),
     ]
     if settings.get("bias"):
         adjusted = fit.adjusted_to()

@@ -545,14 +545,16 @@ def build(draws: int, chains: int) -> str:
         )
     )
     top = bars.loc[bars["p_pooled"].idxmax()]
+    sentence = _prose.probability_sentence(
+        f"the pooled any-response rate of {label(top['modality'])}",
+        "above 50%",
+        top["p_pooled"],
+    )
     add(
-        _prose.probability_sentence(
-            f"the pooled any-response rate of {label(top['modality'])}",
-            "above 50%",
-            top["p_pooled"],
-        ).capitalize()
-        + f"; even so, about {100 * top['share_new']:.0f}% of new studies of it would be "
-        "expected above 50%: the heterogeneity between studies is large next to the bar."
+        sentence[:1].upper()
+        + sentence[1:]
+        + f"; of new studies of it, about {100 * top['share_new']:.0f}% would be expected "
+        "above 50%, because study rates vary around the pooled one."
     )
 
     add("## 7. A living review: adding a study")

@@ -118,5 +118,4 @@ def sensitivity_plot(
     words = outcome_words(outcome)
     ax.set_xlabel(f"Pooled mean rate, {words} (posterior median and 95% interval)")
     ax.grid(axis="x", color=GRID_COLOR, lw=0.5)
-    fig.tight_layout()
-    return fig
+    return fig  # a new figure has the constrained layout (new_figure)
