@@ -40,10 +40,11 @@ from bayesreview.robustness import log_prior, prior_sensitivity
 
 class _FakeFit:
     """What bayesreview.compare and the comparison figures read from a fit: ``outcomes``,
-    ``groups`` and ``draws(name, outcome)`` (dims sample x group)."""
+    ``groups``, ``labels`` (none) and ``draws(name, outcome)`` (dims sample x group)."""
 
     def __init__(self, rates: np.ndarray, groups: tuple[str, ...], outcome: str = "events"):
         self.groups = groups
+        self.labels: dict[str, str] = {}
         self.outcomes = (outcome,)
         self._rates = xr.DataArray(rates, dims=("sample", "group"), coords={"group": list(groups)})
 
