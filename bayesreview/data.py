@@ -90,20 +90,7 @@ def read_studies(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         negative, infinite or too large, categories that do not sum to ``n``, ``events > n``,
         ``n = 0``, a duplicated study within a modality, or an unknown risk-of-bias rating.
     """
-    if isinstance(source, pd.DataFrame):
-        if source.columns.duplicated().any():
-            dup = sorted({str(c) for c in source.columns[source.columns.duplicated()]})
-            raise DataError(f"duplicated column name(s): {', '.join(dup)}")
-        frame = source.copy(deep=True)
-        frame.columns = [str(c) for c in frame.columns]
-        label = "the DataFrame"
-    elif isinstance(source, str | os.PathLike):
-        frame = _read_csv(Path(source))
-        label = str(source)
-    else:
-        raise DataError(
-            f"read_studies() takes a CSV path or a pandas DataFrame, got {type(source).__name__}"
-        )
+    frame, label = _frame_from_source(source, "read_studies")
     studies = _validate(frame, label)
     studies.attrs["source"] = label
     studies.attrs["fingerprint"] = _fingerprint(studies)
@@ -131,7 +118,30 @@ def validated(studies: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     return read_studies(studies)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _frame_from_source(
+    source: str | os.PathLike | pd.DataFrame, reader: str, **read_options: object
+) -> tuple[pd.DataFrame, str]:
+    """(a copy of the table with text column names, its label for messages).
+
+    A DataFrame is copied (duplicated column names refused); a path is read by
+    :func:`_read_csv` with ``read_options``. ``reader`` names the caller in the error for any
+    other type.
+    """
+    if isinstance(source, pd.DataFrame):
+        if source.columns.duplicated().any():
+            dup = sorted({str(c) for c in source.columns[source.columns.duplicated()]})
+            raise DataError(f"duplicated column name(s): {', '.join(dup)}")
+        frame = source.copy(deep=True)
+        frame.columns = [str(c) for c in frame.columns]
+        return frame, "the DataFrame"
+    if isinstance(source, str | os.PathLike):
+        return _read_csv(Path(source), **read_options), str(source)
+    raise DataError(
+        f"{reader}() takes a CSV path or a pandas DataFrame, got {type(source).__name__}"
+    )
+
+
+def _read_csv(path: Path, **read_options: object) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: file does not exist")
     if path.is_dir():
@@ -158,7 +168,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if duplicated:
         raise DataError(f"{path}: duplicated column name(s) in the header: {', '.join(duplicated)}")
     try:
-        frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig")
+        frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig", **read_options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable CSV file ({first})") from None
@@ -740,26 +750,9 @@ def read_adverse_events(source: str | os.PathLike | pd.DataFrame) -> pd.DataFram
         without its ``study``, counts that are not whole numbers >= 0, ``n = 0`` or
         ``events > n``.
     """
-    if isinstance(source, pd.DataFrame):
-        if source.columns.duplicated().any():
-            dup = sorted({str(c) for c in source.columns[source.columns.duplicated()]})
-            raise DataError(f"duplicated column name(s): {', '.join(dup)}")
-        frame = source.copy(deep=True)
-        frame.columns = [str(c) for c in frame.columns]
-        label = "the DataFrame"
-    elif isinstance(source, str | os.PathLike):
-        path = Path(source)
-        _read_csv(path)  # the file checks and messages of the study table
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig"
-        )
-        frame.columns = [str(c).strip() for c in frame.columns]
-        label = str(source)
-    else:
-        raise DataError(
-            "read_adverse_events() takes a CSV path or a pandas DataFrame, got "
-            f"{type(source).__name__}"
-        )
+    frame, label = _frame_from_source(
+        source, "read_adverse_events", dtype=str, keep_default_na=False
+    )
     table = _validate_adverse_events(frame, label)
     table.attrs["source"] = label
     return table

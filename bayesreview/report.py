@@ -251,6 +251,12 @@ def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def _estimates(table: pd.DataFrame, name: str) -> list[str]:
+    """``"61.2 (40.1–80.3)"`` per row: column ``name`` with its ``_lower``/``_upper``, in %."""
+    columns = (table[name], table[f"{name}_lower"], table[f"{name}_upper"])
+    return [f"{_pct(m)} ({_interval(lo, hi)})" for m, lo, hi in zip(*columns, strict=True)]
+
+
 def _changes_section(fit: Fit) -> str:
     """What an update (:func:`bayesreview.update`) changed: studies and pooled rates."""
     from bayesreview.living import changes
@@ -263,24 +269,8 @@ def _changes_section(fit: Fit) -> str:
             "modality": [fit.label(m) for m in table["modality"]],
             "added": table["added"],
             "replaced": table["replaced"],
-            "before %": [
-                f"{_pct(m)} ({_interval(lo, hi)})"
-                for m, lo, hi in zip(
-                    table["mean_rate_before"],
-                    table["mean_rate_before_lower"],
-                    table["mean_rate_before_upper"],
-                    strict=True,
-                )
-            ],
-            "after %": [
-                f"{_pct(m)} ({_interval(lo, hi)})"
-                for m, lo, hi in zip(
-                    table["mean_rate_after"],
-                    table["mean_rate_after_lower"],
-                    table["mean_rate_after_upper"],
-                    strict=True,
-                )
-            ],
+            "before %": _estimates(table, "mean_rate_before"),
+            "after %": _estimates(table, "mean_rate_after"),
             "change (pp)": [_pct(v) for v in table["change"]],
         }
     )
