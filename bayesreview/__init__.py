@@ -20,6 +20,7 @@ from bayesreview.errors import (
     ConvergenceWarning,
     DataError,
     SpecError,
+    WeakIdentificationWarning,
 )
 
 __version__ = "0.1.0"
@@ -54,6 +55,9 @@ _LAZY = {
     "update": "bayesreview.living",
     "changes": "bayesreview.living",
     "shipped_models": "bayesreview.spec",
+    "harm_studies": "bayesreview.harms",
+    "fit_harm": "bayesreview.harms",
+    "benefit_risk": "bayesreview.harms",
 }
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "SpecError",
+    "WeakIdentificationWarning",
     "__version__",
     *_LAZY,
 ]

@@ -5,8 +5,9 @@ Everything here is computed from the posterior draws of the pooled mean response
 observed mix of bias levels), one draw at a time, so each probability is a posterior
 probability of a statement about the modalities' rates (not a p-value).
 
-Direction: ``better="higher"`` (default) means a higher rate is better (response, remission);
-``better="lower"`` a lower rate is better (harms, bleeding, recurrence). It decides which
+Direction: ``better="higher"`` means a higher rate is better (response, remission);
+``better="lower"`` a lower rate is better (harms, bleeding, recurrence); the default is the
+fit's own direction (:attr:`Fit.better`). It decides which
 modality is "best" (rank 1), P(best), SUCRA and :func:`pairwise`'s ``p_better``; the
 differences ``rate_a - rate_b`` and ``p_greater`` are on the rate scale whatever the direction.
 """
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BETTER",
+    "check_better",
     "check_level",
+    "direction_of",
     "pairwise",
     "rank_draws",
     "ranks",
@@ -86,12 +89,21 @@ def check_level(level: float) -> None:
         raise BayesReviewError(f"level={level!r}: must be a number strictly between 0 and 1")
 
 
-def _check_better(better: str) -> None:
+def check_better(better: str) -> None:
+    """Check that ``better`` is ``"higher"`` or ``"lower"``; BayesReviewError otherwise."""
     if not isinstance(better, str) or better not in BETTER:
         raise BayesReviewError(
             f"better={better!r}: must be 'higher' (a higher rate is better, e.g. response) or "
             "'lower' (a lower rate is better, e.g. adverse events, recurrence)"
         )
+
+
+def direction_of(fit: Fit, better: str | None) -> str:
+    """``better`` as given and checked, or the fit's own direction (:attr:`Fit.better`)."""
+    if better is None:
+        better = fit.better
+    check_better(better)
+    return better
 
 
 def rate_draws(fit: Fit, outcome: str, adjusted: bool = True) -> np.ndarray:
@@ -124,7 +136,7 @@ def pairwise(
     threshold: float = 0.0,
     adjusted: bool = True,
     level: float = 0.95,
-    better: str = "higher",
+    better: str | None = None,
 ) -> pd.DataFrame:
     """Posterior probability that one modality is better than another, for every pair.
 
@@ -144,8 +156,8 @@ def pairwise(
     level
         Probability mass of the equal-tailed interval of the difference; default 0.95.
     better
-        ``"higher"`` (default: a higher rate is better, e.g. response) or ``"lower"`` (a lower
-        rate is better, e.g. adverse events, recurrence).
+        ``"higher"`` (a higher rate is better, e.g. response) or ``"lower"`` (a lower rate is
+        better, e.g. adverse events, recurrence); default the fit's own (:attr:`Fit.better`).
 
     Returns
     -------
@@ -178,7 +190,7 @@ def pairwise(
             "-1 and 1 (rates are on the 0-1 scale: 0.1 means 10 percentage points)"
         )
     check_level(level)
-    _check_better(better)
+    better = direction_of(fit, better)
     sign = 1.0 if better == "higher" else -1.0
     tail = (1 - level) / 2
     rows = []
@@ -230,7 +242,7 @@ def rank_draws(rates: np.ndarray, better: str = "higher") -> np.ndarray:
     BayesReviewError
         For an invalid ``better``.
     """
-    _check_better(better)
+    check_better(better)
     rates = np.asarray(rates)
     key = -rates if better == "higher" else rates
     order = np.argsort(key, axis=1, kind="stable")
@@ -241,13 +253,13 @@ def rank_draws(rates: np.ndarray, better: str = "higher") -> np.ndarray:
 
 
 def ranks(
-    fit: Fit, outcome: str | None = None, adjusted: bool = True, better: str = "higher"
+    fit: Fit, outcome: str | None = None, adjusted: bool = True, better: str | None = None
 ) -> pd.DataFrame:
     """Rank probabilities, P(best), mean rank and SUCRA of each modality.
 
     Ranks are taken in every posterior draw of the pooled mean rates; rank 1 is the best
-    modality: the highest rate with ``better="higher"`` (default), the lowest with
-    ``better="lower"``.
+    modality: the highest rate with ``better="higher"``, the lowest with ``better="lower"``
+    (default: the fit's own direction, :attr:`Fit.better`).
 
     Parameters
     ----------
@@ -259,8 +271,8 @@ def ranks(
         ``True`` (default) ranks bias-adjusted rates; ``False`` rates averaged over the
         observed mix of bias levels.
     better
-        ``"higher"`` (default: a higher rate is better, e.g. response) or ``"lower"`` (a lower
-        rate is better, e.g. adverse events, recurrence).
+        ``"higher"`` (a higher rate is better, e.g. response) or ``"lower"`` (a lower rate is
+        better, e.g. adverse events, recurrence); default the fit's own (:attr:`Fit.better`).
 
     Returns
     -------
@@ -276,7 +288,7 @@ def ranks(
     BayesReviewError
         For an unknown outcome or an invalid ``better``.
     """
-    _check_better(better)
+    better = direction_of(fit, better)
     k = len(fit.groups)
     frames = []
     for name in select_outcomes(fit, outcome):

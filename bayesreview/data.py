@@ -4,7 +4,9 @@ One row per study arm. Required columns are ``study``, ``modality`` and ``n`` wi
 four outcome categories ``complete``, ``partial``, ``none`` and ``unknown`` (which sum to ``n``)
 or a single ``events`` column for one outcome. Optional columns with a meaning of their own are
 ``year``, ``group``, ``design`` and ``risk_of_bias``; every other column is carried along and may
-be used as a covariate. Rates are on the 0-1 scale throughout.
+be used as a covariate. A row may also be one patient of a total that a review pooled over
+several studies (``pooled_total`` names the total; :func:`groups_of_pooled_totals`). Rates are
+on the 0-1 scale throughout.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ __all__ = [
     "crude_table",
     "dataset_info",
     "display_labels",
+    "groups_of_pooled_totals",
     "list_datasets",
     "load_dataset",
     "load_published",
     "outcome_counts",
+    "published_totals",
     "read_adverse_events",
     "read_studies",
     "reconcile",
@@ -51,6 +55,8 @@ OUTCOMES: tuple[str, ...] = ("complete", "partial", "any")
 FIT_OUTCOMES: tuple[str, ...] = (*OUTCOMES, "response", "events")
 #: Allowed risk-of-bias ratings, in order (empty means not known).
 RISK_OF_BIAS_LEVELS: tuple[str, ...] = ("low", "moderate", "high")
+#: Column naming, for a row that is one patient of a total pooled over studies, that total.
+POOLED_TOTAL_COLUMN = "pooled_total"
 #: Allowed rules for patients whose response is unknown.
 UNKNOWN_RULES: tuple[str, ...] = ("failure", "exclude")
 
@@ -427,6 +433,25 @@ def load_dataset(name: str = "calcinosis_cutis") -> pd.DataFrame:
     return studies
 
 
+def published_totals(studies: pd.DataFrame, column: str | None) -> dict[str, int]:
+    """The number of studies at each level of ``column`` that a bundled data set publishes.
+
+    Read from its metadata's ``<column>_totals`` (for ``"calcinosis_cutis"``,
+    ``risk_of_bias_totals``: low 10, moderate 19, high 11).
+
+    Raises
+    ------
+    DataError
+        When the table carries no such totals (not a bundled data set, or none published).
+    """
+    metadata = studies.attrs.get("metadata", {})
+    key = f"{column}_totals"
+    if column is None or key not in metadata:
+        where = "this data set's metadata" if metadata else "this study table (not a bundled one)"
+        raise DataError(f"bias_totals='dataset': {where} gives no {key}; give the totals as a dict")
+    return {str(level): int(count) for level, count in metadata[key].items()}
+
+
 def display_labels(
     studies: pd.DataFrame | None = None, labels: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -476,6 +501,39 @@ def load_published(name: str = "calcinosis_cutis") -> pd.DataFrame:
 def _check_unknown_rule(unknown: str) -> None:
     if unknown not in UNKNOWN_RULES:
         raise DataError(f"unknown={unknown!r}: must be one of {', '.join(UNKNOWN_RULES)}")
+
+
+def groups_of_pooled_totals(studies: pd.DataFrame, by: str = "modality") -> list[str]:
+    """Levels of ``by`` whose every row is a patient of a total pooled over studies.
+
+    A review that prints only a modality's total (5 of 53 patients had an infection) says
+    nothing about how the studies behind it differ. Such a total enters a study table as its
+    patients, one row each with ``n = 1`` and the total's id in ``pooled_total``
+    (:func:`bayesreview.harms.harm_studies`): each row's likelihood is then that of the
+    modality's mean rate alone, whatever the heterogeneity, so the modality's heterogeneity
+    keeps its (hierarchical) prior.
+
+    Raises
+    ------
+    DataError
+        Naming the rows where ``pooled_total`` is given but ``n`` is not 1.
+    """
+    if POOLED_TOTAL_COLUMN not in studies:
+        return []
+    given = studies[POOLED_TOTAL_COLUMN].notna() & (
+        studies[POOLED_TOTAL_COLUMN].astype(str).str.strip() != ""
+    )
+    wrong = np.flatnonzero(given.to_numpy() & (studies["n"].to_numpy() != 1))
+    if len(wrong):
+        rows = ", ".join(f"{r + 1} ({studies['study'].iloc[r]})" for r in wrong[:10])
+        raise DataError(
+            f"column {POOLED_TOTAL_COLUMN!r}: a patient of a pooled total has n = 1; row(s) "
+            f"{rows} have another n"
+        )
+    if by not in studies:
+        return []
+    pooled = given.groupby(studies[by].astype(str), sort=False).all()
+    return [str(g) for g, all_pooled in pooled.items() if all_pooled]
 
 
 def outcomes_of(studies: pd.DataFrame) -> tuple[str, ...]:

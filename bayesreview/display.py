@@ -19,7 +19,14 @@ from bayesreview.formatting import outcome_words, percent
 if TYPE_CHECKING:
     from bayesreview.fitting import Fit
 
-__all__ = ["convergence_line", "fit_html", "fit_text", "readable_summary", "what_was_fitted"]
+__all__ = [
+    "convergence_line",
+    "fit_html",
+    "fit_text",
+    "pooled_totals_note",
+    "readable_summary",
+    "what_was_fitted",
+]
 
 #: Column headings of :func:`readable_summary`.
 SUMMARY_HEADINGS = {
@@ -37,6 +44,23 @@ def _interval(value: float, lower: float, upper: float) -> str:
     return f"{percent(value)} ({percent(lower)}–{percent(upper)})"
 
 
+def pooled_totals_note(fit: Fit) -> str | None:
+    """The sentence saying which groups' heterogeneity is only the prior's, or None.
+
+    See :attr:`Fit.heterogeneity_from_prior`.
+    """
+    groups = fit.heterogeneity_from_prior
+    if not groups:
+        return None
+    names = ", ".join(fit.label(g) for g in groups)
+    return (
+        f"{names}: only totals pooled over studies are reported, so nothing about how those "
+        "studies differ can be learned; the heterogeneity is its prior's, the mean-rate "
+        "interval is that of the patients' rate, and the prediction interval rests on the "
+        "prior."
+    )
+
+
 def what_was_fitted(fit: Fit) -> list[tuple[str, str]]:
     """(item, value) pairs naming what was fitted, in words and display labels."""
     settings = fit.settings
@@ -47,9 +71,12 @@ def what_was_fitted(fit: Fit) -> list[tuple[str, str]]:
     pooled = f"pooled by {fit.data.by} ({len(fit.groups)} levels)"
     items = [
         ("Studies", f"{studies} ({patients} patients), {pooled}"),
-        ("Outcome", str(settings["outcome"])),
+        ("Outcome", f"{settings['outcome']} ({fit.better} rates are better)"),
         ("Model", f"{model}; heterogeneity: {settings['heterogeneity']}"),
     ]
+    note = pooled_totals_note(fit)
+    if note:
+        items.append(("Pooled totals", note))
     if settings.get("bias"):
         adjusted = fit.adjusted_to()
         items.append(("Bias covariate", f"{settings['bias']} (rates adjusted to {adjusted})"))

@@ -20,3 +20,9 @@ class ConvergenceWarning(UserWarning):
 class BackendFallbackWarning(UserWarning):
     """A faster route that relies on another library's internals was not used: the package
     fell back to the library's own, slower route. The message says why and what it costs."""
+
+
+class WeakIdentificationWarning(UserWarning):
+    """The data barely move a parameter from its prior (e.g. a bias effect when no study's
+    rating is known): what depends on it is the prior's, and the message says what to read
+    instead."""

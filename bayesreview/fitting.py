@@ -27,8 +27,16 @@ import xarray as xr
 from bayesreview import __version__
 from bayesreview._io import atomic_path
 from bayesreview.backend.sampling import SAMPLERS, default_sampler, sample
-from bayesreview.data import clopper_pearson, display_labels, read_studies, validated
-from bayesreview.errors import BayesReviewError, ConvergenceWarning
+from bayesreview.compare import check_better, check_level
+from bayesreview.data import (
+    clopper_pearson,
+    display_labels,
+    groups_of_pooled_totals,
+    published_totals,
+    read_studies,
+    validated,
+)
+from bayesreview.errors import BayesReviewError, ConvergenceWarning, WeakIdentificationWarning
 from bayesreview.model_data import (
     ModelData,
     Tabulated,
@@ -49,6 +57,10 @@ from bayesreview.spec import ModelSpec, load_spec
 
 #: Above this many studies, per-study draws (log-likelihood, replicates) are not stored.
 MAX_STUDIES_FOR_STUDY_DRAWS = 5000
+
+#: Above this posterior SD / prior SD of every bias effect, the data are said to barely inform
+#: them (:meth:`Fit.bias_identification`, :class:`~bayesreview.WeakIdentificationWarning`).
+WEAK_SD_RATIO = 0.9
 
 #: Convergence thresholds of :meth:`Fit.convergence_problems`: largest R-hat, smallest bulk and
 #: tail ESS.
@@ -108,6 +120,23 @@ class Fit:
     def label(self, code: str) -> str:
         """The display label of ``code`` (a level of ``by``, a bias level), else the code."""
         return self.labels.get(code, code)
+
+    @property
+    def better(self) -> str:
+        """``"higher"`` (a higher rate is better: response) or ``"lower"`` (harms), as fitted.
+
+        Ranks, comparisons, thresholds, figures and the report follow it.
+        """
+        return str(self.settings.get("better", "higher"))
+
+    @property
+    def heterogeneity_from_prior(self) -> tuple[str, ...]:
+        """Groups whose rows are all patients of totals pooled over studies.
+
+        Such a total says nothing about how the studies it pools differ, so the group's
+        heterogeneity is its prior's (see :func:`bayesreview.harms.harm_studies`).
+        """
+        return tuple(self.settings.get("heterogeneity_from_prior") or ())
 
     def __repr__(self) -> str:
         from bayesreview.display import fit_text
@@ -169,7 +198,12 @@ class Fit:
             return f"{bias.column} = {bias.centre:g}"
         return f"{bias.column} = {bias.levels[0]}"
 
-    def summary(self, level: float = 0.95, adjusted: bool = True) -> pd.DataFrame:
+    def summary(
+        self,
+        level: float = 0.95,
+        adjusted: bool = True,
+        threshold: float | Mapping[str, float] | None = None,
+    ) -> pd.DataFrame:
         """Crude and posterior side by side: one row per outcome x modality.
 
         Parameters
@@ -181,6 +215,11 @@ class Fit:
             (the bias-adjusted rate); ``False`` the population mean rate averaged over each
             modality's own studies at their levels (missing levels by their posterior
             probabilities). The two are identical without a covariate.
+        threshold
+            Optional clinical threshold on the 0-1 scale (or one per outcome): adds
+            ``threshold``, ``p_beyond`` (P(mean rate beyond it)) and ``share_new_beyond``
+            (the expected share of new studies beyond it), beyond meaning above for a benefit
+            and below for a harm (:meth:`exceedance`). Default None: no such columns.
 
         Returns
         -------
@@ -205,6 +244,7 @@ class Fit:
             ``adjusted_to``: what the rates are adjusted to (:meth:`adjusted_to`). Rates on the
             0-1 scale.
         """
+        check_level(level)
         tail = (1 - level) / 2
         q = [tail, 0.5, 1 - tail]
         with_bias = self.data.bias is not None
@@ -251,7 +291,116 @@ class Fit:
         table["pred_lower"] = np.asarray(columns["pred_lower"], dtype=float)
         table["pred_upper"] = np.asarray(columns["pred_upper"], dtype=float)
         table["adjusted_to"] = self.adjusted_to(adjusted)
+        if threshold is not None:
+            beyond = self.exceedance(threshold, adjusted=adjusted)
+            beyond = beyond.rename(
+                columns={"p_pooled": "p_beyond", "share_new": "share_new_beyond"}
+            ).drop(columns="direction")
+            table = table.merge(beyond, on=["outcome", "modality"], how="left")
         return table
+
+    def bias_levels(self) -> pd.DataFrame:
+        """Each study's probability of each level of the categorical bias covariate.
+
+        A rated study has its level with probability 1; an unrated one its posterior
+        probability, averaged over the draws: given the data and each draw's parameters, under
+        the Dirichlet form or, with known totals, over the assignments consistent with them
+        (whose probabilities then sum over the studies to each level's total exactly).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per study and level: ``study``, ``modality`` (the level of ``by``),
+            ``level``, ``probability`` and ``rated`` (True where the study's level was given).
+
+        Raises
+        ------
+        BayesReviewError
+            When the fit has no categorical bias covariate.
+        """
+        bias = self.data.bias
+        if bias is None or bias.kind != "categorical":
+            raise BayesReviewError("bias_levels: this fit has no categorical bias covariate")
+        from bayesreview.quantities import level_probabilities, stages_from_posterior
+
+        flat = flat_posterior(self.idata.posterior)
+        stages = stages_from_posterior(flat, self.data, self.spec.likelihood)
+        probabilities = level_probabilities(flat, stages, self.data).mean(axis=0)
+        n_levels = len(bias.levels)
+        return pd.DataFrame(
+            {
+                "study": np.repeat(self.data.study_labels, n_levels),
+                "modality": np.repeat([self.groups[g] for g in self.data.group_idx], n_levels),
+                "level": np.tile(bias.levels, self.data.n_rows),
+                "probability": probabilities.reshape(-1),
+                "rated": np.repeat(bias.codes >= 0, n_levels),
+            }
+        )
+
+    def bias_identification(self) -> pd.DataFrame:
+        """How far the data moved each bias effect from its prior.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per bias coefficient (``beta`` per non-reference level, or the numeric
+            slope; the joint model's second stage as ``beta_cond``): ``parameter``,
+            ``level``, ``prior_mean``, ``prior_sd``, ``posterior_mean``, ``posterior_sd``,
+            ``sd_ratio`` (posterior SD / prior SD: near 1, the data say little; near 0, they
+            pin it down) and ``shift`` ((posterior mean - prior mean) / prior SD). Empty
+            without a bias covariate.
+        """
+        rows = []
+        posterior = self.idata.posterior
+        for name, stage in (("beta", "marginal"), ("beta_cond", "conditional")):
+            if name not in posterior:
+                continue
+            prior_mean, prior_sd = self.spec.prior("bias", stage).mean_sd()
+            draws = posterior[name].stack(sample=("chain", "draw"))
+            levels = list(draws["bias_level"].values) if "bias_level" in draws.dims else [None]
+            for level in levels:
+                values = draws.sel(bias_level=level) if level is not None else draws
+                mean, sd = float(values.mean()), float(values.std())
+                rows.append(
+                    {
+                        "parameter": name,
+                        "level": level,
+                        "prior_mean": prior_mean,
+                        "prior_sd": prior_sd,
+                        "posterior_mean": mean,
+                        "posterior_sd": sd,
+                        "sd_ratio": sd / prior_sd,
+                        "shift": (mean - prior_mean) / prior_sd,
+                    }
+                )
+        columns = "parameter level prior_mean prior_sd posterior_mean posterior_sd sd_ratio shift"
+        return pd.DataFrame(rows, columns=columns.split())
+
+    def weak_identification(self) -> str | None:
+        """Why the bias-adjusted rates rest on the prior, in words; None when they do not.
+
+        They do when no study's level of a categorical covariate is known, or when every bias
+        effect's posterior SD is above :data:`WEAK_SD_RATIO` of its prior SD.
+        """
+        bias = self.data.bias
+        if bias is None:
+            return None
+        table = self.bias_identification()
+        unrated = bias.kind == "categorical" and bias.n_missing == self.data.n_rows
+        if not unrated and not (table["sd_ratio"] > WEAK_SD_RATIO).all():
+            return None
+        ratios = ", ".join(
+            f"{self.label(str(row.level)) if row.level is not None else row.parameter} "
+            f"{row.sd_ratio:.2f}"
+            for row in table.itertuples()
+        )
+        why = "no study's level is known, and " if unrated else ""
+        return (
+            f"{why}the data barely inform the bias effects (posterior SD / prior SD: "
+            f"{ratios}): the rates at the reference level ({self.adjusted_to()}) rest on the "
+            "prior's bias effects; the rates averaged over each modality's own studies "
+            "(summary(adjusted=False)) are what the data say"
+        )
 
     def _scale_quantiles(self, q: list[float]) -> dict[str, np.ndarray]:
         """Quantiles (3, G) of the first stage's heterogeneity on the model's own scale."""
@@ -366,11 +515,12 @@ class Fit:
         outcome: str | None = None,
         threshold: float = 0.0,
         adjusted: bool = True,
-        better: str = "higher",
+        better: str | None = None,
     ) -> pd.DataFrame:
         """Pairwise posterior probabilities; see :func:`bayesreview.compare.pairwise`.
 
-        ``better`` is ``"higher"`` (default, e.g. response) or ``"lower"`` (harms, recurrence).
+        ``better`` is ``"higher"`` (e.g. response) or ``"lower"`` (harms, recurrence); default
+        the fit's own direction (:attr:`better`).
         """
         from bayesreview.compare import pairwise
 
@@ -379,15 +529,47 @@ class Fit:
         )
 
     def ranks(
-        self, outcome: str | None = None, adjusted: bool = True, better: str = "higher"
+        self, outcome: str | None = None, adjusted: bool = True, better: str | None = None
     ) -> pd.DataFrame:
         """P(best), mean rank, SUCRA, rank probabilities: :func:`bayesreview.compare.ranks`.
 
-        ``better`` is ``"higher"`` (default) or ``"lower"``: which rate ranks first.
+        ``better`` is ``"higher"`` or ``"lower"``: which rate ranks first; default the fit's
+        own direction (:attr:`better`).
         """
         from bayesreview.compare import ranks
 
         return ranks(self, outcome=outcome, adjusted=adjusted, better=better)
+
+    def exceedance(
+        self,
+        threshold: float | Mapping[str, float],
+        outcome: str | None = None,
+        estimand: str = "mean_rate",
+        adjusted: bool = True,
+    ) -> pd.DataFrame:
+        """P(pooled rate beyond ``threshold``) and the share of new studies beyond it.
+
+        Beyond means above for a benefit, below for a harm (:attr:`better`); see
+        :func:`bayesreview.thresholds.exceedance`.
+        """
+        from bayesreview.thresholds import exceedance
+
+        return exceedance(self, threshold, outcome=outcome, estimand=estimand, adjusted=adjusted)
+
+    def update(self, new: pd.DataFrame | str | os.PathLike, progressbar: bool = False) -> Fit:
+        """Refit with new or corrected studies; see :func:`bayesreview.living.update`.
+
+        Returns a new :class:`Fit`; this one is left as it is.
+        """
+        from bayesreview.living import update
+
+        return update(self, new, progressbar=progressbar)
+
+    def changes(self) -> pd.DataFrame:
+        """What an update changed, per outcome and modality: :func:`bayesreview.living.changes`."""
+        from bayesreview.living import changes
+
+        return changes(self)
 
     def forest_plot(self, outcome: str | None = None, **kwargs: Any):
         """Forest plot of studies and pooled rates; see :func:`bayesreview.plots.forest_plot`."""
@@ -452,6 +634,7 @@ def fit(
     bias: str | None = None,
     bias_reference: str | float | None = None,
     bias_prior_counts: dict[str, float] | list[float] | None = None,
+    bias_totals: Mapping[str, int] | str | None = None,
     unknown: str = "failure",
     draws: int = 1000,
     tune: int = 1000,
@@ -462,6 +645,7 @@ def fit(
     collapse: bool = True,
     weights: np.ndarray | list[int] | None = None,
     labels: Mapping[str, str] | None = None,
+    better: str = "higher",
 ) -> Fit:
     """Fit a Bayesian random-effects meta-analysis of response rates.
 
@@ -489,7 +673,15 @@ def fit(
         the adjusted rate is reported (the covariate is centred there); default its mean.
     bias_prior_counts
         Dirichlet prior counts of the level probabilities used for studies whose level is
-        missing, as a dict level -> count; default 1 per level.
+        missing, as a dict level -> count; default 1 per level. For proportions that come
+        from elsewhere (other studies, a similar review); not with ``bias_totals``.
+    bias_totals
+        The number of these studies at each level where a review reports only the totals
+        (``{"low": 10, "moderate": 19, "high": 11}``), or ``"dataset"`` for the totals a
+        bundled data set's metadata gives (``risk_of_bias_totals``). The missing levels are
+        then marginalised exactly over every assignment of levels consistent with the totals
+        (and with the rated studies), each equally likely (:mod:`bayesreview.known_totals`).
+        Default None: the Dirichlet form above.
     unknown
         ``"failure"`` (default) counts unknown responses as non-responders; ``"exclude"``
         removes them from the denominators.
@@ -521,6 +713,10 @@ def fit(
         (:meth:`Fit.label`); codes stay in machine-readable output. Default: the codebook's
         labels of a bundled data set (:func:`bayesreview.load_dataset`), none otherwise; the
         given ones win.
+    better
+        ``"higher"`` (default: a higher rate is better, e.g. response) or ``"lower"`` (a harm,
+        e.g. adverse events, recurrence). Ranks, comparisons, thresholds, figures and the
+        report follow it (:attr:`Fit.better`).
 
     Returns
     -------
@@ -530,14 +726,20 @@ def fit(
     -----
     ConvergenceWarning
         When R-hat > 1.01, ESS < 400 or any transition diverged; the message says what to try.
+    WeakIdentificationWarning
+        When the data barely inform the bias effects (:meth:`Fit.weak_identification`).
     """
     codebook = display_labels(studies if isinstance(studies, pd.DataFrame) else None, labels)
+    check_better(better)
     studies = validated(studies)
     spec = load_spec(model)
     sampler = _checked_sampling(sampler, draws, tune, chains)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    data = model_data(studies, outcome, by, bias, bias_reference, bias_prior_counts, unknown)
+    totals = published_totals(studies, bias) if bias_totals == "dataset" else bias_totals
+    data = model_data(
+        studies, outcome, by, bias, bias_reference, bias_prior_counts, unknown, bias_totals=totals
+    )
     settings = {
         "outcome": outcome,
         "model": spec.name,
@@ -545,16 +747,13 @@ def fit(
         "bias": bias,
         **_bias_settings(data),
         "groups": list(data.groups),
-        "heterogeneity": spec.heterogeneity
-        if spec.pools_heterogeneity(data.n_groups) or spec.heterogeneity != "partial_pooling"
-        else "shared (one group: partial pooling needs two or more)",
+        "heterogeneity": _heterogeneity_words(spec, data),
         "unknown": unknown,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "seed": int(seed),
+        **{"draws": draws, "tune": tune, "chains": chains, "seed": int(seed)},
         "sampler": sampler,
         "labels": codebook,
+        "better": better,
+        "heterogeneity_from_prior": groups_of_pooled_totals(studies, by),
     }
     if weights is not None:
         data = _weighted(data, weights)
@@ -571,7 +770,17 @@ def fit(
             ConvergenceWarning,
             stacklevel=2,
         )
+    weak = result.weak_identification()
+    if weak:
+        warnings.warn(weak[:1].upper() + weak[1:] + ".", WeakIdentificationWarning, stacklevel=2)
     return result
+
+
+def _heterogeneity_words(spec: ModelSpec, data: ModelData) -> str:
+    """The spec's heterogeneity, or why it falls back to one shared value (one group)."""
+    if spec.pools_heterogeneity(data.n_groups) or spec.heterogeneity != "partial_pooling":
+        return spec.heterogeneity
+    return "shared (one group: partial pooling needs two or more)"
 
 
 def _checked_sampling(sampler: str | None, draws: int, tune: int, chains: int) -> str:
@@ -586,17 +795,19 @@ def _checked_sampling(sampler: str | None, draws: int, tune: int, chains: int) -
 
 
 def _bias_settings(data: ModelData) -> dict[str, Any]:
-    """The bias covariate's reference, prior counts and levels, as recorded in ``settings``."""
+    """The bias covariate's reference, prior counts or totals and levels, for ``settings``."""
     bias = data.bias
     categorical = bias is not None and bias.kind == "categorical"
     reference = None
     if bias is not None:
         reference = bias.levels[0] if categorical else bias.centre
+    totals = bias is not None and bias.totals is not None
     return {
         "bias_reference": reference,
         "bias_prior_counts": dict(zip(bias.levels, bias.prior_counts, strict=True))
-        if categorical
+        if categorical and not totals
         else None,
+        "bias_totals": dict(zip(bias.levels, bias.totals, strict=True)) if totals else None,
         "bias_levels": list(bias.levels) if categorical else None,
     }
 
@@ -724,6 +935,7 @@ def load_fit(path: str | os.PathLike) -> Fit:
             settings["bias_reference"],
             settings["bias_prior_counts"],
             settings["unknown"],
+            bias_totals=settings.get("bias_totals"),
         )
         if settings.get("weights") is not None:
             data = replace(data, weights=np.asarray(settings["weights"], dtype=np.int64))

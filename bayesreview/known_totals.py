@@ -15,22 +15,27 @@ the bundled review), not K^J. The same recursion run backwards gives each study'
 level probabilities P(b_j = k | y, theta), which are also the gradient of log p(y | theta)
 with respect to L[j, k]; summed over the studies they equal the totals exactly.
 
-Everything here is plain numpy on log-likelihood arrays; the model that uses it builds L from
-its parameters.
+The recursion is a numba kernel (:func:`forward_backward`), also called by the model's
+likelihood Op (:mod:`bayesreview.backend.ops`), which builds L from the parameters.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
+import numba
 import numpy as np
-from scipy.special import gammaln, logsumexp
+from scipy.special import gammaln
 
 from bayesreview.errors import DataError
 
 __all__ = [
+    "MAX_STATES",
     "assignment_count",
     "check_totals",
+    "count_states",
+    "forward_backward",
     "level_probabilities_given_totals",
     "log_likelihood_given_totals",
 ]
@@ -55,7 +60,8 @@ def check_totals(
     DataError
         Naming the level and the numbers: a level that is not a level, a level without a
         total, a total that is not a whole number >= 0, totals that do not add up to the
-        number of studies, or rated studies that already exceed a level's total.
+        number of studies, rated studies that already exceed a level's total, or totals too
+        large for the exact recursion (more than :data:`MAX_STATES` count states).
     """
     unknown = [name for name in totals if name not in levels]
     if unknown:
@@ -83,6 +89,13 @@ def check_totals(
             raise DataError(
                 f"bias_totals[{name!r}] = {value}, but {rated} studies are already rated {name!r}"
             )
+    states = math.prod(v + 1 for v in values)
+    if states > MAX_STATES:
+        raise DataError(
+            f"bias_totals: {states:,} count states (the product of total + 1 over the levels) "
+            f"exceed the {MAX_STATES:,} the exact recursion takes on; give the proportions as "
+            "Dirichlet prior counts instead (bias_prior_counts)"
+        )
     return np.asarray(values, dtype=np.int64)
 
 
@@ -92,29 +105,119 @@ def assignment_count(totals: Sequence[int]) -> float:
     return float(gammaln(totals.sum() + 1) - gammaln(totals + 1).sum())
 
 
-def _shift(values: np.ndarray, axis: int, step: int) -> np.ndarray:
-    """``values`` moved by ``step`` (+1 or -1) along ``axis``, the vacated cells -inf."""
-    out = np.full_like(values, -np.inf)
-    source = [slice(None)] * values.ndim
-    target = [slice(None)] * values.ndim
-    if step > 0:
-        source[axis], target[axis] = slice(None, -1), slice(1, None)
-    else:
-        source[axis], target[axis] = slice(1, None), slice(None, -1)
-    out[tuple(target)] = values[tuple(source)]
-    return out
+#: Largest number of states (prod_k (T_k + 1)) the recursion takes on; beyond it the totals
+#: are too large for an exact marginal and the Dirichlet form is the way.
+MAX_STATES = 2_000_000
 
 
-def _forward(loglik: np.ndarray, totals: np.ndarray) -> list[np.ndarray]:
-    """alpha_j(c) for j = 0..J: log of the sum over the first j studies' assignments with
-    level counts c of prod exp(L); each array is shaped (T_1 + 1, ..., T_K + 1)."""
-    alpha = np.full(tuple(totals + 1), -np.inf)
-    alpha[(0,) * len(totals)] = 0.0
-    out = [alpha]
-    for row in loglik:
-        alpha = logsumexp([_shift(alpha, k, +1) + row[k] for k in range(len(totals))], axis=0)
-        out.append(alpha)
-    return out
+@numba.njit(cache=True)
+def count_states(totals):
+    """Mixed-radix strides, each state's level counts (S, K) and the states ordered by their
+    count sum with the offsets of each sum (the states reachable after j studies)."""
+    n_levels = totals.shape[0]
+    stride = np.ones(n_levels, dtype=np.int64)
+    for k in range(1, n_levels):
+        stride[k] = stride[k - 1] * (totals[k - 1] + 1)
+    n_states = stride[n_levels - 1] * (totals[n_levels - 1] + 1)
+    counts = np.zeros((n_states, n_levels), dtype=np.int64)
+    level_sum = np.zeros(n_states, dtype=np.int64)
+    for s in range(1, n_states):  # an odometer: state s is state s - 1 plus one
+        for k in range(n_levels):
+            counts[s, k] = counts[s - 1, k]
+        level_sum[s] = level_sum[s - 1] + 1
+        k = 0
+        while counts[s, k] == totals[k]:
+            level_sum[s] -= counts[s, k]
+            counts[s, k] = 0
+            k += 1
+        counts[s, k] += 1
+    n_rows = level_sum[n_states - 1]
+    offsets = np.zeros(n_rows + 2, dtype=np.int64)
+    for s in range(n_states):
+        offsets[level_sum[s] + 1] += 1
+    for j in range(n_rows + 1):
+        offsets[j + 1] += offsets[j]
+    order = np.empty(n_states, dtype=np.int64)
+    filled = offsets[:-1].copy()
+    for s in range(n_states):  # counting sort by level sum
+        order[filled[level_sum[s]]] = s
+        filled[level_sum[s]] += 1
+    position = np.empty(n_states, dtype=np.int64)
+    for i in range(n_states):
+        position[order[i]] = i
+    return stride, counts, order, offsets, position
+
+
+@numba.njit(cache=True)
+def forward_backward(loglik, totals):
+    """(log of the sum over consistent assignments of prod_j exp(L[j, b_j]), (J, K) level
+    probabilities), without the 1 / N; -inf and zeros where no assignment is possible.
+
+    The forward pass sums over the first j studies' assignments reaching each state (the
+    counts of each level used so far; one value per state, since a state's count sum says
+    after how many studies it is reached), the backward pass over the rest; both are kept on
+    a linear scale, rescaled after every study. Each study's row of probabilities sums to 1,
+    each level's column to its total.
+    """
+    n_rows, n_levels = loglik.shape
+    stride, counts, order, offsets, position = count_states(totals)
+    n_states = counts.shape[0]
+    scaled = np.empty((n_rows, n_levels))
+    log_z = 0.0
+    probabilities = np.zeros((n_rows, n_levels))
+    for j in range(n_rows):
+        top = -math.inf
+        for k in range(n_levels):
+            top = max(top, loglik[j, k])
+        if top == -math.inf:
+            return -math.inf, probabilities
+        for k in range(n_levels):
+            scaled[j, k] = math.exp(loglik[j, k] - top)
+        log_z += top
+    # each state is reached after exactly (its count sum) studies: one value per state suffices
+    forward = np.zeros(n_states)
+    forward[0] = 1.0
+    for j in range(n_rows):
+        largest = 0.0
+        for i in range(offsets[j], offsets[j + 1]):
+            s = order[i]
+            a = forward[i]
+            if a == 0.0:
+                continue
+            for k in range(n_levels):
+                if counts[s, k] < totals[k]:
+                    forward[position[s + stride[k]]] += a * scaled[j, k]
+        for i in range(offsets[j + 1], offsets[j + 2]):
+            largest = max(largest, forward[i])
+        if largest == 0.0:
+            return -math.inf, probabilities
+        for i in range(offsets[j + 1], offsets[j + 2]):
+            forward[i] /= largest
+        log_z += math.log(largest)
+    after = np.zeros(n_states)
+    after[n_states - 1] = 1.0
+    before = np.zeros(n_states)
+    for j in range(n_rows - 1, -1, -1):
+        largest = 0.0
+        for i in range(offsets[j], offsets[j + 1]):
+            s = order[i]
+            total = 0.0
+            for k in range(n_levels):
+                if counts[s, k] < totals[k]:
+                    v = scaled[j, k] * after[s + stride[k]]
+                    total += v
+                    probabilities[j, k] += forward[i] * v
+            before[s] = total
+            largest = max(largest, total)
+        row = 0.0
+        for k in range(n_levels):
+            row += probabilities[j, k]
+        for k in range(n_levels):
+            probabilities[j, k] /= row
+        for i in range(offsets[j], offsets[j + 1]):
+            s = order[i]
+            after[s] = before[s] / largest
+    return log_z, probabilities
 
 
 def _checked(loglik: np.ndarray, totals: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +249,8 @@ def log_likelihood_given_totals(loglik: np.ndarray, totals: Sequence[int]) -> fl
         exceed a total).
     """
     loglik, totals = _checked(loglik, totals)
-    final = _forward(loglik, totals)[-1][tuple(totals)]
-    return float(final - assignment_count(totals))
+    log_z, _ = forward_backward(loglik, totals)
+    return float(log_z - assignment_count(totals))
 
 
 def level_probabilities_given_totals(loglik: np.ndarray, totals: Sequence[int]) -> np.ndarray:
@@ -158,17 +261,7 @@ def level_probabilities_given_totals(loglik: np.ndarray, totals: Sequence[int]) 
     :func:`log_likelihood_given_totals` with respect to ``loglik``.
     """
     loglik, totals = _checked(loglik, totals)
-    forward = _forward(loglik, totals)
-    log_z = forward[-1][tuple(totals)]
+    log_z, probabilities = forward_backward(loglik, totals)
     if not np.isfinite(log_z):
         raise ValueError("no assignment consistent with the totals has positive likelihood")
-    # beta_j(c): log of the sum over the studies after j of prod exp(L), from counts c to T
-    beta = np.full(tuple(totals + 1), -np.inf)
-    beta[tuple(totals)] = 0.0
-    out = np.zeros(loglik.shape)
-    levels = range(len(totals))
-    for j in range(loglik.shape[0] - 1, -1, -1):
-        after = [_shift(beta, k, -1) for k in levels]  # beta_{j+1}(c + e_k)
-        out[j] = [np.exp(logsumexp(forward[j] + loglik[j, k] + after[k]) - log_z) for k in levels]
-        beta = logsumexp([loglik[j, k] + after[k] for k in levels], axis=0)
-    return out
+    return probabilities

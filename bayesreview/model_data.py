@@ -6,7 +6,7 @@ Everything here is pure pandas/numpy. :class:`ModelData` is what the PyMC builde
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +16,8 @@ from bayesreview.data import FIT_OUTCOMES, outcome_counts, outcomes_of
 from bayesreview.errors import DataError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from bayesreview.spec import ModelSpec
 
 
@@ -28,6 +30,11 @@ class Bias:
     (reference = 0, missing = -1) or the numeric value minus ``centre`` (the reference value:
     the mean unless ``bias_reference`` is given), so that the adjusted rate is the rate at the
     centre, not at an extrapolated zero.
+
+    Missing levels are marginalised with level probabilities pi ~ Dirichlet(``prior_counts``),
+    or, where ``totals`` gives the number of studies at each level (in the order of
+    ``levels``), over every assignment of levels consistent with those totals
+    (:mod:`bayesreview.known_totals`).
     """
 
     column: str
@@ -36,6 +43,12 @@ class Bias:
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0))
     prior_counts: tuple[float, ...] = ()
     centre: float = 0.0
+    totals: tuple[int, ...] | None = None
+
+    @property
+    def known_totals(self) -> bool:
+        """True where missing levels are marginalised given known totals."""
+        return self.totals is not None and self.n_missing > 0
 
     @property
     def n_missing(self) -> int:
@@ -99,16 +112,12 @@ class ModelData:
         The study label, or ``"label [group]"`` where a label appears in several groups (the
         arms of one study), numbered ``#2, #3, ...`` if still repeated.
         """
-        counts = pd.Series(self.study).value_counts()
-        labels = [
-            f"{s} [{self.groups[g]}]" if counts[s] > 1 else s
-            for s, g in zip(self.study, self.group_idx, strict=True)
-        ]
-        seen: dict[str, int] = {}
-        unique = []
-        for label in labels:
-            seen[label] = seen.get(label, 0) + 1
-            unique.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+        study = pd.Series(self.study, dtype=object)
+        repeated = (study.map(study.value_counts()) > 1).to_numpy()
+        group = pd.Series(np.asarray(self.groups, dtype=object)[self.group_idx], dtype=object)
+        labels = study.where(~repeated, study + " [" + group + "]")
+        seen = labels.groupby(labels, sort=False).cumcount().to_numpy() + 1
+        unique = labels.where(seen == 1, labels + " #" + pd.Series(seen).astype(str))
         return tuple(unique)
 
     def stage_counts(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -122,7 +131,12 @@ class ModelData:
         bias = (
             None
             if self.bias is None
-            else (self.bias.kind, len(self.bias.levels), self.bias.n_missing > 0)
+            else (
+                self.bias.kind,
+                len(self.bias.levels),
+                self.bias.n_missing > 0,
+                self.bias.known_totals,
+            )
         )
         return (self.outcome, self.n_rows, self.n_groups, bias)
 
@@ -132,6 +146,7 @@ def _bias(
     column: str,
     reference: str | None,
     prior_counts,
+    totals: Mapping[str, int] | None = None,
 ) -> Bias:
     if column not in studies:
         raise DataError(f"bias={column!r}: no such column; columns are {', '.join(studies)}")
@@ -184,7 +199,19 @@ def _bias(
                     )
             if not all(np.isfinite(c) and c > 0 for c in counts_tuple):
                 raise DataError("bias_prior_counts: every count must be a finite number > 0")
-        return Bias(column, "categorical", tuple(levels), codes, counts_tuple)
+        known_totals = None
+        if totals is not None:
+            from bayesreview.known_totals import check_totals  # numba: only when asked for
+
+            if prior_counts is not None:
+                raise DataError(
+                    "give bias_totals (the number of studies at each level) or "
+                    "bias_prior_counts (Dirichlet prior counts of the level probabilities), "
+                    "not both"
+                )
+            observed = [None if c < 0 else levels[c] for c in codes]
+            known_totals = tuple(int(t) for t in check_totals(levels, totals, observed))
+        return Bias(column, "categorical", tuple(levels), codes, counts_tuple, totals=known_totals)
 
     numeric = values.to_numpy(dtype=float)
     bad = np.flatnonzero(~np.isfinite(numeric))
@@ -194,8 +221,10 @@ def _bias(
             f"bias={column!r} is numeric but missing or infinite in row(s) {rows}; only a "
             "categorical covariate's missing levels can be marginalised"
         )
-    if prior_counts is not None:
-        raise DataError("bias_prior_counts applies to a categorical bias covariate only")
+    if prior_counts is not None or totals is not None:
+        raise DataError(
+            "bias_prior_counts and bias_totals apply to a categorical bias covariate only"
+        )
     try:
         centre = float(numeric.mean() if reference is None else reference)
     except (TypeError, ValueError):
@@ -215,6 +244,7 @@ def model_data(
     bias_prior_counts=None,
     unknown: str = "failure",
     collapse: bool = False,
+    bias_totals: Mapping[str, int] | None = None,
 ) -> ModelData:
     """Arrays for one fit (see :func:`bayesreview.fit` for the arguments).
 
@@ -248,7 +278,13 @@ def model_data(
         events, trials = outcome_counts(studies, outcome, unknown)
         complete = None
 
-    bias_info = None if bias is None else _bias(studies, bias, bias_reference, bias_prior_counts)
+    if bias is None and bias_totals is not None:
+        raise DataError("bias_totals: give the covariate too (bias=...)")
+    bias_info = (
+        None
+        if bias is None
+        else _bias(studies, bias, bias_reference, bias_prior_counts, bias_totals)
+    )
     data = ModelData(
         outcome=outcome,
         by=by,
@@ -265,8 +301,35 @@ def model_data(
     return collapse_identical(data) if collapse else data
 
 
+def take_rows(data: ModelData, rows: np.ndarray, study: tuple[str, ...] | None = None) -> ModelData:
+    """The rows ``rows`` (integer positions) of ``data``, with their study labels or ``study``."""
+    bias = None
+    if data.bias is not None:
+        b = data.bias
+        bias = replace(b, codes=b.codes[rows])
+    return ModelData(
+        outcome=data.outcome,
+        by=data.by,
+        unknown=data.unknown,
+        groups=data.groups,
+        group_idx=data.group_idx[rows],
+        trials=data.trials[rows],
+        events=data.events[rows],
+        study=tuple(data.study[r] for r in rows) if study is None else study,
+        weights=data.weights[rows],
+        complete=None if data.complete is None else data.complete[rows],
+        bias=bias,
+    )
+
+
 def collapse_identical(data: ModelData) -> ModelData:
-    """Merge rows identical in everything the beta-binomial likelihood sees, with weights."""
+    """Merge rows identical in everything the beta-binomial likelihood sees, with weights.
+
+    Not with known level totals (:attr:`Bias.known_totals`): each study then needs a level of
+    its own, and ``data`` is returned as it is.
+    """
+    if data.bias is not None and data.bias.known_totals:
+        return data
     columns = [data.group_idx, data.trials, data.events]
     if data.complete is not None:
         columns.append(data.complete)
@@ -284,23 +347,7 @@ def collapse_identical(data: ModelData) -> ModelData:
         data.study[r] if w == 1 else f"{int(w)} studies like {data.study[r]}"
         for r, w in zip(rows, weights, strict=True)
     )
-    bias = None
-    if data.bias is not None:
-        b = data.bias
-        bias = Bias(b.column, b.kind, b.levels, b.codes[rows], b.prior_counts, b.centre)
-    return ModelData(
-        outcome=data.outcome,
-        by=data.by,
-        unknown=data.unknown,
-        groups=data.groups,
-        group_idx=data.group_idx[rows],
-        trials=data.trials[rows],
-        events=data.events[rows],
-        study=study,
-        weights=weights.astype(np.int64),
-        complete=None if data.complete is None else data.complete[rows],
-        bias=bias,
-    )
+    return replace(take_rows(data, rows, study), weights=weights.astype(np.int64))
 
 
 def padded_size(n_rows: int, smallest: int = 16) -> int:
@@ -313,9 +360,13 @@ def padded_size(n_rows: int, smallest: int = 16) -> int:
 
 
 def pad_rows(data: ModelData, n_rows: int) -> ModelData:
-    """``data`` with empty rows (n = 0, weight 0) appended up to ``n_rows``."""
+    """``data`` with empty rows (n = 0, weight 0) appended up to ``n_rows``.
+
+    Not with known level totals (:attr:`Bias.known_totals`), where every row is a study whose
+    level counts toward a total: ``data`` is returned as it is.
+    """
     extra = n_rows - data.n_rows
-    if extra <= 0:
+    if extra <= 0 or (data.bias is not None and data.bias.known_totals):
         return data
 
     def grow(values: np.ndarray | None, fill) -> np.ndarray | None:
@@ -325,9 +376,7 @@ def pad_rows(data: ModelData, n_rows: int) -> ModelData:
 
     bias = data.bias
     if bias is not None:
-        bias = Bias(
-            bias.column, bias.kind, bias.levels, grow(bias.codes, 0), bias.prior_counts, bias.centre
-        )
+        bias = replace(bias, codes=grow(bias.codes, 0))
     return ModelData(
         outcome=data.outcome,
         by=data.by,

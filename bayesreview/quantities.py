@@ -27,7 +27,7 @@ from bayesreview.integrals import (
     logit_normal_moment,
     sample_logit_normal_effects,
 )
-from bayesreview.model_data import ModelData
+from bayesreview.model_data import ModelData, take_rows
 
 #: Inner draws per posterior draw for the median-study rate of the joint model's complete and
 #: partial response (the median of a product of two stages' rates has no closed form).
@@ -133,8 +133,7 @@ def level_probabilities(
     """Each study's bias level probabilities per draw, (S, J, K); None without a categorical one.
 
     A known level has probability 1. A missing one has its posterior probability given the
-    study's data and the draw's parameters, pi_k L_j(k) / sum_k' pi_k' L_j(k'), with L_j(k) the
-    study's likelihood at level k, marginal over its random effect.
+    study's data and the draw's parameters (:func:`missing_level_probabilities`).
     """
     bias = data.bias
     if bias is None or bias.kind != "categorical":
@@ -144,10 +143,43 @@ def level_probabilities(
     prob = np.zeros((n_draws, data.n_rows, n_levels))
     prob[:, np.flatnonzero(known), bias.codes[known]] = 1.0
     if not known.all():
-        loglik = _levels_loglik(stages, data)[:, ~known, :]
-        log_post = loglik + np.log(posterior["bias_level_prob"])[:, None, :]
-        prob[:, ~known, :] = np.exp(log_post - special.logsumexp(log_post, -1, keepdims=True))
+        prob[:, ~known, :] = missing_level_probabilities(posterior, stages, data)
     return prob
+
+
+def missing_level_probabilities(posterior: dict[str, np.ndarray], stages, data: ModelData):
+    """Level probabilities (S, M, K) of the M studies whose categorical bias level is missing.
+
+    pi_k L_j(k) / sum_k' pi_k' L_j(k'), with L_j(k) the study's likelihood at level k, marginal
+    over its random effect; with known totals, the marginals over the consistent assignments
+    (:func:`_levels_given_totals`).
+    """
+    missing = np.flatnonzero(data.bias.codes < 0)
+    if data.bias.known_totals:
+        return _levels_given_totals(stages, data)[:, missing, :]
+    loglik = _levels_loglik(stages, take_rows(data, missing))
+    log_post = loglik + np.log(posterior["bias_level_prob"])[:, None, :]
+    return np.exp(log_post - special.logsumexp(log_post, -1, keepdims=True))
+
+
+def _levels_given_totals(stages, data: ModelData) -> np.ndarray:
+    """Every study's level probabilities (S, J, K) given the data, the draw and the totals.
+
+    The marginals of the forward-backward recursion
+    (:func:`bayesreview.known_totals.forward_backward`) of each draw; a rated study's level
+    is certain, and a study left out (weight 0) enters with a flat likelihood.
+    """
+    from bayesreview.known_totals import forward_backward
+
+    bias = data.bias
+    loglik = _levels_loglik(stages, data) * data.weights[None, :, None]
+    rated = np.flatnonzero(bias.codes >= 0)
+    impossible = np.zeros((data.n_rows, len(bias.levels)), dtype=bool)
+    impossible[rated] = True
+    impossible[rated, bias.codes[rated]] = False
+    loglik = np.where(impossible[None], -np.inf, loglik)
+    totals = np.asarray(bias.totals, dtype=np.int64)
+    return np.stack([forward_backward(draw, totals)[1] for draw in loglik])
 
 
 def _in_sample_members(data: ModelData) -> list[np.ndarray]:
@@ -183,12 +215,24 @@ def group_mix(posterior: dict[str, np.ndarray], stages, data: ModelData) -> tupl
             np.add.at(weights[g], where.reshape(-1)[rows], np.maximum(data.weights[rows], 1))
         weights /= weights.sum(axis=1, keepdims=True)
         return list(values), np.broadcast_to(weights, (n_draws, *weights.shape))
-    prob = level_probabilities(posterior, stages, data)
-    weights = np.empty((n_draws, data.n_groups, len(bias.levels)))
+    n_levels = len(bias.levels)
+    missing = np.flatnonzero(bias.codes < 0)
+    if missing.size:
+        missing_prob = missing_level_probabilities(posterior, stages, data)
+        position = np.full(data.n_rows, -1)
+        position[missing] = np.arange(missing.size)
+    weights = np.zeros((n_draws, data.n_groups, n_levels))
     for g, rows in enumerate(members):
         w = np.maximum(data.weights[rows], 1).astype(float)
-        weights[:, g, :] = np.tensordot(prob[:, rows, :], w / w.sum(), axes=([1], [0]))
-    return list(range(len(bias.levels))), weights
+        w /= w.sum()
+        codes = bias.codes[rows]
+        known = codes >= 0
+        # known levels count as given (the same in every draw); missing ones by probability
+        weights[:, g, :] += np.bincount(codes[known], w[known], minlength=n_levels)
+        if not known.all():
+            at = position[rows[~known]]
+            weights[:, g, :] += np.tensordot(missing_prob[:, at, :], w[~known], axes=([1], [0]))
+    return list(range(n_levels)), weights
 
 
 def _outcome_moments(stages, levels, rng):
@@ -346,13 +390,13 @@ def study_levels(
     posterior: dict[str, np.ndarray], stages, data: ModelData, rng: np.random.Generator
 ) -> np.ndarray | None:
     """Each study's bias level per draw (S, J): known levels as given, missing ones drawn from
-    their posterior probabilities (:func:`level_probabilities`)."""
+    their posterior probabilities (:func:`missing_level_probabilities`)."""
     if data.bias is None or data.bias.kind != "categorical":
         return None
     codes = np.broadcast_to(data.bias.codes, (stages[0].alpha.shape[0], data.n_rows)).copy()
     missing = data.bias.codes < 0
     if missing.any():
-        prob = level_probabilities(posterior, stages, data)[:, missing, :]
+        prob = missing_level_probabilities(posterior, stages, data)
         flat = prob.reshape(-1, prob.shape[-1])
         codes[:, missing] = _choose(flat, rng).reshape(prob.shape[:2])
     return codes
@@ -396,9 +440,24 @@ def log_likelihood(posterior: dict[str, np.ndarray], data: ModelData, likelihood
         axis=-1,
     )[..., 0]
     if (~known).any():
-        log_pi = np.log(posterior["bias_level_prob"])[:, None, :]
+        log_pi = np.log(_unrated_level_prior(posterior, data))
         out[:, ~known] = special.logsumexp(by_level[:, ~known, :] + log_pi, axis=-1)
     return out
+
+
+def _unrated_level_prior(posterior: dict[str, np.ndarray], data: ModelData) -> np.ndarray:
+    """The prior probability of each level for a study whose level is missing: (S, 1, K).
+
+    pi per draw (Dirichlet form); with known totals, the share of the unrated studies that
+    each level's total leaves, (T_k - rated at k) / unrated, the same in every draw. The
+    totals tie the unrated studies together; each study's term for LOO takes this marginal.
+    """
+    bias = data.bias
+    if not bias.known_totals:
+        return posterior["bias_level_prob"][:, None, :]
+    rated = np.bincount(bias.codes[bias.codes >= 0], minlength=len(bias.levels))
+    left = np.asarray(bias.totals, dtype=float) - rated
+    return (left / left.sum())[None, None, :]
 
 
 def study_rates(

@@ -32,6 +32,7 @@ import pandas as pd
 
 from bayesreview._io import atomic_path
 from bayesreview.data import CATEGORIES, dataset_info, list_datasets, load_dataset
+from bayesreview.display import pooled_totals_note
 from bayesreview.formatting import outcome_words, percent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -208,7 +209,7 @@ def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
         "<h2>Main results: crude and posterior</h2>",
         '<p class="note">Crude: events / patients with an exact (Clopper–Pearson) 95% '
         "confidence interval; every patient counts alike. Mean rate: posterior median and 95% "
-        "credible interval of the modality's population mean response rate (the mean over "
+        "credible interval of the modality's population mean rate (the mean over "
         "studies), from the random-effects model; median-study rate: the median of the true "
         "study rates (the pooled proportion metafor, meta and brms report); prediction: 95% "
         "interval for the rate of a new study; between-study SD: posterior median of the SD "
@@ -219,6 +220,8 @@ def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
             if adjusted
             else ""
         )
+        + f" Here {fit.better} rates are better."
+        + (f" {html.escape(note)}" if (note := pooled_totals_note(fit)) else "")
         + "</p>",
     ]
     for outcome in fit.outcomes:
@@ -330,10 +333,11 @@ def _comparison_section(fit: Fit, comparison: pd.DataFrame, ranks: pd.DataFrame)
     parts = [
         "<h2>Comparisons of modalities</h2>",
         '<p class="note">Each pair once (A before B in the order of the data): the posterior '
-        "probability that A has the higher mean response rate, P(A &gt; B) (and P(B &gt; A) "
-        "= 1 − P(A &gt; B)), and the difference A − B in percentage points: posterior median "
-        "and 95% credible interval. A probability near 0.5 means the data cannot tell the two "
-        "apart; it is not a test. comparison.csv lists both orders.</p>",
+        f"probability that A has the {fit.better} (the better) mean rate, "
+        "P(A better than B) (and P(B better than A) = 1 − P(A better than B)), and the "
+        "difference A − B in percentage points: posterior median and 95% credible interval. "
+        "A probability near 0.5 means the data cannot tell the two apart; it is not a test. "
+        "comparison.csv lists both orders.</p>",
     ]
     order = {group: i for i, group in enumerate(fit.groups)}
     for outcome in fit.outcomes:
@@ -346,7 +350,7 @@ def _comparison_section(fit: Fit, comparison: pd.DataFrame, ranks: pd.DataFrame)
             {
                 "A": [fit.label(m) for m in part["modality_a"]],
                 "B": [fit.label(m) for m in part["modality_b"]],
-                "P(A > B)": [_probability(v) for v in part["p_greater"]],
+                "P(A better than B)": [_probability(v) for v in part["p_better"]],
                 "A − B (pp)": [_pct(v) for v in part["diff_median"]],
                 "95% CrI": [
                     _interval(lo, hi)
@@ -355,11 +359,13 @@ def _comparison_section(fit: Fit, comparison: pd.DataFrame, ranks: pd.DataFrame)
             }
         )
         parts.append(f"<h3>{html.escape(outcome_words(outcome, capital=True))}</h3>")
-        parts.append(_table(table, numeric=("P(A > B)", "A − B (pp)", "95% CrI")))
+        parts.append(_table(table, numeric=("P(A better than B)", "A − B (pp)", "95% CrI")))
     parts += [
         "<h2>Ranks</h2>",
-        '<p class="note">Probability that each modality has the highest mean rate (p_best), '
-        "its mean rank (1 = best), SUCRA (1 = best in every draw, 0 = worst) and the "
+        '<p class="note">Probability that each modality has the '
+        f"{'highest' if fit.better == 'higher' else 'lowest'} mean rate, the best (p_best; "
+        f"{fit.better} is better), its mean rank (1 = best), SUCRA (1 = best in every draw, "
+        "0 = worst) and the "
         "probability of each rank. With few small studies per modality these are uncertain; "
         "read them with the intervals.</p>",
     ]

@@ -27,7 +27,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from bayesreview.data import display_labels, validated
+from bayesreview.data import display_labels, published_totals, validated
 from bayesreview.errors import BayesReviewError, ConvergenceWarning
 from bayesreview.model_data import ModelData, model_data
 from bayesreview.progress import progress
@@ -41,7 +41,7 @@ __all__ = ["KINDS", "prior_sensitivity", "sensitivity"]
 #: Kinds of scenario :func:`sensitivity` runs, in table order.
 KINDS = ("main", "leave_one_out", "design", "risk_of_bias", "unknown", "model", "prior_scale")
 
-_FIT_KWARGS = ("bias_reference", "bias_prior_counts", "sampler", "labels")
+_FIT_KWARGS = ("bias_reference", "bias_prior_counts", "bias_totals", "sampler", "labels")
 _COLUMNS = [
     "scenario",
     "kind",
@@ -330,7 +330,8 @@ def sensitivity(
     leave_out
         Study labels to leave out one at a time; default None: every study.
     **fit_kwargs
-        ``bias_reference``, ``bias_prior_counts``, ``sampler`` as for :func:`bayesreview.fit`.
+        ``bias_reference``, ``bias_prior_counts``, ``bias_totals``, ``sampler`` as for
+        :func:`bayesreview.fit`.
 
     Returns
     -------
@@ -381,8 +382,17 @@ def sensitivity(
         fit_kwargs.get("bias_reference"),
         fit_kwargs.get("bias_prior_counts"),
     )
-    base = model_data(studies, outcome, *common, unknown)
-    other = model_data(studies, outcome, *common, "exclude" if unknown == "failure" else "failure")
+    totals = fit_kwargs.get("bias_totals")
+    if totals == "dataset":
+        totals = published_totals(studies, bias)
+    base = model_data(studies, outcome, *common, unknown, bias_totals=totals)
+    other = model_data(
+        studies,
+        outcome,
+        *common,
+        "exclude" if unknown == "failure" else "failure",
+        bias_totals=totals,
+    )
     todo, skipped = _scenarios(studies, base, other, spec, outcome, kinds, prior_scales, leave_out)
 
     rows: list[dict[str, Any]] = []

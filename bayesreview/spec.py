@@ -330,6 +330,15 @@ class Prior:
             return np.where(x >= 0, np.log(2.0) + logpdf, -np.inf)
         return logpdf
 
+    def mean_sd(self) -> tuple[float, float]:
+        """Return the prior's mean and standard deviation (``inf`` where they do not exist)."""
+        dist = self._scipy()
+        if self.dist not in _FOLDED:
+            return float(dist.mean()), float(dist.std())
+        # |X| for X symmetric about 0: E|X| = 2 E[X; X > 0], E[X^2] unchanged by folding
+        mean = 2.0 * float(dist.expect(lambda x: x, lb=0.0))
+        return mean, float(np.sqrt(max(float(dist.var()) + float(dist.mean()) ** 2 - mean**2, 0)))
+
     def quantile(self, q: Any) -> np.ndarray:
         """Return the quantile function (inverse CDF) at probabilities ``q``."""
         q = np.asarray(q, dtype=float)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from bayesreview.compare import select_outcomes
+from bayesreview.compare import direction_of, select_outcomes
 from bayesreview.errors import BayesReviewError
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def exceedance(
     fit: Fit,
     threshold: float | Mapping[str, float],
     outcome: str | None = None,
-    better: str = "higher",
+    better: str | None = None,
     estimand: str = "mean_rate",
     adjusted: bool = True,
 ) -> pd.DataFrame:
@@ -78,8 +78,8 @@ def exceedance(
     outcome
         One outcome; default every outcome of the fit.
     better
-        ``"higher"`` (default: a benefit, counts rates above the threshold) or ``"lower"`` (a
-        harm: counts rates below it).
+        ``"higher"`` (a benefit: counts rates above the threshold) or ``"lower"`` (a harm:
+        counts rates below it); default the fit's own direction (:attr:`Fit.better`).
     estimand
         The pooled rate of ``p_pooled``: ``"mean_rate"`` (default) or ``"median_rate"``.
     adjusted
@@ -92,8 +92,7 @@ def exceedance(
         ``outcome``, ``modality``, ``threshold``, ``direction`` (``"above"``/``"below"``),
         ``p_pooled`` and ``share_new``.
     """
-    if better not in DIRECTIONS:
-        raise BayesReviewError(f"better={better!r}: must be 'higher' or 'lower'")
+    better = direction_of(fit, better)
     if estimand not in _ESTIMANDS:
         raise BayesReviewError(f"estimand={estimand!r}: must be one of {', '.join(_ESTIMANDS)}")
     if estimand == "median_rate" and not adjusted:

@@ -585,6 +585,7 @@ def simulate_from_prior(
     rng: np.random.Generator,
     levels: str = "design",
     hidden: int = 0,
+    totals: tuple[int, ...] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Draw every parameter from the prior of ``spec`` and events at ``design``.
 
@@ -605,9 +606,13 @@ def simulate_from_prior(
     levels
         ``"design"`` (default): each study's bias level is the design's (every level must be
         known). ``"prior"``: the level probabilities are drawn, pi ~ Dirichlet(the design's
-        prior counts), and each study's level from pi.
+        prior counts), and each study's level from pi. ``"totals"``: the levels are a uniformly
+        random assignment with the level totals ``totals`` (the known-totals model's prior).
     hidden
         Number of studies, chosen at random, whose level the fit is not told (default 0).
+    totals
+        With ``levels="totals"``, the number of studies at each level (summing to the
+        number of studies).
 
     Returns
     -------
@@ -642,8 +647,15 @@ def simulate_from_prior(
             pi = rng.dirichlet(np.asarray(design.bias.prior_counts, dtype=float))
             truth["bias_level_prob"] = pi
             codes = rng.choice(k, size=len(n), p=pi).astype(np.int64)
+        elif levels == "totals":
+            if totals is None or len(totals) != k or sum(totals) != len(n):
+                raise BayesReviewError(
+                    f"levels='totals': need {k} totals summing to {len(n)}, got {totals!r}"
+                )
+            codes = rng.permutation(np.repeat(np.arange(k), totals)).astype(np.int64)
+            truth["level_totals"] = tuple(int(t) for t in totals)
         else:
-            raise BayesReviewError(f"levels={levels!r}: must be 'design' or 'prior'")
+            raise BayesReviewError(f"levels={levels!r}: must be 'design', 'prior' or 'totals'")
         if not 0 <= hidden <= len(n):
             raise BayesReviewError(f"hidden={hidden!r}: must be between 0 and {len(n)}")
         mask = np.zeros(len(n), dtype=bool)
@@ -685,8 +697,9 @@ _RANKED = (
 #: Designs :func:`sbc_replicate` knows by name.
 DESIGNS = ("calcinosis", "large_studies")
 #: Bias covariates :func:`sbc_replicate` knows: None, the study design (known), or a
-#: three-level covariate whose levels are drawn from the prior and partly hidden.
-BIAS_KINDS = (None, "design", "missing")
+#: three-level covariate whose levels are drawn from the prior and partly hidden, either with
+#: the Dirichlet form (``"missing"``) or with known totals (``"totals"``).
+BIAS_KINDS = (None, "design", "missing", "totals")
 
 
 def _fit(
@@ -735,11 +748,13 @@ def _fit(
             None if hide else bias.levels[c]
             for c, hide in zip(truth["level"], truth["hidden"], strict=True)
         ]
-        bias_kwargs = {
-            "bias": column,
-            "bias_reference": bias.levels[0],
-            "bias_prior_counts": dict(zip(bias.levels, bias.prior_counts, strict=True)),
-        }
+        bias_kwargs = {"bias": column, "bias_reference": bias.levels[0]}
+        if "level_totals" in truth:
+            bias_kwargs["bias_totals"] = dict(zip(bias.levels, truth["level_totals"], strict=True))
+        else:
+            bias_kwargs["bias_prior_counts"] = dict(
+                zip(bias.levels, bias.prior_counts, strict=True)
+            )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence is recorded, not warned about, here
         result = fit(
@@ -768,6 +783,11 @@ def _rank(draws: np.ndarray, truth: float, rng: np.random.Generator) -> int:
     return below + (int(rng.integers(0, ties + 1)) if ties else 0)
 
 
+#: Level totals of the known-totals SBC: the review's published risk-of-bias totals (low 10,
+#: moderate 19, high 11 of its 40 studies).
+SBC_LEVEL_TOTALS = (10, 19, 11)
+
+
 def _replicate_design(design: str, bias: str | None, joint: bool) -> tuple[ModelData, str, int]:
     """(design, levels, hidden) of a named design and bias covariate."""
     if design not in DESIGNS:
@@ -779,9 +799,9 @@ def _replicate_design(design: str, bias: str | None, joint: bool) -> tuple[Model
             raise BayesReviewError("design='large_studies' has one outcome and no covariate")
         return large_study_design(), "design", 0
     outcome = "response" if joint else "any"
-    if bias == "missing":
+    if bias in ("missing", "totals"):
         data = sbc_design(bias="risk_of_bias", outcome=outcome)
-        return data, "prior", data.n_rows // 2
+        return data, "prior" if bias == "missing" else "totals", data.n_rows // 2
     return sbc_design(bias=bias, outcome=outcome), "design", 0
 
 
@@ -815,7 +835,10 @@ def sbc_replicate(
         ``rct``) as a categorical bias covariate, reference ``case_report``; ``"missing"``:
         a covariate with levels ``low``, ``moderate``, ``high`` (reference ``low``), drawn as
         pi ~ Dirichlet(1, 1, 1) and each study's level from pi, half of the studies' levels
-        (chosen at random) hidden from the fit, which marginalises them.
+        (chosen at random) hidden from the fit, which marginalises them; ``"totals"``: the
+        same covariate with the levels a uniformly random assignment with the totals
+        :data:`SBC_LEVEL_TOTALS`, half hidden, fitted with those totals known
+        (``bias_totals``).
     design
         ``"calcinosis"`` (default): the calcinosis-cutis design, by group (:func:`sbc_design`);
         ``"large_studies"``: 12 studies of 118 to 4,243 patients in 2 groups
@@ -849,7 +872,9 @@ def sbc_replicate(
     joint = sim_spec.outcome == "response"
     data, levels, hidden = _replicate_design(design, bias, joint)
     rng = np.random.default_rng([seed, 0])
-    truth, events = simulate_from_prior(sim_spec, data, rng, levels=levels, hidden=hidden)
+    truth, events = simulate_from_prior(
+        sim_spec, data, rng, levels=levels, hidden=hidden, totals=SBC_LEVEL_TOTALS
+    )
 
     fitted = _fit(data, events, truth, fit_spec, draws, tune, chains, seed)
     posterior = fitted.idata.posterior.isel(draw=slice(None, None, thin))
@@ -902,6 +927,7 @@ SBC_CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "logit_normal_design": {"model": "logit_normal", "bias": "design"},
     "response": {"model": "response"},
     "missing_levels": {"model": "beta_binomial", "bias": "missing"},
+    "known_totals": {"model": "beta_binomial", "bias": "totals"},
     "logit_normal_large": {"model": "logit_normal", "design": "large_studies"},
 }
 

@@ -32,6 +32,7 @@ import pandas as pd  # noqa: E402
 
 import bayesreview as br  # noqa: E402
 from bayesreview.data import display_labels  # noqa: E402
+from bayesreview.display import pooled_totals_note  # noqa: E402
 from bayesreview.fitting import ESS_MIN, RHAT_MAX  # noqa: E402
 from bayesreview.formatting import percent  # noqa: E402
 from bayesreview.report import write_text_atomic  # noqa: E402
@@ -382,32 +383,64 @@ def build(draws: int, chains: int) -> str:
         "The review rated each study's risk of bias, but the ratings are only in its online "
         f"supplement; its text gives the totals: {totals_text} of {sum(totals.values())} "
         "studies. bayesreview never invents per-study ratings: `risk_of_bias` is missing for "
-        f"{int(studies['risk_of_bias'].isna().sum())} of {len(studies)} studies, and each "
-        "such study's likelihood is a mixture over the levels with level probabilities drawn "
-        "from a Dirichlet distribution. The published totals can serve as that Dirichlet's "
-        "prior counts:"
+        f"{int(studies['risk_of_bias'].isna().sum())} of {len(studies)} studies. The totals are "
+        "known numbers of *these* studies, so `bias_totals` marginalises the missing ratings "
+        "exactly, over every assignment of levels with those totals, each equally likely a "
+        'priori (`bias_totals="dataset"` reads them from the data set\'s metadata):'
     )
     add(
         run(
             f"""
-            totals = br.dataset_info("calcinosis_cutis")["risk_of_bias_totals"]
-            biased = br.fit(studies, outcome="any", by="group", bias="risk_of_bias",
-                            bias_prior_counts=totals,
-                            draws={draws}, chains={chains}, seed={SEED}, progressbar=False)
+            import warnings
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", br.WeakIdentificationWarning)
+                biased = br.fit(studies, outcome="any", by="group", bias="risk_of_bias",
+                                bias_totals="dataset",
+                                draws={draws}, chains={chains}, seed={SEED}, progressbar=False)
             adjusted = biased.summary()                    # at the reference level
             own_mix = biased.summary(adjusted=False)       # over each group's own studies
-            reference = biased.adjusted_to()
+            moved = biased.bias_identification()           # how far the data moved each effect
+            ratings = biased.bias_levels()                 # per study, P(level)
             """,
             ns,
         )
     )
-    adjusted, mix = ns["adjusted"], ns["own_mix"]
+    adjusted, mix, moved, ratings = ns["adjusted"], ns["own_mix"], ns["moved"], ns["ratings"]
     adjusted_label = str(adjusted["adjusted_to"].iloc[0])
     mix_label = str(mix["adjusted_to"].iloc[0])
+    per_level = ratings.groupby("level", sort=False)["probability"].sum()
     add(
-        f"Here `totals` is `{dict(ns['totals'])}` and `reference` is `{ns['reference']!r}`: "
-        "the rows of `adjusted` say so in their `adjusted_to` column "
-        f"(`{adjusted_label}`), those of `own_mix` say `{mix_label}`."
+        "The studies' posterior level probabilities add up to the published totals ("
+        + ", ".join(f"{level} {count:.6f}" for level, count in per_level.items())
+        + "), as they must. `fit` warns (`WeakIdentificationWarning`): *"
+        + " ".join(
+            str(w.message) for w in ns["caught"] if w.category is br.WeakIdentificationWarning
+        )
+        + "*"
+    )
+    add(
+        md_table(
+            pd.DataFrame(
+                {
+                    "bias effect (logit)": [
+                        f"{label(str(lv))} vs {label('low')}" for lv in moved["level"]
+                    ],
+                    "prior mean (SD)": [
+                        f"{m:.2f} ({sd:.2f})"
+                        for m, sd in zip(moved["prior_mean"], moved["prior_sd"], strict=True)
+                    ],
+                    "posterior mean (SD)": [
+                        f"{m:.2f} ({sd:.2f})"
+                        for m, sd in zip(
+                            moved["posterior_mean"], moved["posterior_sd"], strict=True
+                        )
+                    ],
+                    "posterior SD / prior SD": [f"{r:.2f}" for r in moved["sd_ratio"]],
+                }
+            ),
+            "lrrr",
+        )
     )
     plain = summary[summary["outcome"] == "any"].set_index("modality")
     groups = list(adjusted["modality"])
@@ -417,14 +450,15 @@ def build(draws: int, chains: int) -> str:
             "group": [label(g) for g in groups],
             "no covariate": column(plain.reset_index()),
             f"averaged ({mix_label})": column(mix),
-            f"adjusted to {adjusted_label}": column(adjusted),
+            f"adjusted to {adjusted_label} (prior-driven)": column(adjusted),
         }
     )
     add("Any response, mean rate: posterior median % (95% CrI):")
     add(md_table(table, "lrrr"))
     add(
-        "With no study's level observed, only the priors (the Dirichlet counts and the priors "
-        "of the bias effects) separate the bias effects from the rates. "
+        "With no study's level observed, the data can tell the bias effects apart from the "
+        "rates only through how the studies spread, so the reference-level rates lean on the "
+        "prior's bias effects. "
         + _prose.change_sentence(
             "Averaged over each group's own studies, the covariate",
             plain["mean_rate"],
@@ -445,8 +479,10 @@ def build(draws: int, chains: int) -> str:
             "intervals without the covariate",
             width(plain, "mean_rate_lower", "mean_rate_upper"),
         )
-        + ". Transcribing the review's per-study ratings into `risk_of_bias` would let the "
-        "data, not only the priors, inform the adjustment."
+        + ". The averaged rates are the ones to read; transcribing the review's per-study "
+        "ratings into `risk_of_bias` would let the data, not only the priors, inform the "
+        "adjustment. [The bias page](bias.md) compares the ways of handling the missing "
+        "ratings."
     )
 
     # ---- 5. Sensitivity ------------------------------------------------------------------
@@ -528,10 +564,11 @@ def build(draws: int, chains: int) -> str:
         "A guideline panel asks how likely a therapy is to clear a bar that matters, say that "
         "at least half of the patients respond. `exceedance` gives, per modality, the "
         "posterior probability that the pooled mean rate is above the bar and the expected "
-        "share of new studies whose true rate is above it (the predictive probability; "
-        '`better="lower"` counts rates below the bar, for harms):'
+        "share of new studies whose true rate is above it (the predictive probability; for a "
+        'harm, fitted with `better="lower"`, it counts rates below the bar). '
+        "`result.summary(threshold=0.5)` adds the same two columns to the summary table:"
     )
-    add(run('bars = br.exceedance(result, 0.5, outcome="any")', ns))
+    add(run('bars = result.exceedance(0.5, outcome="any")', ns))
     bars = ns["bars"]
     add(
         md_table(
@@ -557,7 +594,111 @@ def build(draws: int, chains: int) -> str:
         "above 50%, because study rates vary around the pooled one."
     )
 
-    add("## 7. A living review: adding a study")
+    add("## 7. Harms, and benefit against risk")
+    add(
+        "The review's adverse events ship as a second data set, transcribed from its Table 2 "
+        "and its text with a codebook (`data/README.md`). Table 2 gives each modality's "
+        "events as a total over its studies; `fit_harm` fits one event's rate per modality "
+        "from those totals, as an outcome where a lower rate is better, so ranks, comparisons "
+        "and thresholds turn the other way:"
+    )
+    add(
+        run(
+            f"""
+            adverse = br.load_dataset("calcinosis_cutis_adverse_events")
+            infection = br.fit_harm(adverse, "infection", seed={SEED},
+                                    draws={draws}, chains={chains}, progressbar=False)
+            harm = infection.summary(threshold=0.10)
+            harm_ranks = infection.ranks()
+            """,
+            ns,
+        )
+    )
+    harm, infection = ns["harm"], ns["infection"]
+    add(
+        md_table(
+            pd.DataFrame(
+                {
+                    "modality": [label(m) for m in harm["modality"]],
+                    "infections / n": [
+                        f"{e} / {n}" for e, n in zip(harm["events"], harm["n"], strict=True)
+                    ],
+                    "crude %": [f"{100 * c:.1f}" for c in harm["crude"]],
+                    "mean rate % (95% CrI)": column(harm),
+                    "95% prediction %": [
+                        interval(lo, hi)
+                        for lo, hi in zip(harm["pred_lower"], harm["pred_upper"], strict=True)
+                    ],
+                    "P(mean rate < 10%)": [f"{p:.2f}" for p in harm["p_beyond"]],
+                }
+            ),
+            "llrrrr",
+        )
+    )
+    add(
+        "Only totals are printed, so each total enters as its patients, one row each; the "
+        f"fit says what that means (`repr(infection)`): *{pooled_totals_note(infection)}*"
+        + ' `fit_harm(..., rows="studies")` uses the rows of single studies instead, '
+        "with a warning: a text names the studies that had events, so those rows overstate "
+        "the rate."
+    )
+    lowest = ns["harm_ranks"].loc[ns["harm_ranks"]["p_best"].idxmax()]
+    sentence = _prose.probability_sentence(
+        label(lowest["modality"]), "the modality with the lower infection rate", lowest["p_best"]
+    )
+    add(sentence[:1].upper() + sentence[1:] + " (rank 1 is the lowest rate here).")
+    add(
+        "`benefit_risk` sets a modality's response against its harm. The two are fitted to "
+        "separate tables, so their posteriors are independent and the joint posterior is "
+        "their product; it gives P(response > a and harm < b) per modality, here with "
+        "a = 50% any response and b = 10% infections, for the response rates pooled by "
+        "modality:"
+    )
+    add(
+        run(
+            f"""
+            from bayesreview.plots import benefit_risk_plot
+
+            by_modality = br.fit(studies, outcome="any", seed={SEED},
+                                 draws={draws}, chains={chains}, progressbar=False)
+            balance = br.benefit_risk(by_modality, infection, 0.5, 0.10)
+            figure = benefit_risk_plot(by_modality, infection, 0.5, 0.10)
+            """,
+            ns,
+        )
+    )
+    balance = ns["balance"]
+    add(
+        md_table(
+            pd.DataFrame(
+                {
+                    "modality": [label(m) for m in balance["modality"]],
+                    "any response % (95% CrI)": estimates(
+                        balance["response"], balance["response_lower"], balance["response_upper"]
+                    ),
+                    "infection % (95% CrI)": estimates(
+                        balance["harm"], balance["harm_lower"], balance["harm_upper"]
+                    ),
+                    "P(response > 50%)": [f"{p:.2f}" for p in balance["p_response"]],
+                    "P(infection < 10%)": [f"{p:.2f}" for p in balance["p_harm"]],
+                    "P(both)": [f"{p:.2f}" for p in balance["p_both"]],
+                }
+            ),
+            "lrrrrr",
+        )
+    )
+    best = balance.loc[balance["p_both"].idxmax()]
+    sentence = _prose.probability_sentence(
+        label(best["modality"]),
+        "to clear both bars",
+        best["p_both"],
+    )
+    add(sentence[:1].upper() + sentence[1:] + ".")
+    figure_path = HERE / "figures" / "tutorial_benefit_risk.png"
+    ns["figure"].savefig(figure_path, dpi=110, bbox_inches="tight")
+    add(f"![Benefit against risk](figures/{figure_path.name})")
+
+    add("## 8. A living review: adding a study")
     add(
         "When a study appears, or a reported one is corrected, `update` refits with the same "
         "model, settings and seed and leaves the old fit as it was; `changes` says what moved. "
@@ -573,8 +714,8 @@ def build(draws: int, chains: int) -> str:
                                 "modality": ["intralesional_sts"], "group": ["intralesional_sts"],
                                 "design": ["case_series"], "n": [12], "complete": [5],
                                 "partial": [4], "none": [3], "unknown": [0]})
-            updated = br.update(result, new)
-            moved = br.changes(updated)
+            updated = result.update(new)
+            moved = updated.changes()
             """,
             ns,
         )
@@ -613,7 +754,7 @@ def build(draws: int, chains: int) -> str:
         "and adds a 'What changed' section to the report."
     )
 
-    add("## 8. In a notebook, and with ArviZ")
+    add("## 9. In a notebook, and with ArviZ")
     add(
         "A `Fit` shows itself: `repr(result)` is plain text, and a notebook cell ending in "
         "`result` renders what was fitted, the summary with the crude rate next to the "
@@ -640,7 +781,7 @@ def build(draws: int, chains: int) -> str:
         )
     )
     add(md_table(ns["rates"].reset_index().rename(columns={"index": "variable"})))
-    add("## 9. The same from the command line")
+    add("## 10. The same from the command line")
     add(
         "```bash\nbayesreview analyze --out results/   # bundled data: outcome response, by group\n"
         "```\n\nwrites the tables, forest plots, the fit and a self-contained `report.html` "

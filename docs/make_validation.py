@@ -43,6 +43,7 @@ from bayesreview.spec import load_spec
 from bayesreview.validation import (
     RANK_PREFIX,
     SBC_CONFIGURATIONS,
+    SBC_LEVEL_TOTALS,
     SBC_MIN_REPLICATES,
     SBC_SETTINGS,
     large_study_design,
@@ -161,6 +162,19 @@ def describe(name: str) -> str:
             f"`{data.bias.levels[0]}`): pi ~ Dirichlet({counts}), each study's level drawn "
             f"from pi, the levels of {data.n_rows // 2} of the {data.n_rows} studies (chosen at "
             "random) hidden from the fit, which marginalises them; ranks of beta and pi too"
+        )
+    elif bias == "totals":
+        data = sbc_design(bias="risk_of_bias")
+        totals = ", ".join(
+            f"{lv} {t}" for lv, t in zip(data.bias.levels, SBC_LEVEL_TOTALS, strict=True)
+        )
+        parts.append(
+            f"a covariate with levels {', '.join(data.bias.levels)} (reference "
+            f"`{data.bias.levels[0]}`) and known totals ({totals}, the review's): the levels a "
+            "uniformly random assignment with those totals, the levels of "
+            f"{data.n_rows // 2} of the {data.n_rows} studies hidden from the fit, which "
+            "marginalises them over every assignment consistent with the totals; ranks of "
+            "beta too"
         )
     else:
         parts.append("no covariate")

@@ -15,6 +15,7 @@ import warnings
 import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from scipy import stats
@@ -40,9 +41,11 @@ from bayesreview.robustness import log_prior, prior_sensitivity
 
 class _FakeFit:
     """What bayesreview.compare and the comparison figures read from a fit: ``outcomes``,
-    ``groups``, ``labels`` (none) and ``draws(name, outcome)`` (dims sample x group)."""
+    ``groups``, ``labels`` (none), ``better`` (its direction) and ``draws(name, outcome)``
+    (dims sample x group)."""
 
     def __init__(self, rates: np.ndarray, groups: tuple[str, ...], outcome: str = "events"):
+        self.better = "higher"
         self.groups = groups
         self.labels: dict[str, str] = {}
         self.outcomes = (outcome,)
@@ -124,7 +127,18 @@ def test_pairwise_p_better_follows_the_direction(synthetic):
     assert lower.loc[("a", "d"), "p_greater"] == pytest.approx(0.014, abs=0.01)
 
 
-@pytest.mark.parametrize("better", ["Higher", "worse", None, 1, ""])
+def test_no_better_means_the_fits_own_direction(synthetic):
+    rates, _ = synthetic
+    harm = _FakeFit(rates, GROUPS)
+    harm.better = "lower"
+    pd.testing.assert_frame_equal(ranks(harm), ranks(harm, better="lower"))
+    pd.testing.assert_frame_equal(pairwise(harm), pairwise(harm, better="lower"))
+    assert ranks(harm).loc[0, "p_best"] != ranks(harm, better="higher").loc[0, "p_best"]
+    with pytest.raises(BayesReviewError, match="better=None"):
+        rank_draws(rates, better=None)  # a bare array has no direction of its own
+
+
+@pytest.mark.parametrize("better", ["Higher", "worse", 1, ""])
 def test_invalid_better_is_refused(synthetic, better):
     rates, fake = synthetic
     with pytest.raises(BayesReviewError, match=re.escape(f"better={better!r}")):

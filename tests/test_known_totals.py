@@ -1,11 +1,15 @@
-"""Known risk-of-bias totals (issue 14): the recursion against brute-force enumeration."""
+"""Known risk-of-bias totals (issue 14): the recursion against brute-force enumeration, and the
+model that uses it: its log-density against scipy over every consistent assignment, and its
+posterior ratings against the review's published totals."""
 
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import special, stats
 from scipy.special import logsumexp
 
 from bayesreview.errors import DataError
@@ -105,3 +109,132 @@ def test_totals_are_checked_against_the_table():
         check_totals(LEVELS, {"low": 4, "moderate": 4, "high": 0}, observed)
     with pytest.raises(DataError, match="no total for level"):
         check_totals(LEVELS, {"low": 5, "moderate": 3}, observed)
+
+
+# ---- the model that uses it --------------------------------------------------------------
+
+
+def _small_table() -> pd.DataFrame:
+    """Seven studies in two modalities; two rated, five not; totals low 3, moderate 2, high 2."""
+    return pd.DataFrame(
+        {
+            "study": [f"s{i}" for i in range(7)],
+            "modality": ["a", "a", "a", "a", "b", "b", "b"],
+            "n": [1, 5, 3, 8, 2, 6, 4],
+            "events": [1, 4, 1, 7, 0, 2, 4],
+            "risk_of_bias": pd.Categorical(
+                ["low", None, None, "high", None, None, None],
+                categories=["low", "moderate", "high"],
+                ordered=True,
+            ),
+        }
+    )
+
+
+SMALL_TOTALS = {"low": 3, "moderate": 2, "high": 2}
+
+
+def test_model_log_density_is_the_average_over_consistent_assignments():
+    """PyMC's log-density against scipy: priors, plus log of (1 / N) sum over every
+    assignment of levels with these totals (the rated studies' fixed) of prod_j BB(y_j)."""
+    import bayesreview as br
+    from bayesreview.backend.models import build_model
+    from bayesreview.model_data import model_data
+
+    studies = br.read_studies(_small_table())
+    data = model_data(studies, "events", bias="risk_of_bias", bias_totals=SMALL_TOTALS)
+    spec = br.load_spec("beta_binomial")
+    model = build_model(data, spec)
+    assert "bias_level_prob" not in {rv.name for rv in model.free_RVs}
+    rng = np.random.default_rng(4)
+    logp = model.compile_logp(jacobian=False)
+    for _ in range(3):
+        point = {
+            "alpha": rng.normal(0, 1, 2),
+            "beta": rng.normal(0, 0.7, 2),
+            "log_phi": np.array(rng.normal(2, 0.5)),
+            "log_phi_sd_log__": np.array(rng.normal(-1, 0.3)),
+            "log_phi_raw": rng.normal(0, 1, 2),
+        }
+        sd = np.exp(point["log_phi_sd_log__"])
+        log_phi = point["log_phi"] + sd * point["log_phi_raw"]
+        shifts = np.concatenate([[0.0], point["beta"]])
+        group = np.array([0, 0, 0, 0, 1, 1, 1])
+        n, y = studies["n"].to_numpy(), studies["events"].to_numpy()
+        loglik = np.empty((7, 3))
+        for k in range(3):
+            mu = special.expit(point["alpha"][group] + shifts[k])
+            phi = np.exp(log_phi[group])
+            loglik[:, k] = stats.betabinom(n, mu * phi, (1 - mu) * phi).logpmf(y)
+        loglik[0, [1, 2]] = -np.inf  # rated low
+        loglik[3, [0, 1]] = -np.inf  # rated high
+        marginal, _ = _enumerate(loglik, (3, 2, 2))
+        priors = (
+            stats.norm(0, 1.5).logpdf(point["alpha"]).sum()
+            + stats.norm(0, 1).logpdf(point["beta"]).sum()
+            + spec.prior("log_concentration", "marginal").logpdf(point["log_phi"])
+            + stats.halfnorm(scale=0.5).logpdf(sd)
+            + stats.norm(0, 1).logpdf(point["log_phi_raw"]).sum()
+        )
+        assert logp(point) == pytest.approx(priors + marginal, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def totals_fit():
+    import bayesreview as br
+
+    return br.fit(
+        br.load_dataset("calcinosis_cutis"),
+        outcome="any",
+        by="group",
+        bias="risk_of_bias",
+        bias_totals="dataset",
+        draws=300,
+        tune=300,
+        chains=2,
+        seed=3,
+        progressbar=False,
+    )
+
+
+def test_posterior_ratings_add_up_to_the_published_totals(totals_fit):
+    levels = totals_fit.bias_levels()
+    per_level = levels.groupby("level")["probability"].sum()
+    # the review's text: 10 low, 19 moderate, 11 high of the 40 studies
+    assert per_level.to_dict() == pytest.approx({"low": 10, "moderate": 19, "high": 11}, abs=1e-9)
+    per_study = levels.groupby("study")["probability"].sum()
+    np.testing.assert_allclose(per_study, 1.0, atol=1e-12)
+    assert totals_fit.settings["bias_totals"] == {"low": 10, "moderate": 19, "high": 11}
+    assert totals_fit.settings["bias_prior_counts"] is None
+
+
+def test_a_saved_known_totals_fit_loads(totals_fit, tmp_path):
+    import bayesreview as br
+
+    loaded = br.load_fit(totals_fit.save(tmp_path / "fit.nc"))
+    assert loaded.data.bias.totals == (10, 19, 11)
+    assert loaded.data.bias.known_totals
+
+
+def test_bad_totals_name_the_level_and_the_numbers():
+    import bayesreview as br
+
+    table = _small_table()
+    for totals, message in [
+        ({"low": 3, "moderate": 2, "high": 3}, "= 8 studies, but the table has 7"),
+        ({"low": 3, "moderate": 2, "severe": 2}, "'severe' is not a level"),
+        ({"low": 0, "moderate": 5, "high": 2}, "but 1 studies are already rated 'low'"),
+    ]:
+        with pytest.raises(DataError, match=message):
+            br.fit(table, outcome="events", bias="risk_of_bias", bias_totals=totals, draws=10)
+    with pytest.raises(DataError, match="not both"):
+        br.fit(
+            table,
+            outcome="events",
+            bias="risk_of_bias",
+            bias_totals=SMALL_TOTALS,
+            bias_prior_counts={"low": 1, "moderate": 1, "high": 1},
+            draws=10,
+        )
+    with pytest.raises(br.BayesReviewError, match="gives no risk_of_bias_totals"):
+        br.fit(table, outcome="events", bias="risk_of_bias", bias_totals="dataset", draws=10)

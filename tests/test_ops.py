@@ -11,6 +11,7 @@ against finite differences, its log rising factorial and digamma against exact s
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -182,8 +183,9 @@ def test_log_rising_factorial_value_and_slope(log_x):
         assert slope == pytest.approx(expected_slope, rel=1e-8, abs=1e-10)
 
 
-def _rows(mixture: bool, seed: int = 0):
-    """Random inputs of BetaBinomialRows: 2 stages, 3 groups, 3 levels, 12 rows."""
+def _rows(mixture: bool, seed: int = 0, totals: bool = False):
+    """Random inputs of BetaBinomialRows: 2 stages, 3 groups, 3 levels, 12 rows; with
+    ``totals``, the levels' totals known (and log pi unused) instead of a mixture."""
     rng = np.random.default_rng(seed)
     n_rows, n_levels = 12, 3
     trials = rng.integers(0, 15, n_rows).astype(float)
@@ -196,35 +198,77 @@ def _rows(mixture: bool, seed: int = 0):
         rng.normal(0.0, 0.3, (2, n_rows)),  # row_shift
         np.log(rng.dirichlet(np.ones(n_levels))) if mixture else np.zeros(n_levels),
     ]
-    known = (rng.uniform(size=n_rows) < 0.5) if mixture else np.ones(n_rows, dtype=bool)
+    missing = mixture or totals
+    known = (rng.uniform(size=n_rows) < 0.5) if missing else np.ones(n_rows, dtype=bool)
+    level = rng.integers(0, n_levels, n_rows)
+    counts = np.full(n_levels, -1)
+    if totals:  # the levels' totals: rated studies' levels plus one possible assignment
+        counts = np.bincount(level, minlength=n_levels)
     data = [
         rng.integers(0, 3, n_rows),  # group
         np.vstack([events, responders]),
         np.vstack([trials, events]),
         rng.integers(0, 3, n_rows).astype(float) * (rng.uniform(size=n_rows) < 0.9),  # weights
-        rng.integers(0, n_levels, n_rows),  # level
+        level,
         known.astype(float),
+        counts.astype(np.int64),
     ]
     return parameters, data
+
+
+def _scipy_rows(alpha, log_phi, level_shift, row_shift, group, events, trials, weights):
+    """(J, K) weighted log-likelihood of each row at each level, with scipy."""
+    out = np.zeros((len(group), level_shift.shape[1]))
+    for j, g in enumerate(group):
+        for k in range(level_shift.shape[1]):
+            eta = alpha[:, g] + level_shift[:, k] + row_shift[:, j]
+            mu, phi = special.expit(eta), np.exp(log_phi[:, g])
+            pmf = stats.betabinom.logpmf(events[:, j], trials[:, j], mu * phi, (1 - mu) * phi)
+            out[j, k] = weights[j] * pmf.sum()
+    return out
 
 
 @pytest.mark.parametrize("mixture", [False, True])
 def test_rows_value_equals_the_mixture_written_with_scipy(mixture):
     (alpha, log_phi, level_shift, row_shift, log_pi), data = _rows(mixture)
-    group, events, trials, weights, level, known = data
+    group, events, trials, weights, level, known, _ = data
+    ones = np.ones_like(weights)
+    at_level = _scipy_rows(alpha, log_phi, level_shift, row_shift, group, events, trials, ones)
     expected = 0.0
     for j in range(len(group)):
-        g = group[j]
-        at_level = []
-        for k in range(len(log_pi)):
-            eta = alpha[:, g] + level_shift[:, k] + row_shift[:, j]
-            mu, phi = special.expit(eta), np.exp(log_phi[:, g])
-            pmf = stats.betabinom.logpmf(events[:, j], trials[:, j], mu * phi, (1 - mu) * phi)
-            at_level.append(log_pi[k] + pmf.sum())
-        row = at_level[level[j]] if known[j] else special.logsumexp(at_level)
-        expected += weights[j] * row
+        row = log_pi + at_level[j]
+        expected += weights[j] * (row[level[j]] if known[j] else special.logsumexp(row))
     got = beta_binomial_rows(alpha, log_phi, level_shift, row_shift, log_pi, *data)[0]
     assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_rows_value_with_known_totals_equals_enumeration():
+    """The average over every assignment of the unrated rows' levels consistent with the
+    totals of prod_j exp(L_j), enumerated; rows of weight 0 count toward the totals."""
+    (alpha, log_phi, level_shift, row_shift, log_pi), data = _rows(False, seed=3, totals=True)
+    group, events, trials, weights, level, known, totals = data
+    at_level = _scipy_rows(alpha, log_phi, level_shift, row_shift, group, events, trials, weights)
+    rated = known > 0
+    free = np.flatnonzero(~rated)
+    left = totals - np.bincount(level[rated], minlength=3)
+    terms = []
+    for choice in itertools.product(range(3), repeat=free.size):
+        if np.array_equal(np.bincount(choice, minlength=3), left):
+            terms.append(at_level[free, choice].sum())
+    log_n = special.gammaln(len(group) + 1) - special.gammaln(totals + 1).sum()
+    expected = at_level[rated, level[rated]].sum() + special.logsumexp(terms) - log_n
+    got = beta_binomial_rows(alpha, log_phi, level_shift, row_shift, log_pi, *data)[0]
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_rows_gradient_with_known_totals_equals_finite_differences():
+    parameters, data = _rows(False, seed=4, totals=True)
+    constants = [pt.as_tensor(x) for x in data]
+
+    def loglik(*p):
+        return BetaBinomialRows()(*p, pt.zeros(3), *constants)[0]
+
+    verify_grad(loglik, parameters[:4], rng=np.random.default_rng(5), abs_tol=1e-4, rel_tol=1e-4)
 
 
 @pytest.mark.parametrize("mixture", [False, True])

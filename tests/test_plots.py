@@ -339,3 +339,35 @@ def test_forest_rows_table_matches_the_figure(forest, calcinosis_fit):
     texts = _texts(forest)
     for row in rows[rows["kind"] == "pooled"].itertuples():
         assert texts[f"text:posterior:{row.key}"] == row.text_posterior
+
+
+def test_forest_bias_column_shows_ratings_and_posterior_level_probabilities(fast_fit, studies):
+    """Rated studies: one cell of their level's colour; unrated: the posterior shares."""
+    from matplotlib.colors import to_hex
+
+    rated = studies.copy()
+    rated["risk_of_bias"] = rated["risk_of_bias"].astype(object)
+    rated.loc[[0, 3], "risk_of_bias"] = ["low", "high"]
+    result = fast_fit(
+        rated, by="group", bias="risk_of_bias", bias_totals={"low": 10, "moderate": 19, "high": 11}
+    )
+    fig = plots.forest_plot(result)
+    cells = _by_gid(fig, "bias:")
+    first = f"{result.data.groups[result.data.group_idx[0]]}/{rated['study'][0]}"
+    assert {key for key in cells if key.startswith(first + ":")} == {first + ":low"}
+    assert to_hex(cells[first + ":low"].get_facecolor()) == plots.forest.BIAS_LEVEL_COLORS["low"]
+    assert first not in {k.removeprefix("bias_unrated:") for k in _by_gid(fig, "bias_unrated:")}
+    # an unrated study's parts are as wide as its posterior probabilities (bias_levels())
+    levels = result.bias_levels()
+    j = 1
+    study = rated["study"][j]
+    key = f"{result.data.groups[result.data.group_idx[j]]}/{study}"
+    widths = {lv: cells[f"{key}:{lv}"].get_width() for lv in ("low", "moderate", "high")}
+    total = sum(widths.values())
+    expected = levels[levels["study"] == study].set_index("level")["probability"]
+    for level, width in widths.items():
+        assert width / total == pytest.approx(expected[level], abs=1e-12)
+    assert "dotted box split by its posterior probability" in _by_gid(fig, "text:footer")[
+        ""
+    ].get_text().replace("\n", " ")
+    plt.close(fig)

@@ -422,6 +422,28 @@ def test_joint_response_simulation_has_both_stages():
         assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(diff.size)
 
 
+def test_known_totals_levels_are_a_uniform_assignment_with_those_totals():
+    spec = br.load_spec("beta_binomial")
+    design = sbc_design(bias="risk_of_bias")
+    totals = (10, 19, 11)  # the review's text: low 10, moderate 19, high 11 of 40 studies
+    rng = np.random.default_rng(11)
+    sims = [
+        simulate_from_prior(spec, design, rng, levels="totals", hidden=20, totals=totals)[0]
+        for _ in range(600)
+    ]
+    levels = np.stack([t["level"] for t in sims])
+    for row in levels:
+        assert tuple(np.bincount(row, minlength=3)) == totals
+    # uniform over assignments: every study has level k with probability T_k / 40
+    for k, total in enumerate(totals):
+        share = (levels == k).mean(axis=0)
+        p = total / 40
+        assert np.all(np.abs(share - p) < 5 * np.sqrt(p * (1 - p) / len(sims)))
+    assert all(t["hidden"].sum() == 20 for t in sims)
+    with pytest.raises(br.BayesReviewError, match="need 3 totals summing to 40"):
+        simulate_from_prior(spec, design, rng, levels="totals", totals=(10, 10, 10))
+
+
 def test_missing_levels_are_drawn_from_pi_and_half_hidden():
     spec = br.load_spec("beta_binomial")
     design = sbc_design(bias="risk_of_bias")

@@ -17,7 +17,10 @@ and the effects whatever the studies' sizes, and the effects are drawn after sam
 A categorical bias covariate adds ``beta`` for each non-reference level (the reference level's
 shift is 0). Where a study's level is missing, its likelihood is the mixture
 ``sum_k pi_k L_j(k)``, computed with log-sum-exp; ``pi ~ Dirichlet(prior counts)`` and a study
-whose level is known contributes ``log pi_b`` as well (its level is data about ``pi``).
+whose level is known contributes ``log pi_b`` as well (its level is data about ``pi``). Where
+the number of studies at each level is known instead (``bias_totals``), the likelihood of all
+studies together is the average over every assignment of levels with those totals of
+``prod_j L_j(b_j)`` (:mod:`bayesreview.known_totals`).
 
 The joint response model has two stages sharing the bias level: any response of n_j, then
 complete response of the y_j responders; the second stage's variables end in ``_cond``.
@@ -160,16 +163,27 @@ def _row_data(data: ModelData, name: str, values: np.ndarray):
 
 
 def _missing_levels(data: ModelData):
-    """(known, log pi) where some rows' categorical bias level is missing, else None.
+    """(known, log pi, totals) where some rows' categorical bias level is missing, else None.
 
-    ``known`` is 1 for a row whose level is given; pi ~ Dirichlet(prior counts).
+    ``known`` is 1 for a row whose level is given. With known level totals the missing levels
+    are marginalised over the assignments consistent with them (``totals``; log pi is 0 and
+    unused); otherwise pi ~ Dirichlet(prior counts) and ``totals`` is -1 for every level.
     """
     bias = data.bias
     if bias is None or bias.kind != "categorical" or not bias.n_missing:
         return None
     known = _row_data(data, "bias_known", (bias.codes >= 0).astype(float))
+    n_levels = len(bias.levels)
+    if bias.known_totals:
+        totals = pm.Data("bias_totals", np.asarray(bias.totals, dtype=np.int64), dims="level")
+        return known, pt.zeros(n_levels), totals
     pi = pm.Dirichlet("bias_level_prob", a=np.asarray(bias.prior_counts), dims="level")
-    return known, pt.log(pi)
+    return known, pt.log(pi), _no_totals(n_levels)
+
+
+def _no_totals(n_levels: int):
+    """The ``totals`` input of the rows' Ops where no level totals are known: -1 each."""
+    return pt.as_tensor_variable(np.full(n_levels, -1, dtype=np.int64))
 
 
 def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages):
@@ -197,12 +211,17 @@ def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages
     alpha, scale, level_shift, row_shift, events, trials = stacked
     missing = _missing_levels(data)
     n_levels = len(bias.levels) if categorical else 1
-    known, log_pi = missing or (pt.ones(data.n_rows), pt.zeros(n_levels))
+    known, log_pi, totals = missing or (
+        pt.ones(data.n_rows),
+        pt.zeros(n_levels),
+        _no_totals(n_levels),
+    )
     level = codes if categorical else pt.zeros(data.n_rows, dtype="int64")
     op = BetaBinomialRows() if spec.likelihood == "beta_binomial" else LogitNormalRows()
     return op(
-        alpha, scale, level_shift, row_shift, log_pi, g, events, trials, weights, level, known
-    )[0]
+        alpha, scale, level_shift, row_shift, log_pi, g, events, trials, weights, level, known,
+        totals,
+    )[0]  # fmt: skip
 
 
 def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = None) -> pm.Model:

@@ -48,6 +48,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from bayesreview.integrals import GAUSS_HERMITE_LOG_WEIGHTS, GAUSS_HERMITE_NODES
+from bayesreview.known_totals import count_states, forward_backward
 
 
 @numba.njit(cache=True)
@@ -238,9 +239,70 @@ def _mixture_over_levels(values, d_eta, d_scale, log_pi, group, weights, level, 
 
 
 @numba.njit(cache=True)
+def _known_totals_over_levels(
+    values, d_eta, d_scale, group, weights, level, known, totals, n_groups
+):  # fmt: skip
+    """Like :func:`_mixture_over_levels`, with the level totals known instead of pi.
+
+    Row j at level k has L_jk = w_j sum_s values[s, j, k] (-inf at the other levels where its
+    level is known); the log-likelihood is log sum over the assignments with these totals of
+    prod_j exp(L_j,b_j), minus log N, by the recursion of
+    :func:`bayesreview.known_totals.forward_backward`, whose level probabilities P_jk are the
+    gradient with respect to L_jk. A row of weight 0 stays in the recursion (its level counts
+    toward the totals) with a flat likelihood. The gradient with respect to log pi is 0.
+    """
+    n_stages, n_rows, n_levels = values.shape
+    loglik = np.zeros((n_rows, n_levels))
+    for j in range(n_rows):
+        for k in range(n_levels):
+            if known[j] > 0 and k != level[j]:
+                loglik[j, k] = -math.inf
+                continue
+            for s in range(n_stages):
+                loglik[j, k] += weights[j] * values[s, j, k]
+    log_z, probabilities = forward_backward(loglik, totals)
+    log_n = math.lgamma(n_rows + 1.0)
+    for k in range(n_levels):
+        log_n -= math.lgamma(totals[k] + 1.0)
+    grad_alpha = np.zeros((n_stages, n_groups))
+    grad_scale = np.zeros((n_stages, n_groups))
+    grad_level_shift = np.zeros((n_stages, n_levels))
+    grad_row_shift = np.zeros((n_stages, n_rows))
+    grad_log_pi = np.zeros(n_levels)
+    if log_z == -math.inf:
+        return -math.inf, grad_alpha, grad_scale, grad_level_shift, grad_row_shift, grad_log_pi
+    for j in range(n_rows):
+        g = group[j]
+        for k in range(n_levels):
+            share = weights[j] * probabilities[j, k]
+            if share == 0.0:
+                continue
+            for s in range(n_stages):
+                grad_alpha[s, g] += share * d_eta[s, j, k]
+                grad_scale[s, g] += share * d_scale[s, j, k]
+                grad_level_shift[s, k] += share * d_eta[s, j, k]
+                grad_row_shift[s, j] += share * d_eta[s, j, k]
+    return log_z - log_n, grad_alpha, grad_scale, grad_level_shift, grad_row_shift, grad_log_pi
+
+
+@numba.njit(cache=True)
+def _over_levels(values, d_eta, d_scale, log_pi, group, weights, level, known, totals, n_groups):
+    """The rows' log-likelihood and gradient, marginal over missing levels: with pi
+    (:func:`_mixture_over_levels`), or with the level totals where ``totals[0] >= 0``
+    (:func:`_known_totals_over_levels`)."""
+    if totals[0] >= 0:
+        return _known_totals_over_levels(
+            values, d_eta, d_scale, group, weights, level, known, totals, n_groups
+        )
+    return _mixture_over_levels(
+        values, d_eta, d_scale, log_pi, group, weights, level, known, n_groups
+    )
+
+
+@numba.njit(cache=True)
 def beta_binomial_rows(
     alpha, log_phi, level_shift, row_shift, log_pi, group, events, trials, weights, level,
-    known,
+    known, totals,
 ):  # fmt: skip
     """(log-likelihood, its gradient w.r.t. alpha, log_phi, level_shift, row_shift, log_pi).
 
@@ -263,6 +325,10 @@ def beta_binomial_rows(
     events, trials : (S, J) float arrays
     weights, known : (J,) float arrays
         Weight of each row, and 1 where its level is known.
+    totals : (K,) int array
+        The number of rows at each level, where it is known (the missing levels are then
+        marginalised over the assignments with these totals, and ``log_pi`` is not used);
+        -1 everywhere otherwise.
     """
     n_stages, n_levels = level_shift.shape
     n_rows = group.shape[0]
@@ -280,8 +346,8 @@ def beta_binomial_rows(
                 values[s, j, k], d_eta[s, j, k], d_log_phi[s, j, k] = beta_binomial_term(
                     events[s, j], trials[s, j], eta, log_phi[s, g]
                 )
-    return _mixture_over_levels(
-        values, d_eta, d_log_phi, log_pi, group, weights, level, known, alpha.shape[1]
+    return _over_levels(
+        values, d_eta, d_log_phi, log_pi, group, weights, level, known, totals, alpha.shape[1]
     )
 
 
@@ -345,8 +411,9 @@ def logit_normal_term(y: float, n: float, eta: float, tau: float):
 
 @numba.njit(cache=True)
 def logit_normal_rows(
-    alpha, tau, level_shift, row_shift, log_pi, group, events, trials, weights, level, known
-):
+    alpha, tau, level_shift, row_shift, log_pi, group, events, trials, weights, level, known,
+    totals,
+):  # fmt: skip
     """(log-likelihood, its gradient w.r.t. alpha, tau, level_shift, row_shift, log_pi).
 
     The per-study binomial-normal likelihood of S stages, each study's effect integrated out
@@ -369,8 +436,8 @@ def logit_normal_rows(
                 values[s, j, k], d_eta[s, j, k], d_tau[s, j, k] = logit_normal_term(
                     events[s, j], trials[s, j], eta, tau[s, g]
                 )
-    return _mixture_over_levels(
-        values, d_eta, d_tau, log_pi, group, weights, level, known, alpha.shape[1]
+    return _over_levels(
+        values, d_eta, d_tau, log_pi, group, weights, level, known, totals, alpha.shape[1]
     )
 
 
@@ -381,6 +448,10 @@ _KERNELS = (
     _log_rising_factorial,
     beta_binomial_term,
     _mixture_over_levels,
+    count_states,
+    forward_backward,
+    _known_totals_over_levels,
+    _over_levels,
     beta_binomial_rows,
     logit_normal_term,
     logit_normal_rows,
@@ -465,6 +536,7 @@ class _RowsOp(_LikelihoodOp):
 
     input_types = ((2, "float64"),) * 4 + ((1, "float64"), (1, "int64"))
     input_types += ((2, "float64"),) * 2 + ((1, "float64"), (1, "int64"), (1, "float64"))
+    input_types += ((1, "int64"),)
     n_parameters = 5
 
 

@@ -98,6 +98,8 @@ def _count_arrays(data: ModelData, tabulated: Tabulated | None) -> dict[str, np.
         arrays["bias_code"] = codes if data.bias.kind == "numeric" else np.maximum(codes, 0)
         if data.bias.kind == "categorical" and data.bias.n_missing:
             arrays["bias_known"] = (codes >= 0).astype(float)
+            if data.bias.known_totals:
+                arrays["bias_totals"] = np.asarray(data.bias.totals, dtype=np.int64)
     for suffix, events, trials in data.stage_counts():
         arrays[f"events{suffix}"] = events
         arrays[f"trials{suffix}"] = trials

@@ -3,7 +3,9 @@
 One module per family of figure: :mod:`~bayesreview.plots.forest` (the forest plot),
 :mod:`~bayesreview.plots.comparison` (pairwise heat map, rank probabilities),
 :mod:`~bayesreview.plots.bias` (bias effects, prior against posterior),
-:mod:`~bayesreview.plots.checks` (posterior predictive check), and
+:mod:`~bayesreview.plots.checks` (posterior predictive check),
+:mod:`~bayesreview.plots.sensitivity` (the sensitivity figure),
+:mod:`~bayesreview.plots.benefit_risk` (response against harm), and
 :mod:`~bayesreview.plots.common` (colours, text measurement, :func:`save_figure`). Import the
 figures from here: ``from bayesreview.plots import forest_plot``.
 
@@ -19,13 +21,19 @@ forest plot
     with column one of ``label``, ``events``, ``crude``, ``posterior``, ``prediction`` (the
     column headings use row ``column_header``, the footer is ``"text:footer"``). Rows are
     ``"<modality>/<study>"`` for studies, ``"<modality>"`` for a modality's heading and
-    ``"pooled:<modality>"`` for its pooled row.
+    ``"pooled:<modality>"`` for its pooled row. With a categorical bias covariate, the bias
+    column's parts are ``"bias:<row>:<level>"`` (a rated study's one cell, or an unrated
+    study's share of each level) and ``"bias_unrated:<row>"`` (the dotted box of an unrated
+    study), under the heading ``"text:bias:column_header"``.
 comparison heatmap
     ``"cell:<row modality>:<column modality>"`` for the numbers in the cells.
 rankogram
     ``"rank:<modality>"`` for each modality's line.
 bias prior/posterior
     ``"prior:<effect>"`` and ``"posterior:<effect>"``.
+benefit-risk
+    ``"draws:<modality>"``, ``"region:<modality>"``, ``"median:<modality>"``,
+    ``"threshold:response"``, ``"threshold:harm"``, ``"desirable"``.
 posterior predictive check
     ``"observed:<study>"`` and ``"replicated:<study>"`` (per-study view), ``"observed:zero"``,
     ``"observed:all"`` (extremes view).
@@ -50,12 +58,15 @@ from bayesreview.plots.bias import bias_prior_posterior  # isort: split
 
 from bayesreview.plots.checks import ppc_plot  # isort: split
 
-from bayesreview.plots.sensitivity import sensitivity_plot
+from bayesreview.plots.sensitivity import sensitivity_plot  # isort: split
+
+from bayesreview.plots.benefit_risk import benefit_risk_plot
 
 __all__ = [
     "PAD_INCHES",
     "POSTERIOR_COLOR",
     "PREDICTION_COLOR",
+    "benefit_risk_plot",
     "bias_prior_posterior",
     "comparison_heatmap",
     "forest_plot",

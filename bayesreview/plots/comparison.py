@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayesreview.compare import pairwise, ranks
+from bayesreview.compare import direction_of, pairwise, ranks
 from bayesreview.formatting import percent
 from bayesreview.plots.common import (
     GRID_COLOR,
@@ -70,7 +70,7 @@ def comparison_heatmap(
     threshold: float = 0.0,
     adjusted: bool = True,
     labels: Mapping[str, str] | None = None,
-    better: str = "higher",
+    better: str | None = None,
 ) -> Figure:
     """Matrix of P(row modality better than column modality by more than threshold).
 
@@ -94,7 +94,8 @@ def comparison_heatmap(
         Display names of modalities; default the fit's labels (:attr:`bayesreview.Fit.labels`),
         which these update.
     better
-        ``"higher"`` (default: a higher rate is better) or ``"lower"`` (e.g. adverse events).
+        ``"higher"`` (a higher rate is better) or ``"lower"`` (e.g. adverse events); default
+        the fit's own direction (:attr:`bayesreview.Fit.better`).
 
     Returns
     -------
@@ -103,6 +104,7 @@ def comparison_heatmap(
     """
     outcome = plot_outcome(fit, outcome)
     labels = figure_labels(fit, labels)
+    better = direction_of(fit, better)
     table = pairwise(fit, outcome=outcome, threshold=threshold, adjusted=adjusted, better=better)
     groups = list(fit.groups)
     k = len(groups)
@@ -131,13 +133,14 @@ def rankogram(
     ax: Axes | None = None,
     adjusted: bool = True,
     labels: Mapping[str, str] | None = None,
-    better: str = "higher",
+    better: str | None = None,
 ) -> Figure:
     """Rank probabilities of each modality, one line per modality.
 
-    Rank 1 is the best modality: the highest rate with ``better="higher"`` (default), the
-    lowest with ``better="lower"`` (:func:`bayesreview.compare.ranks`); the axis label says
-    which. The legend gives each modality's SUCRA. Parameters as :func:`comparison_heatmap`.
+    Rank 1 is the best modality: the highest rate with ``better="higher"``, the lowest with
+    ``better="lower"`` (default: the fit's own direction; :func:`bayesreview.compare.ranks`);
+    the axis label says which. The legend gives each modality's SUCRA. Parameters as
+    :func:`comparison_heatmap`.
 
     Returns
     -------
@@ -146,6 +149,7 @@ def rankogram(
     """
     outcome = plot_outcome(fit, outcome)
     labels = figure_labels(fit, labels)
+    better = direction_of(fit, better)
     table = ranks(fit, outcome=outcome, adjusted=adjusted, better=better)
     k = len(fit.groups)
     legend_width = max(

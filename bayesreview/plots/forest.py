@@ -52,6 +52,11 @@ _OFFSET = 0.16
 #: Half the height of a pooled diamond, in rows.
 _DIAMOND_HALF = 0.38
 _MARKER_SIZE, _LINE_WIDTH = 3.6, 0.9
+#: Width (inches) and height (rows) of a study's cell in the bias column.
+_BIAS_CELL_WIDTH, _BIAS_CELL_HEIGHT = 0.3, 0.62
+#: Colours of the usual risk-of-bias levels (RevMan's traffic lights); other levels take the
+#: matplotlib cycle.
+BIAS_LEVEL_COLORS = {"low": "#2e9e44", "moderate": "#f2b705", "high": "#d7301f"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,6 +72,8 @@ class _Row:
     label: str = ""
     texts: dict[str, str] = field(default_factory=dict)
     values: dict[str, float] = field(default_factory=dict)
+    levels: dict[str, float] = field(default_factory=dict)  # bias level -> probability
+    rated: bool = False
 
 
 def _sorted_studies(table: pd.DataFrame, sort_by: str | None) -> pd.DataFrame:
@@ -131,17 +138,38 @@ def _forest_rows(
         raise BayesReviewError(f"sort_by={sort_by!r}: must be one of {choices}")
     studies = fit.study_estimates(level)
     studies = studies[studies["outcome"] == outcome]
+    studies = studies.assign(row=np.arange(len(studies)))  # the fit's row of each study
     summary = fit.summary(level, adjusted=adjusted)
     summary = summary[summary["outcome"] == outcome].set_index("modality")
+    levels = _study_levels(fit)
     rows: list[_Row] = []
     for m, modality in enumerate(fit.groups):
         if m:
             rows.append(_Row("gap", f"gap:{modality}", modality))
         rows.append(_Row("header", modality, modality, modality_label(labels, modality)))
         members = _sorted_studies(studies[studies["modality"] == modality], sort_by)
-        rows.extend(_study_row(modality, s) for s in members.itertuples())
+        for s in members.itertuples():
+            row = _study_row(modality, s)
+            if levels is not None:
+                row.levels, row.rated = levels[s.row]
+            rows.append(row)
         rows.append(_pooled_row(modality, summary.loc[modality]))
     return rows
+
+
+def _study_levels(fit: Fit) -> list[tuple[dict[str, float], bool]] | None:
+    """Per study (in the fit's row order): its bias level probabilities and whether it was
+    rated (:meth:`Fit.bias_levels`); None without a categorical bias covariate."""
+    bias = fit.data.bias
+    if bias is None or bias.kind != "categorical":
+        return None
+    table = fit.bias_levels()
+    n_levels = len(bias.levels)
+    probabilities = table["probability"].to_numpy().reshape(-1, n_levels)
+    return [
+        (dict(zip(bias.levels, map(float, p), strict=True)), bool(r))
+        for p, r in zip(probabilities, table["rated"].to_numpy()[::n_levels], strict=True)
+    ]
 
 
 def _study_row(modality: str, s) -> _Row:
@@ -239,6 +267,7 @@ def _footer(fit: Fit, outcome: str, level: float, adjusted: bool) -> str:
         f"heterogeneity); outcome {outcome}, "
         f"{unknown_words}; {fit.idata.posterior.sizes['chain']} chains x "
         f"{fit.idata.posterior.sizes['draw']} draws, seed {fit.settings.get('seed')}."
+        + _bias_words(fit)
     )
 
 
@@ -260,6 +289,8 @@ class _Layout:
     footer: str  # wrapped to the figure's width
     footer_size: float
     footer_height: float
+    bias_heading: str | None = None  # the bias column's heading; None: no bias column
+    bias_width: float = 0.0
 
     @property
     def label_x(self) -> float:
@@ -273,6 +304,8 @@ class _Layout:
             x += self.widths[key]
             edges[key] = x
             x += _GAP
+        if self.bias_heading is not None:
+            edges["bias"] = x + self.bias_width
         return edges
 
 
@@ -287,9 +320,15 @@ def _label_text(row: _Row) -> str:
 
 
 def _measure(
-    rows: list[_Row], level: float, plot_width: float, fontsize: float, footer: str
+    rows: list[_Row],
+    level: float,
+    plot_width: float,
+    fontsize: float,
+    footer: str,
+    bias_heading: str | None = None,
 ) -> _Layout:
-    """Measure the text of ``rows`` and lay the figure out around a rate axis ``plot_width``."""
+    """Measure the text of ``rows`` and lay the figure out around a rate axis ``plot_width``;
+    with ``bias_heading``, a bias column right of the text columns."""
     columns = _columns(level)
     label_width = max(
         [text_size("Study", fontsize, "bold")[0]]
@@ -306,6 +345,10 @@ def _measure(
             + [text_size(t, fontsize)[0] for t in texts if t]
         )
     right_width = sum(widths[k] + _GAP for k, _ in columns)
+    bias_width = 0.0
+    if bias_heading is not None:
+        bias_width = max(_BIAS_CELL_WIDTH, text_size(bias_heading, fontsize, "bold")[0])
+        right_width += bias_width + _GAP
     fig_width = _PAD + label_width + _GAP + plot_width + right_width + _PAD
     footer_size = fontsize - 0.5
     wrapped = wrap_text(footer, fig_width - 2 * _PAD, footer_size)
@@ -319,6 +362,8 @@ def _measure(
         footer=wrapped,
         footer_size=footer_size,
         footer_height=text_size(wrapped, footer_size)[1] + 0.1,
+        bias_heading=bias_heading,
+        bias_width=bias_width,
     )
 
 
@@ -537,6 +582,87 @@ def _draw_row_texts(ax: Axes, rows: list[_Row], layout: _Layout, edges: dict[str
             )
 
 
+def _level_color(level: str, position: int) -> str:
+    return BIAS_LEVEL_COLORS.get(level, f"C{position % 10}")
+
+
+def _draw_bias_column(ax: Axes, rows: list[_Row], layout: _Layout, right: float) -> None:
+    """Each study's bias level: a coloured cell where it was rated, else a bar split by its
+    posterior level probabilities; the heading above. ``right`` is the column's right edge in
+    inches from the rate axis."""
+    from matplotlib.patches import Rectangle
+    from matplotlib.transforms import blended_transform_factory
+
+    per_inch = 1.0 / (ax.get_position().width * ax.figure.get_figwidth())  # axes units
+    centre = 1.0 + (right - layout.bias_width / 2) * per_inch
+    width = _BIAS_CELL_WIDTH * per_inch
+    transform = blended_transform_factory(ax.transAxes, ax.transData)
+    ax.text(
+        1,
+        1,
+        layout.bias_heading,
+        transform=_head_transform(ax, right, 0.06),
+        ha="right",
+        va="bottom",
+        fontsize=layout.fontsize,
+        weight="bold",
+        clip_on=False,
+        linespacing=1.1,
+        gid="text:bias:column_header",
+    )
+    for y, row in enumerate(rows):
+        if row.kind != "study" or not row.levels:
+            continue
+        x = centre - width / 2
+        for position, (level, probability) in enumerate(row.levels.items()):
+            if probability <= 0:
+                continue
+            ax.add_patch(
+                Rectangle(
+                    (x, y - _BIAS_CELL_HEIGHT / 2),
+                    width * probability,
+                    _BIAS_CELL_HEIGHT,
+                    transform=transform,
+                    facecolor=_level_color(level, position),
+                    edgecolor="none",
+                    clip_on=False,
+                    gid=f"bias:{row.key}:{level}",
+                )
+            )
+            x += width * probability
+        if not row.rated:  # an outline marks a posterior, not a rating
+            ax.add_patch(
+                Rectangle(
+                    (centre - width / 2, y - _BIAS_CELL_HEIGHT / 2),
+                    width,
+                    _BIAS_CELL_HEIGHT,
+                    transform=transform,
+                    fill=False,
+                    edgecolor="#555555",
+                    linewidth=0.5,
+                    linestyle=(0, (1.5, 1.0)),
+                    clip_on=False,
+                    gid=f"bias_unrated:{row.key}",
+                )
+            )
+
+
+def _bias_words(fit: Fit) -> str:
+    """The footer's sentence on the bias column, or "" without a categorical covariate."""
+    bias = fit.data.bias
+    if bias is None or bias.kind != "categorical":
+        return ""
+    colours = {"#2e9e44": "green", "#f2b705": "amber", "#d7301f": "red"}
+    named = ", ".join(
+        f"{fit.label(level)} {colours.get(_level_color(level, k), f'colour C{k % 10}')}"
+        for k, level in enumerate(bias.levels)
+    )
+    return (
+        f" Right column: each study's {bias.column} ({named}); where a study's level is not "
+        "known, a dotted box split by its posterior probability of each level."
+    )
+
+
 def _draw_legend(ax: Axes, layout: _Layout, level: float) -> None:
     """The four kinds of mark, in one row below the axis label."""
     from matplotlib.lines import Line2D
@@ -627,7 +753,11 @@ def forest_plot(
     ``fit.summary()``) over a thin grey bar, the prediction interval of a new study's rate.
     Text columns on the right: events/n, crude %, posterior % with its interval
     (``"74 (60–85)"``: study rows the shrunken estimate, pooled rows the mean rate) and the
-    prediction interval (pooled rows). A footer says what the diamond shows and which model.
+    prediction interval (pooled rows). With a categorical bias covariate, a last column shows
+    each study's level as a coloured cell (green, amber, red for low, moderate and high risk of
+    bias, as RevMan's traffic lights), or, where the level is not known, a dotted box split by
+    the study's posterior probability of each level (:meth:`~bayesreview.Fit.bias_levels`). A
+    footer says what the diamond shows and which model.
 
     Parameters
     ----------
@@ -668,7 +798,11 @@ def forest_plot(
     outcome = plot_outcome(fit, outcome)
     rows = _forest_rows(fit, outcome, level, sort_by, adjusted, figure_labels(fit, labels))
     footer = _footer(fit, outcome, level, adjusted)
-    layout = _measure(rows, level, plot_width, fontsize, footer)
+    bias = fit.data.bias
+    heading = None
+    if bias is not None and bias.kind == "categorical":
+        heading = "Risk of\nbias" if bias.column == "risk_of_bias" else bias.column.capitalize()
+    layout = _measure(rows, level, plot_width, fontsize, footer, heading)
     if ax is None:
         title = title if title is not None else outcome_words(outcome, capital=True)
         fig, ax = _new_forest_figure(layout, len(rows), row_height, plot_width, title)
@@ -679,6 +813,8 @@ def forest_plot(
     edges = layout.right_edges()
     _draw_column_headers(ax, layout, edges)
     _draw_row_texts(ax, rows, layout, edges)
+    if heading is not None:
+        _draw_bias_column(ax, rows, layout, edges["bias"])
     _draw_legend(ax, layout, level)
     _draw_footer(ax, layout)
     return fig
