@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a clinically meaningful rate, 0-1 (e.g. 0.5): adds, per modality, P(pooled rate "
         "> RATE) and the share of new studies above it (exceedance.csv and the report)",
     )
+    analyze.add_argument(
+        "--no-bias-analyses",
+        action="store_true",
+        help="skip the refits with each bias covariate (study design; risk of bias, with the "
+        "published totals for the bundled data) behind bias.csv and the report's Bias section",
+    )
     _add_output_arguments(analyze)
     advanced = analyze.add_argument_group("advanced")
     advanced.add_argument(
@@ -325,10 +331,17 @@ def _draw_forest_plots(fit, outcomes: Sequence[str], staging: Path) -> None:
 
 
 def _write_results(
-    fit, staging: Path, crude, save_fit: bool = False, threshold: float | None = None
+    fit,
+    staging: Path,
+    crude,
+    save_fit: bool = False,
+    threshold: float | None = None,
+    bias_table=None,
 ) -> None:
     """Tables, forest plots and the report of ``fit`` (and fit.nc) into the folder ``staging``;
-    with ``threshold``, exceedance.csv and a "Clinical thresholds" section too."""
+    with ``threshold``, exceedance.csv and a "Clinical thresholds" section too; with
+    ``bias_table`` (:func:`bayesreview.robustness.bias_analyses`), bias.csv and a "Bias"
+    section."""
     from bayesreview.report import write_report
     from bayesreview.thresholds import exceedance
 
@@ -348,6 +361,9 @@ def _write_results(
     if threshold is not None:
         tables["exceedance"] = exceedance(fit, threshold)
         _write_csv(tables["exceedance"], staging / "exceedance.csv")
+    if bias_table is not None:
+        tables["bias"] = bias_table
+        _write_csv(bias_table, staging / "bias.csv")
     _draw_forest_plots(fit, outcomes, staging)
     # the report shows the SVG files just written: vector, and no second rendering
     figures = {o: (staging / f"forest_{o}.svg").read_bytes() for o in outcomes}
@@ -421,8 +437,17 @@ def _analyze(args: argparse.Namespace) -> int:
         if issubclass(warning.category, ConvergenceWarning):
             print(f"bayesreview analyze: warning: {warning.message}", file=sys.stderr)
 
+    bias_table = None
+    if not args.no_bias_analyses and result.data.bias is None:
+        from bayesreview.robustness import bias_analyses
+
+        print("Refitting with each bias covariate ...", file=sys.stderr)
+        bias_table = bias_analyses(result)
     names = _in_staging(
-        out, lambda staging: _write_results(result, staging, crude, True, args.threshold)
+        out,
+        lambda staging: _write_results(
+            result, staging, crude, True, args.threshold, bias_table=bias_table
+        ),
     )
     print(format_summary(result.summary(), result.labels))
     print(

@@ -241,11 +241,15 @@ def fit_harm(
     return fit(studies, outcome="events", better="lower", labels=codebook, **fit_options)
 
 
+def _evenly(draws: np.ndarray, m: int) -> np.ndarray:
+    """``m`` of ``draws``, evenly spaced through them (all of them when m = len(draws))."""
+    return draws[np.linspace(0, len(draws) - 1, m).round().astype(int)]
+
+
 def _paired(response: np.ndarray, harm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Equal numbers of draws of two independent posteriors, evenly spaced through each."""
     m = min(len(response), len(harm))
-    pick = lambda draws: draws[np.linspace(0, len(draws) - 1, m).round().astype(int)]  # noqa: E731
-    return pick(response), pick(harm)
+    return _evenly(response, m), _evenly(harm, m)
 
 
 def _common_modalities(response_fit: Fit, harm_fit: Fit) -> list[str]:

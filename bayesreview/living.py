@@ -22,7 +22,7 @@ from bayesreview.errors import DataError
 if TYPE_CHECKING:
     from bayesreview.fitting import Fit
 
-__all__ = ["changes", "combine_studies", "update"]
+__all__ = ["changes", "combine_studies", "fit_arguments", "update"]
 
 #: Columns of the pooled summary kept from before an update (see :func:`changes`).
 _BEFORE_COLUMNS = ("outcome", "modality", "mean_rate", "mean_rate_lower", "mean_rate_upper")
@@ -71,7 +71,9 @@ def combine_studies(
     return combined, [r["study"] for r in appended], [label for label, _ in replacements]
 
 
-def _fit_arguments(fit: Fit) -> dict[str, Any]:
+def fit_arguments(fit: Fit) -> dict[str, Any]:
+    """The arguments of :func:`bayesreview.fit` that reproduce ``fit`` (same model, settings,
+    seed, labels and direction) on another study table."""
     settings = fit.settings
     arguments = {name: settings[name] for name in _REPEATED}
     arguments.update(
@@ -80,6 +82,8 @@ def _fit_arguments(fit: Fit) -> dict[str, Any]:
         sampler=settings["sampler"],
         labels=fit.labels,
         bias_prior_counts=settings.get("bias_prior_counts"),
+        bias_totals=settings.get("bias_totals"),
+        better=fit.better,
     )
     return arguments
 
@@ -105,7 +109,7 @@ def update(fit: Fit, new: pd.DataFrame | str | os.PathLike, progressbar: bool = 
     from bayesreview.fitting import fit as refit
 
     combined, added, replaced = combine_studies(fit.studies, new, fit.settings["by"])
-    result = refit(combined, progressbar=progressbar, **_fit_arguments(fit))
+    result = refit(combined, progressbar=progressbar, **fit_arguments(fit))
     before = fit.summary()[list(_BEFORE_COLUMNS)]
     result.settings["update"] = {
         "added": added,

@@ -312,6 +312,43 @@ def _thresholds_section(fit: Fit, table: pd.DataFrame) -> str:
     )
 
 
+def _bias_section(fit: Fit, table: pd.DataFrame) -> str:
+    """The rates without a covariate next to those with each bias covariate."""
+    analyses = [a for a in dict.fromkeys(table["analysis"]) if a != "none"]
+    if not analyses:
+        return ""
+    parts = [
+        "<h2>Bias</h2>",
+        '<p class="note">The same analysis refitted with each bias covariate (same model, '
+        "settings and seed). For each: the mean rate at the covariate's reference level, and "
+        "averaged over each modality's own studies (own mix). Posterior median and 95% "
+        "credible interval, in %. Where the data barely inform a covariate's effects, the "
+        "reference-level rates rest on the prior and the own-mix rates are the ones to read "
+        "(the notes below say where).</p>",
+    ]
+    for outcome in dict.fromkeys(table["outcome"]):
+        part = table[table["outcome"] == outcome]
+        plain = part[part["analysis"] == "none"]
+        shown = {"modality": [fit.label(m) for m in plain["modality"]]}
+        shown["no covariate"] = _estimates(plain, "mean_rate")
+        for name in analyses:
+            rows = part[part["analysis"] == name].set_index("modality").loc[plain["modality"]]
+            reference = str(rows["adjusted_to"].iloc[0])
+            shown[f"{name}: at {reference}"] = _estimates(rows, "mean_rate")
+            shown[f"{name}: own mix"] = _estimates(rows, "mix_rate")
+        parts.append(f"<h3>{html.escape(outcome_words(outcome, capital=True))}</h3>")
+        frame = pd.DataFrame(shown)
+        parts.append(_table(frame, numeric=tuple(frame.columns[1:])))
+    for name in analyses:
+        note = table.loc[table["analysis"] == name, "note"].iloc[0]
+        if note:
+            parts.append(
+                f'<p class="note"><strong>{html.escape(name)}</strong>: '
+                f"{html.escape(note[:1].upper() + note[1:])}.</p>"
+            )
+    return "\n".join(parts)
+
+
 def _probability(value: Any) -> str:
     return "" if pd.isna(value) else f"{float(value):.2f}"
 
@@ -633,6 +670,7 @@ def render_report(
         _figures_section(fit, figures),
         _comparison_section(fit, comparison, ranks),
         _diagnostics_section(fit),
+        _bias_section(fit, tables["bias"]) if "bias" in tables else "",
         "" if sensitivity is None else _sensitivity_section(fit, sensitivity),
         _model_section(fit),
         _data_section(fit),
@@ -672,7 +710,8 @@ def write_report(
         Precomputed ``"summary"``, ``"comparison"`` and ``"ranks"`` tables (as from
         :meth:`Fit.summary`, :meth:`Fit.compare`, :meth:`Fit.ranks`), to avoid computing them
         twice; default None computes them. An ``"exceedance"`` table
-        (:func:`bayesreview.exceedance`) adds a "Clinical thresholds" section.
+        (:func:`bayesreview.exceedance`) adds a "Clinical thresholds" section, a ``"bias"``
+        table (:func:`bayesreview.robustness.bias_analyses`) a "Bias" section.
     sensitivity
         A table of :func:`bayesreview.sensitivity` on the same data, shown with its figure in
         a "Sensitivity analyses" section; default None (no section).

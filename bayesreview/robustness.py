@@ -12,6 +12,10 @@ draws (log-likelihood, replicates) are not computed for refits; only the pooled 
 
 :func:`prior_sensitivity` needs no refit: it power-scales the prior and the likelihood by
 importance sampling (Kallioinen et al. 2023, :func:`arviz.psens`).
+
+:func:`bias_analyses` refits an analysis with each bias covariate the study table allows (the
+study design; risk of bias, with the published totals where a bundled data set gives them) and
+sets the rates side by side, with the notes on what the data cannot identify.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import xarray as xr
 from scipy import stats
 
 from bayesreview.data import display_labels, published_totals, validated
-from bayesreview.errors import BayesReviewError, ConvergenceWarning
+from bayesreview.errors import BayesReviewError, ConvergenceWarning, WeakIdentificationWarning
 from bayesreview.model_data import ModelData, model_data
 from bayesreview.progress import progress
 from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
@@ -36,7 +40,7 @@ from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
 if TYPE_CHECKING:
     from bayesreview.fitting import Fit
 
-__all__ = ["KINDS", "prior_sensitivity", "sensitivity"]
+__all__ = ["BIAS_ANALYSIS_COLUMNS", "KINDS", "bias_analyses", "prior_sensitivity", "sensitivity"]
 
 #: Kinds of scenario :func:`sensitivity` runs, in table order.
 KINDS = ("main", "leave_one_out", "design", "risk_of_bias", "unknown", "model", "prior_scale")
@@ -577,3 +581,93 @@ def prior_sensitivity(fit: Fit, var_names: list[str] | None = None) -> pd.DataFr
                 }
             )
     return pd.DataFrame(rows, columns=["parameter", "prior", "likelihood", "diagnosis"])
+
+
+# --------------------------------------------------------------------------------------------
+# The bias analyses: the same fit with the study design, and with risk of bias
+# --------------------------------------------------------------------------------------------
+
+#: Columns of :func:`bias_analyses`.
+BIAS_ANALYSIS_COLUMNS = (
+    "analysis outcome modality adjusted_to mean_rate mean_rate_lower mean_rate_upper "
+    "mix_rate mix_rate_lower mix_rate_upper note"
+).split()
+
+
+def _bias_variants(fit: Fit) -> list[tuple[str, dict[str, Any]]]:
+    """(name, fit arguments) of each covariate analysis the study table allows."""
+    studies = fit.studies
+    variants = []
+    if "design" in studies and studies["design"].dropna().nunique() > 1:
+        variants.append(("design", {"bias": "design"}))
+    if "risk_of_bias" in studies:
+        totals = studies.attrs.get("metadata", {}).get("risk_of_bias_totals")
+        arguments: dict[str, Any] = {"bias": "risk_of_bias"}
+        if totals is not None:
+            arguments["bias_totals"] = "dataset"
+        name = "risk_of_bias (known totals)" if totals is not None else "risk_of_bias"
+        if studies["risk_of_bias"].notna().any() or totals is not None:
+            variants.append((name, arguments))
+    return variants
+
+
+def _rate_rows(name: str, result: Fit, note: str) -> list[dict[str, Any]]:
+    reference = result.summary()
+    own = result.summary(adjusted=False).set_index(["outcome", "modality"])
+    rows = []
+    for row in reference.itertuples():
+        mix = own.loc[(row.outcome, row.modality)]
+        rows.append(
+            {
+                "analysis": name,
+                "outcome": row.outcome,
+                "modality": row.modality,
+                "adjusted_to": row.adjusted_to,
+                "mean_rate": row.mean_rate,
+                "mean_rate_lower": row.mean_rate_lower,
+                "mean_rate_upper": row.mean_rate_upper,
+                "mix_rate": mix["mean_rate"],
+                "mix_rate_lower": mix["mean_rate_lower"],
+                "mix_rate_upper": mix["mean_rate_upper"],
+                "note": note,
+            }
+        )
+    return rows
+
+
+def bias_analyses(fit: Fit, progressbar: bool = False) -> pd.DataFrame:
+    """The pooled rates of ``fit`` next to the same analysis with each bias covariate.
+
+    ``fit`` is the analysis without a covariate; it is refitted (same model, settings and seed)
+    with the study design (where the table has a ``design`` column with two or more levels)
+    and with ``risk_of_bias`` (where the table has the column; with the published totals,
+    exactly, where a bundled data set gives them, :func:`bayesreview.fit`'s ``bias_totals``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`BIAS_ANALYSIS_COLUMNS`: per analysis (``"none"`` first), outcome and modality,
+        the mean rate at the reference level (``mean_rate``, with its 95% interval) and
+        averaged over the modality's own studies (``mix_rate``), what the rates are adjusted
+        to, and ``note``: why the reference-level rates rest on the prior where they do
+        (:meth:`bayesreview.Fit.weak_identification`), else empty.
+        ``.attrs["identification"]`` maps each covariate analysis to
+        :meth:`~bayesreview.Fit.bias_identification`.
+    """
+    from bayesreview.fitting import fit as refit
+    from bayesreview.living import fit_arguments
+
+    if fit.data.bias is not None:
+        raise BayesReviewError("bias_analyses: give the fit without a bias covariate")
+    rows = _rate_rows("none", fit, "")
+    identification = {}
+    arguments = fit_arguments(fit)
+    for name, extra in _bias_variants(fit):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", WeakIdentificationWarning)
+            result = refit(fit.studies, progressbar=progressbar, **{**arguments, **extra})
+        rows.extend(_rate_rows(name, result, result.weak_identification() or ""))
+        identification[name] = result.bias_identification()
+    table = pd.DataFrame(rows, columns=BIAS_ANALYSIS_COLUMNS)
+    table.attrs["identification"] = identification
+    return table

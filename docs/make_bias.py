@@ -168,19 +168,19 @@ def build(draws: int, chains: int) -> str:
     pseudo_fit = fits["pseudo"][0]
     sentences = [
         _prose.change_sentence(
-            "Averaged over each group's own studies, the exact totals",
+            "Averaged over each group's own studies, the exact-totals analysis",
             plain["mean_rate"],
             totals_fit.summary(adjusted=False)["mean_rate"],
             groups,
         ),
         _prose.change_sentence(
-            f"At the reference level ({totals_fit.adjusted_to()}), the exact totals",
+            f"At the reference level ({totals_fit.adjusted_to()}), the exact-totals analysis",
             plain["mean_rate"],
             totals_fit.summary()["mean_rate"],
             groups,
         ),
         _prose.change_sentence(
-            "Read as Dirichlet prior counts, the totals at the reference level",
+            "At the reference level, the analysis that reads the totals as prior counts",
             plain["mean_rate"],
             pseudo_fit.summary()["mean_rate"],
             groups,

@@ -463,14 +463,14 @@ def build(draws: int, chains: int) -> str:
             "Averaged over each group's own studies, the covariate",
             plain["mean_rate"],
             mix["mean_rate"],
-            groups,
+            [label(g) for g in groups],
         )
         + ". "
         + _prose.change_sentence(
             f"Adjusted to {adjusted_label}, the covariate",
             plain["mean_rate"],
             adjusted["mean_rate"],
-            groups,
+            [label(g) for g in groups],
         )
         + ". "
         + _prose.width_sentence(
@@ -646,7 +646,7 @@ def build(draws: int, chains: int) -> str:
     sentence = _prose.probability_sentence(
         label(lowest["modality"]), "the modality with the lower infection rate", lowest["p_best"]
     )
-    add(sentence[:1].upper() + sentence[1:] + " (rank 1 is the lowest rate here).")
+    add(sentence[:1].upper() + sentence[1:] + "; rank 1 is the lowest rate here.")
     add(
         "`benefit_risk` sets a modality's response against its harm. The two are fitted to "
         "separate tables, so their posteriors are independent and the joint posterior is "
@@ -690,7 +690,7 @@ def build(draws: int, chains: int) -> str:
     best = balance.loc[balance["p_both"].idxmax()]
     sentence = _prose.probability_sentence(
         label(best["modality"]),
-        "to clear both bars",
+        "good on both counts (any response above 50% and infections below 10%)",
         best["p_both"],
     )
     add(sentence[:1].upper() + sentence[1:] + ".")

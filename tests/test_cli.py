@@ -38,6 +38,8 @@ SUMMARY_COLUMNS = (
 RANKS_COLUMNS = ["outcome", "modality", "p_best", "mean_rank", "sucra"]
 OUTCOMES = ("complete", "partial", "any")
 FAST = ["--draws", "200", "--tune", "200", "--chains", "2", "--seed", "11", "--no-progress"]
+#: FAST without the refits of the bias analyses (tests of other things)
+QUICK = [*FAST, "--no-bias-analyses"]
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -65,6 +67,7 @@ def test_analyze_writes_every_file(analyzed):
         "crude.csv",
         "studies.csv",
         "diagnostics.csv",
+        "bias.csv",
         "fit.nc",
         "report.html",
     } | {f"forest_{o}.{ext}" for o in OUTCOMES for ext in ("png", "svg", "pdf")}
@@ -95,6 +98,26 @@ def test_analyze_tables_have_their_columns(analyzed, comparison_columns):
     assert len(studies) == 40 * len(OUTCOMES)
     diagnostics = pd.read_csv(out / "diagnostics.csv")
     assert {"parameter", "r_hat", "ess_bulk", "ess_tail", "divergences"} <= set(diagnostics)
+
+
+def test_analyze_sets_the_bias_analyses_beside_the_main_one(analyzed):
+    out, _ = analyzed
+    bias = pd.read_csv(out / "bias.csv", keep_default_na=False)
+    assert list(dict.fromkeys(bias["analysis"])) == [
+        "none",
+        "design",
+        "risk_of_bias (known totals)",
+    ]
+    summary = pd.read_csv(out / "summary.csv")
+    plain = bias[bias["analysis"] == "none"]
+    np.testing.assert_allclose(plain["mean_rate"], summary["mean_rate"])  # the same fit
+    np.testing.assert_allclose(plain["mix_rate"], plain["mean_rate"])  # no covariate
+    # the review publishes no study's rating (only the totals): the note says so
+    rob = bias[bias["analysis"] == "risk_of_bias (known totals)"]
+    assert rob["note"].str.startswith("no study's level is known").all()
+    assert set(rob["adjusted_to"]) == {"risk_of_bias = low"}
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Bias</h2>" in report and "No study&#x27;s level is known" in report
 
 
 def test_analyze_crude_columns_are_table_2_and_crude_table(analyzed):
@@ -225,7 +248,7 @@ def test_refuses_non_empty_out_without_force(tmp_path, capsys):
 
 
 def test_refuses_a_threshold_that_is_not_a_rate_before_fitting(tmp_path, capsys):
-    argv = ["analyze", "--out", str(tmp_path / "out"), "--threshold", "50", *FAST]
+    argv = ["analyze", "--out", str(tmp_path / "out"), "--threshold", "50", *QUICK]
     _assert_refused(capsys, argv, "--threshold 50", "between 0 and 1")
     assert list(tmp_path.iterdir()) == []
 
@@ -255,7 +278,7 @@ def test_bad_spec_names_the_key(tmp_path, capsys):
     spec.write_text('colour = "red"\n' + text)
     _assert_refused(
         capsys,
-        ["analyze", "--model", str(spec), "--out", str(tmp_path / "out"), *FAST],
+        ["analyze", "--model", str(spec), "--out", str(tmp_path / "out"), *QUICK],
         "colour",
     )
 

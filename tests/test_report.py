@@ -195,3 +195,17 @@ def test_package_versions_names_what_the_numbers_depend_on():
     assert list(versions) == ["bayesreview", "pymc", "arviz", "numpy", "nutpie"]
     assert versions["bayesreview"] == br.__version__
     assert versions["numpy"] == metadata.version("numpy")
+
+
+def test_a_harm_report_ranks_the_lower_rate_first(fast_fit):
+    """A harm fit's report says lower is better and prints P(A better than B) = P(A < B)."""
+    harm = br.harm_studies(br.load_dataset("calcinosis_cutis_adverse_events"), "infection")
+    result = fast_fit(harm, outcome="events", better="lower", seed=4)
+    text = render_report(result)
+    assert "Here lower rates are better." in text
+    assert "lowest mean rate, the best (p_best; lower is better)" in text
+    pair = result.compare().set_index(["modality_a", "modality_b"])
+    below = pair.loc[(result.groups[0], result.groups[1]), "p_greater"]
+    # the first modality is better where its rate is below the second's: 1 - P(A > B)
+    assert f'<td class="num">{1 - below:.2f}</td>' in text
+    assert "only totals pooled over studies are reported" in text
