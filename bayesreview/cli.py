@@ -443,6 +443,10 @@ def _analyze(args: argparse.Namespace) -> int:
 
         print("Refitting with each bias covariate ...", file=sys.stderr)
         bias_table = bias_analyses(result)
+        refits = bias_table[bias_table["analysis"] != "none"].drop_duplicates("analysis")
+        for name, problems in zip(refits["analysis"], refits["sampling"], strict=True):
+            if problems:
+                print(f"bayesreview analyze: warning: {name} refit: {problems}.", file=sys.stderr)
     names = _in_staging(
         out,
         lambda staging: _write_results(

@@ -340,12 +340,13 @@ def _bias_section(fit: Fit, table: pd.DataFrame) -> str:
         frame = pd.DataFrame(shown)
         parts.append(_table(frame, numeric=tuple(frame.columns[1:])))
     for name in analyses:
-        note = table.loc[table["analysis"] == name, "note"].iloc[0]
-        if note:
-            parts.append(
-                f'<p class="note"><strong>{html.escape(name)}</strong>: '
-                f"{html.escape(note[:1].upper() + note[1:])}.</p>"
-            )
+        rows = table[table["analysis"] == name]
+        for text in (rows["note"].iloc[0], rows["sampling"].iloc[0]):
+            if text:
+                parts.append(
+                    f'<p class="note"><strong>{html.escape(name)}</strong>: '
+                    f"{html.escape(text[:1].upper() + text[1:])}.</p>"
+                )
     return "\n".join(parts)
 
 

@@ -590,7 +590,7 @@ def prior_sensitivity(fit: Fit, var_names: list[str] | None = None) -> pd.DataFr
 #: Columns of :func:`bias_analyses`.
 BIAS_ANALYSIS_COLUMNS = (
     "analysis outcome modality adjusted_to mean_rate mean_rate_lower mean_rate_upper "
-    "mix_rate mix_rate_lower mix_rate_upper note"
+    "mix_rate mix_rate_lower mix_rate_upper note sampling"
 ).split()
 
 
@@ -611,7 +611,7 @@ def _bias_variants(fit: Fit) -> list[tuple[str, dict[str, Any]]]:
     return variants
 
 
-def _rate_rows(name: str, result: Fit, note: str) -> list[dict[str, Any]]:
+def _rate_rows(name: str, result: Fit, note: str, sampling: str) -> list[dict[str, Any]]:
     reference = result.summary()
     own = result.summary(adjusted=False).set_index(["outcome", "modality"])
     rows = []
@@ -630,6 +630,7 @@ def _rate_rows(name: str, result: Fit, note: str) -> list[dict[str, Any]]:
                 "mix_rate_lower": mix["mean_rate_lower"],
                 "mix_rate_upper": mix["mean_rate_upper"],
                 "note": note,
+                "sampling": sampling,
             }
         )
     return rows
@@ -649,8 +650,10 @@ def bias_analyses(fit: Fit, progressbar: bool = False) -> pd.DataFrame:
         :data:`BIAS_ANALYSIS_COLUMNS`: per analysis (``"none"`` first), outcome and modality,
         the mean rate at the reference level (``mean_rate``, with its 95% interval) and
         averaged over the modality's own studies (``mix_rate``), what the rates are adjusted
-        to, and ``note``: why the reference-level rates rest on the prior where they do
-        (:meth:`bayesreview.Fit.weak_identification`), else empty.
+        to, ``note``: why the reference-level rates rest on the prior where they do
+        (:meth:`bayesreview.Fit.weak_identification`), else empty, and ``sampling``: the
+        refit's convergence problems (:meth:`~bayesreview.Fit.convergence_problems`), else
+        empty; neither is warned about.
         ``.attrs["identification"]`` maps each covariate analysis to
         :meth:`~bayesreview.Fit.bias_identification`.
     """
@@ -659,14 +662,16 @@ def bias_analyses(fit: Fit, progressbar: bool = False) -> pd.DataFrame:
 
     if fit.data.bias is not None:
         raise BayesReviewError("bias_analyses: give the fit without a bias covariate")
-    rows = _rate_rows("none", fit, "")
+    rows = _rate_rows("none", fit, "", "; ".join(fit.convergence_problems()))
     identification = {}
     arguments = fit_arguments(fit)
     for name, extra in _bias_variants(fit):
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # both are reported in the table instead
             warnings.simplefilter("ignore", WeakIdentificationWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)
             result = refit(fit.studies, progressbar=progressbar, **{**arguments, **extra})
-        rows.extend(_rate_rows(name, result, result.weak_identification() or ""))
+        sampling = "; ".join(result.convergence_problems())
+        rows.extend(_rate_rows(name, result, result.weak_identification() or "", sampling))
         identification[name] = result.bias_identification()
     table = pd.DataFrame(rows, columns=BIAS_ANALYSIS_COLUMNS)
     table.attrs["identification"] = identification
