@@ -28,6 +28,7 @@ from bayesreview.backend.ops import (
     _digamma,
     _log_rising_factorial,
     beta_binomial_rows,
+    logit_normal_rows,
     tabulated_beta_binomial,
 )
 from bayesreview.model_data import cell_covariates, model_data, tabulate
@@ -259,6 +260,46 @@ def test_rows_value_with_known_totals_equals_enumeration():
     expected = at_level[rated, level[rated]].sum() + special.logsumexp(terms) - log_n
     got = beta_binomial_rows(alpha, log_phi, level_shift, row_shift, log_pi, *data)[0]
     assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_logit_normal_rows_with_known_totals_equal_enumeration():
+    """The logit-normal rows share the recursion: the average over the consistent
+    assignments, each row's effect integrated out by scipy's quadrature."""
+    (alpha, _, level_shift, row_shift, log_pi), data = _rows(False, seed=6, totals=True)
+    group, events, trials, weights, level, known, totals = data
+    tau = np.random.default_rng(7).uniform(0.2, 1.5, (2, 3))
+    at_level = np.zeros((len(group), 3))
+    for j, g in enumerate(group):
+        for k in range(3):
+            eta = alpha[:, g] + level_shift[:, k] + row_shift[:, j]
+            for s in range(2):
+                at_level[j, k] += weights[j] * _quad_loglik(
+                    events[s, j], trials[s, j], eta[s], tau[s, g]
+                )
+    rated = known > 0
+    free = np.flatnonzero(~rated)
+    left = totals - np.bincount(level[rated], minlength=3)
+    terms = [
+        at_level[free, choice].sum()
+        for choice in itertools.product(range(3), repeat=free.size)
+        if np.array_equal(np.bincount(choice, minlength=3), left)
+    ]
+    log_n = special.gammaln(len(group) + 1) - special.gammaln(totals + 1).sum()
+    expected = at_level[rated, level[rated]].sum() + special.logsumexp(terms) - log_n
+    got = logit_normal_rows(alpha, tau, level_shift, row_shift, log_pi, *data)[0]
+    assert got == pytest.approx(expected, rel=1e-7)
+
+
+def _quad_loglik(y: float, n: float, eta: float, tau: float) -> float:
+    """log of the integral of Binomial(y | n, invlogit(eta + tau z)) N(z) dz, by scipy quad."""
+    from scipy import integrate
+
+    def integrand(z):
+        p = special.expit(eta + tau * z)
+        return stats.binom.pmf(y, n, p) * stats.norm.pdf(z)
+
+    value, _ = integrate.quad(integrand, -12, 12, points=[0.0], limit=200, epsabs=0)
+    return float(np.log(value))
 
 
 def test_rows_gradient_with_known_totals_equals_finite_differences():
