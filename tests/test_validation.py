@@ -488,7 +488,7 @@ def test_large_study_design():
 
 
 def test_every_configuration_simulates():
-    from bayesreview.validation import _replicate_design
+    from bayesreview.validation import SBC_LEVEL_TOTALS, _replicate_design
 
     for name, config in SBC_CONFIGURATIONS.items():
         spec = br.load_spec(config["model"])
@@ -496,7 +496,12 @@ def test_every_configuration_simulates():
             config.get("design", "calcinosis"), config.get("bias"), spec.outcome == "response"
         )
         truth, events = simulate_from_prior(
-            spec, data, np.random.default_rng(12), levels=levels, hidden=hidden
+            spec,
+            data,
+            np.random.default_rng(12),
+            levels=levels,
+            hidden=hidden,
+            totals=SBC_LEVEL_TOTALS,
         )
         assert np.asarray(truth["rate"]).shape[-1] == data.n_groups, name
         assert np.shape(events)[-1] == data.n_rows, name
