@@ -210,3 +210,14 @@ def test_benefit_risk_figure(response, infection_fit):
     assert "Infection rate" in fig.axes[0].get_ylabel()
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any(t.startswith(f"{response.label('co2_laser')} (P(both) 0.") for t in legend)
+
+
+def test_harm_forest_plot_says_what_its_diamonds_are(infection_fit):
+    import matplotlib.pyplot as plt
+
+    fig = infection_fit.forest_plot()
+    footer = next(
+        t for t in fig.findobj() if getattr(t, "get_gid", lambda: None)() == "text:footer"
+    )
+    assert "population mean rate (lower is better)" in footer.get_text().replace("\n", " ")
+    plt.close(fig)

@@ -230,17 +230,20 @@ def _pooled_row(modality: str, p: pd.Series) -> _Row:
 def _pooled_words(fit: Fit, adjusted: bool) -> str:
     """What the diamond is the posterior of, in words."""
     bias = fit.data.bias
+    rate = "response rate" if fit.data.outcome != "events" else "rate"
+    if fit.better == "lower":
+        rate += " (lower is better)"
     if bias is None:
-        return "the population mean response rate of the modality's studies (no bias covariate)"
+        return f"the population mean {rate} of the modality's studies (no bias covariate)"
     if adjusted and bias.kind == "categorical":
         return (
-            f"the bias-adjusted population mean response rate (at the reference level "
+            f"the bias-adjusted population mean {rate} (at the reference level "
             f"'{bias.levels[0]}' of {bias.column})"
         )
     if adjusted:
-        return f"the bias-adjusted population mean response rate (at {fit.adjusted_to(adjusted)})"
+        return f"the bias-adjusted population mean {rate} (at {fit.adjusted_to(adjusted)})"
     return (
-        f"the population mean response rate averaged over each modality's own studies at "
+        f"the population mean {rate} averaged over each modality's own studies at "
         f"their levels of {bias.column} (missing levels by their posterior probabilities)"
     )
 
