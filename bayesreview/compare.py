@@ -30,6 +30,7 @@ __all__ = [
     "BETTER",
     "check_better",
     "check_level",
+    "check_rate",
     "direction_of",
     "pairwise",
     "rank_draws",
@@ -87,6 +88,20 @@ def check_level(level: float) -> None:
     """
     if not isinstance(level, int | float) or not math.isfinite(level) or not 0 < level < 1:
         raise BayesReviewError(f"level={level!r}: must be a number strictly between 0 and 1")
+
+
+def check_rate(name: str, value: float) -> float:
+    """``value`` as a float, checked to be a rate strictly between 0 and 1.
+
+    Raises
+    ------
+    BayesReviewError
+        Naming ``name``, for anything else (also a bool, NaN or infinity).
+    """
+    number = isinstance(value, int | float | np.floating) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or not 0 < value < 1:
+        raise BayesReviewError(f"{name} = {value!r}: must be a rate strictly between 0 and 1")
+    return float(value)
 
 
 def check_better(better: str) -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesreview.compare import check_level, rate_draws, select_outcomes
+from bayesreview.compare import check_level, check_rate, rate_draws, select_outcomes
 from bayesreview.data import (
     POOLED_TOTAL_COLUMN,
     dataset_info,
@@ -296,14 +296,6 @@ def _response_outcome(fit: Fit, outcome: str | None) -> str:
     return "any" if "any" in fit.outcomes else fit.outcomes[0]
 
 
-def _checked_rate(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BayesReviewError(f"{name}={value!r}: must be a rate strictly between 0 and 1")
-    if not 0 < value < 1:
-        raise BayesReviewError(f"{name}={value!r}: must be a rate strictly between 0 and 1")
-    return float(value)
-
-
 def benefit_risk(
     response_fit: Fit,
     harm_fit: Fit,
@@ -344,8 +336,8 @@ def benefit_risk(
         ``.attrs`` record the thresholds, the outcome and the harm's event.
     """
     check_level(level)
-    a = _checked_rate("response_threshold", response_threshold)
-    b = _checked_rate("harm_threshold", harm_threshold)
+    a = check_rate("response_threshold", response_threshold)
+    b = check_rate("harm_threshold", harm_threshold)
     pairs = benefit_risk_draws(response_fit, harm_fit, outcome, adjusted)
     tail = (1 - level) / 2
     region_tail = (1 - math.sqrt(level)) / 2

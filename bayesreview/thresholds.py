@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from bayesreview.compare import direction_of, select_outcomes
+from bayesreview.compare import check_rate, direction_of, select_outcomes
 from bayesreview.errors import BayesReviewError
 
 if TYPE_CHECKING:
@@ -44,12 +44,7 @@ def _thresholds(threshold: float | Mapping[str, float], outcomes: tuple[str, ...
         values = {o: threshold[o] for o in outcomes}
     else:
         values = dict.fromkeys(outcomes, threshold)
-    for outcome, value in values.items():
-        if not isinstance(value, int | float | np.floating) or not 0 < float(value) < 1:
-            raise BayesReviewError(
-                f"threshold[{outcome!r}] = {value!r}: must be a rate strictly between 0 and 1"
-            )
-    return {o: float(v) for o, v in values.items()}
+    return {o: check_rate(f"threshold[{o!r}]", v) for o, v in values.items()}
 
 
 def _beyond(draws: np.ndarray, threshold: float, better: str) -> np.ndarray:

@@ -57,6 +57,8 @@ _BIAS_CELL_WIDTH, _BIAS_CELL_HEIGHT = 0.3, 0.62
 #: Colours of the usual risk-of-bias levels (RevMan's traffic lights); other levels take the
 #: matplotlib cycle.
 BIAS_LEVEL_COLORS = {"low": "#2e9e44", "moderate": "#f2b705", "high": "#d7301f"}
+#: The same colours in words, for the footer.
+_BIAS_COLOR_WORDS = {"low": "green", "moderate": "amber", "high": "red"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -655,9 +657,8 @@ def _bias_words(fit: Fit) -> str:
     bias = fit.data.bias
     if bias is None or bias.kind != "categorical":
         return ""
-    colours = {"#2e9e44": "green", "#f2b705": "amber", "#d7301f": "red"}
     named = ", ".join(
-        f"{fit.label(level)} {colours.get(_level_color(level, k), f'colour C{k % 10}')}"
+        f"{fit.label(level)} {_BIAS_COLOR_WORDS.get(level, f'colour C{k % 10}')}"
         for k, level in enumerate(bias.levels)
     )
     return (
