@@ -35,6 +35,7 @@ _LAZY = {
             "list_datasets",
             "load_dataset",
             "load_published",
+            "overall_risk_of_bias",
             "read_adverse_events",
             "read_studies",
             "reconcile",

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "FIT_OUTCOMES",
     "OUTCOMES",
     "RISK_OF_BIAS_LEVELS",
+    "RISK_OF_BIAS_TOOLS",
     "clopper_pearson",
     "crude_table",
     "dataset_info",
@@ -40,6 +42,7 @@ __all__ = [
     "load_dataset",
     "load_published",
     "outcome_counts",
+    "overall_risk_of_bias",
     "published_totals",
     "read_adverse_events",
     "read_studies",
@@ -378,6 +381,252 @@ def _validate(frame: pd.DataFrame, label: str) -> pd.DataFrame:
 
     problems.raise_if_any(label)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Risk of bias by domain: RoB 2 and ROBINS-I judgements combined into the overall level
+# --------------------------------------------------------------------------------------------
+
+#: Tools :func:`overall_risk_of_bias` knows, and the domain judgements each allows, best first.
+RISK_OF_BIAS_TOOLS: dict[str, tuple[str, ...]] = {
+    "rob2": ("low", "some concerns", "high"),
+    "robins_i": ("low", "moderate", "serious", "critical"),
+}
+#: Judgements that mean a domain was not assessed, besides an empty cell, per tool.
+_NOT_ASSESSED: dict[str, tuple[str, ...]] = {"rob2": (), "robins_i": ("no information",)}
+#: Each tool's domain judgement -> this package's overall level.
+_TOOL_LEVELS: dict[str, dict[str, str]] = {
+    "rob2": {"low": "low", "some concerns": "moderate", "high": "high"},
+    "robins_i": {"low": "low", "moderate": "moderate", "serious": "high", "critical": "high"},
+}
+_TOOL_NAMES = {"rob2": "RoB 2", "robins_i": "ROBINS-I"}
+_DEFAULT_SOME_CONCERNS_TO_HIGH = 3
+
+
+def _judgement_key(text: str) -> str:
+    """``"  Some_Concerns "`` -> ``"some concerns"``: lower case, one space between words."""
+    return " ".join(re.split(r"[\s_\-]+", text.strip().lower())).strip()
+
+
+def _not_given(value: object) -> bool:
+    """An empty cell: None, NaN, ``pd.NA``, ``NaT`` or blank text."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def overall_risk_of_bias(
+    studies: pd.DataFrame,
+    domains: Sequence[str],
+    tool: str = "rob2",
+    some_concerns_to_high: int | None = _DEFAULT_SOME_CONCERNS_TO_HIGH,
+) -> pd.Series:
+    """The overall risk-of-bias level of each study, from its judgements by domain.
+
+    Combines the domain judgements of Cochrane's RoB 2 (randomised trials) or of ROBINS-I
+    (non-randomised studies) into this package's levels ``low < moderate < high``
+    (:data:`RISK_OF_BIAS_LEVELS`), by the tools' published rules made explicit below. Use it
+    before fitting::
+
+        studies["risk_of_bias"] = overall_risk_of_bias(studies, ["d1", "d2", "d3", "d4", "d5"])
+
+    Parameters
+    ----------
+    studies
+        A table with one row per study (arm) and one column per domain; any other column is
+        ignored (``study``, where present, names a row in error messages). Not modified.
+    domains
+        The names of the domain columns, e.g. ``["d1", "d2", "d3", "d4", "d5"]`` for the five
+        domains of RoB 2 or the seven of ROBINS-I. A list, not one string; no name twice.
+    tool
+        ``"rob2"`` (default) or ``"robins_i"``; case, spaces, hyphens and underscores are
+        ignored (``"RoB 2"``, ``"ROBINS-I"``).
+    some_concerns_to_high
+        RoB 2 only: the number of domains with some concerns at which the overall judgement
+        is high rather than some concerns; default 3. ``None`` switches this rule off (then
+        only a high domain makes the overall high). A whole number of at least 2: one domain
+        with some concerns is some concerns overall, by the tool's definition. ROBINS-I has
+        no such rule: with ``tool="robins_i"`` leave it at its default or give ``None``; any
+        other value is an error rather than silently ignored.
+
+    Returns
+    -------
+    pandas.Series
+        Named ``"risk_of_bias"``, indexed like ``studies``: an ordered categorical with the
+        categories ``low < moderate < high``, as :func:`read_studies` gives that column, and
+        missing values where the overall level is not known (see Notes).
+
+    Raises
+    ------
+    DataError
+        Listing every bad cell, each naming its row (1-based, counting data rows; with the
+        study label where there is a ``study`` column), its column and its value, with the
+        judgements allowed; or naming a domain column that is not in the table, a domain
+        given twice, an unknown tool (with the known tools) or a bad
+        ``some_concerns_to_high``.
+
+    Notes
+    -----
+    Judgements are read case-insensitively, ignoring surrounding spaces, and with
+    underscores or hyphens read as spaces (``"Some_concerns"`` is ``"some concerns"``). An
+    empty cell (or NaN) means the domain was not assessed.
+
+    **RoB 2** (Sterne et al. 2019, BMJ 366:l4898, Table 3). Domain judgements ``low``,
+    ``some concerns``, ``high``. Overall:
+
+    - ``high`` if any domain is high, or if at least ``some_concerns_to_high`` domains have
+      some concerns (the guidance's "some concerns for multiple domains in a way that
+      substantially lowers confidence in the result", made a fixed count);
+    - else ``low`` if every domain is low;
+    - else some concerns, which is this package's ``moderate``.
+
+    **ROBINS-I** (Sterne et al. 2016, BMJ 355:i4919). Domain judgements ``low``,
+    ``moderate``, ``serious``, ``critical``, and ``no information``, read as not assessed.
+    Overall: the worst domain; ``serious`` and ``critical`` are both this package's ``high``.
+
+    **Domains not assessed.** A study's overall level is given only where its assessed
+    domains decide it whatever the others would say: with any assessed domain high (RoB 2) or
+    serious or critical (ROBINS-I), or with enough assessed domains with some concerns to
+    reach ``some_concerns_to_high`` (RoB 2), it is ``high``. Otherwise it is missing, even
+    when every assessed domain is low: an unassessed domain could raise it, and calling it
+    low would claim more than was assessed. (ROBINS-I's own overall "no information" is this
+    case.) A study with a missing level is then handled as any unrated study is: the model
+    marginalises its level (``fit(..., bias="risk_of_bias")``; see ``docs/bias.md``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bayesreview import overall_risk_of_bias
+    >>> table = pd.DataFrame({"d1": ["low", "low", "high"], "d2": ["low", "Some concerns", None]})
+    >>> overall_risk_of_bias(table, ["d1", "d2"]).tolist()
+    ['low', 'moderate', 'high']
+    """
+    tool_key = _check_rob_tool(tool)
+    threshold = _check_some_concerns_to_high(some_concerns_to_high, tool_key)
+    columns = _check_domains(studies, domains)
+
+    allowed = RISK_OF_BIAS_TOOLS[tool_key]
+    rank = {judgement: position for position, judgement in enumerate(allowed)}
+    not_assessed = _NOT_ASSESSED[tool_key]
+    allowed_text = (
+        ", ".join(f"{j!r}" for j in (*allowed, *not_assessed))
+        + " (any case; '_' or '-' for a space), or empty where not assessed"
+    )
+    # worst (highest-ranked) judgement is what "high" rests on; ranks: 0 best, -1 not assessed
+    ranks = np.full((len(studies), len(columns)), -1, dtype=np.int64)
+    problems = _Problems(studies.reset_index(drop=True))
+    cells = studies[columns].astype(object).to_numpy()
+    for row in range(cells.shape[0]):
+        for j, column in enumerate(columns):
+            value = cells[row, j]
+            if _not_given(value):
+                continue
+            if not isinstance(value, str):
+                problems.add(
+                    row,
+                    str(column),
+                    f"{value!r} is not a {_TOOL_NAMES[tool_key]} judgement; allowed: "
+                    f"{allowed_text}",
+                )
+                continue
+            key = _judgement_key(value)
+            if key in rank:
+                ranks[row, j] = rank[key]
+            elif key not in not_assessed:
+                problems.add(
+                    row,
+                    str(column),
+                    f"unknown {_TOOL_NAMES[tool_key]} judgement {value!r}; allowed: {allowed_text}",
+                )
+    problems.raise_if_any(f"overall_risk_of_bias(tool={tool_key!r})")
+
+    levels = _TOOL_LEVELS[tool_key]
+    assessed = ranks >= 0
+    complete = assessed.all(axis=1)
+    high_rank = rank["high"] if tool_key == "rob2" else rank["serious"]
+    high = (ranks >= high_rank).any(axis=1)
+    if tool_key == "rob2" and threshold is not None:
+        high |= (ranks == rank["some concerns"]).sum(axis=1) >= threshold
+    worst = ranks.max(axis=1, initial=-1)
+    overall: list[str | None] = []
+    for row in range(len(studies)):
+        if high[row]:
+            overall.append("high")
+        elif complete[row]:
+            overall.append(levels[allowed[worst[row]]])
+        else:
+            overall.append(None)
+    return pd.Series(
+        pd.Categorical(overall, categories=list(RISK_OF_BIAS_LEVELS), ordered=True),
+        index=studies.index.copy(),
+        name="risk_of_bias",
+    )
+
+
+def _check_rob_tool(tool: object) -> str:
+    known = {name.replace("_", ""): name for name in RISK_OF_BIAS_TOOLS}
+    key = re.sub(r"[\s_\-]+", "", tool.lower()) if isinstance(tool, str) else None
+    if key not in known:
+        raise DataError(
+            f"overall_risk_of_bias(): unknown tool {tool!r}; known tools: "
+            + ", ".join(f"{name!r} ({_TOOL_NAMES[name]})" for name in RISK_OF_BIAS_TOOLS)
+        )
+    return known[key]
+
+
+def _check_some_concerns_to_high(value: object, tool: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise DataError(
+            f"overall_risk_of_bias(): some_concerns_to_high={value!r}: give a whole number "
+            "(at least 2) or None"
+        )
+    if tool != "rob2" and int(value) != _DEFAULT_SOME_CONCERNS_TO_HIGH:
+        raise DataError(
+            f"overall_risk_of_bias(): some_concerns_to_high={value!r} applies to RoB 2 only; "
+            f"{_TOOL_NAMES[tool]}'s overall judgement is its worst domain's, so leave "
+            "some_concerns_to_high at its default or give None"
+        )
+    if int(value) < 2:
+        raise DataError(
+            f"overall_risk_of_bias(): some_concerns_to_high={value!r}: give at least 2 (one "
+            "domain with some concerns is some concerns overall) or None to switch the rule off"
+        )
+    return int(value)
+
+
+def _check_domains(studies: object, domains: object) -> list:
+    if not isinstance(studies, pd.DataFrame):
+        raise DataError(
+            f"overall_risk_of_bias() takes a pandas DataFrame, got {type(studies).__name__}"
+        )
+    if isinstance(domains, str) or not isinstance(domains, Sequence | pd.Index | np.ndarray):
+        raise DataError(
+            f"overall_risk_of_bias(): domains={domains!r}: give a list of domain column names, "
+            "e.g. ['d1', 'd2', 'd3', 'd4', 'd5']"
+        )
+    columns = list(domains)
+    if not columns:
+        raise DataError("overall_risk_of_bias(): domains is empty; give the domain columns")
+    twice = sorted({str(c) for c in columns if columns.count(c) > 1})
+    if twice:
+        raise DataError(f"overall_risk_of_bias(): domain column(s) given twice: {', '.join(twice)}")
+    absent = [c for c in columns if c not in studies.columns]
+    if absent:
+        raise DataError(
+            "overall_risk_of_bias(): no such domain column(s): "
+            + ", ".join(repr(c) for c in absent)
+            + "; the table's columns are "
+            + ", ".join(repr(c) for c in studies.columns)
+        )
+    duplicated = studies.columns[studies.columns.duplicated()]
+    clash = sorted({str(c) for c in duplicated if c in columns or c == "study"})
+    if clash:
+        raise DataError(
+            f"overall_risk_of_bias(): the table has more than one column named {', '.join(clash)}"
+        )
+    return columns
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ computed from it (``docs/_prose.py``); rerun it after changing the models or dat
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 import warnings
@@ -123,6 +124,37 @@ def identification_table(fits) -> str:
     return md_table(pd.DataFrame(rows))
 
 
+def domains_section() -> str:
+    """How ratings by domain (RoB 2, ROBINS-I) become the overall level: prose, no fit."""
+    default = inspect.signature(br.overall_risk_of_bias).parameters["some_concerns_to_high"].default
+    return (
+        "## Ratings by domain (RoB 2, ROBINS-I)\n\n"
+        "Where a review rates each study by domain, `overall_risk_of_bias` combines the "
+        "ratings into the overall `risk_of_bias` level by the tools' published rules, before "
+        "fitting:\n\n"
+        "- **RoB 2** (randomised trials; Sterne et al. 2019, BMJ 366:l4898): domains are low, "
+        "some concerns or high. The overall is high if any domain is high, or if at least "
+        f"`some_concerns_to_high` domains (default {default}) have some concerns: Cochrane's "
+        '"some concerns in multiple domains", made a fixed count (`None` switches it off). '
+        "It is low if every domain is low, and otherwise some concerns, which is `moderate` "
+        "here.\n"
+        '- **ROBINS-I** (non-randomised studies; `tool="robins_i"`; Sterne et al. 2016, BMJ '
+        "355:i4919): domains are low, moderate, serious or critical, and the overall is the "
+        "worst of them; serious and critical are both `high`. `some_concerns_to_high` does "
+        "not apply (leave it at its default or give `None`).\n"
+        "- **Domains not assessed** (an empty cell, or ROBINS-I's *no information*): the "
+        "overall is given only where the assessed domains decide it. A high (RoB 2) or "
+        "serious or critical (ROBINS-I) domain, or (RoB 2) enough domains with some "
+        "concerns, makes it high whatever the others say. Otherwise it is missing, even "
+        "when every assessed domain is low, because an unassessed domain could raise it; "
+        "the fit then marginalises that study's level as it does any unrated study's (above).\n\n"
+        "```python\n"
+        'studies["risk_of_bias"] = br.overall_risk_of_bias(studies, ["d1", "d2", "d3", "d4", '
+        '"d5"])\n'
+        "```"
+    )
+
+
 def build(draws: int, chains: int) -> str:
     fits = fit_all(draws, chains)
     parts = []
@@ -153,6 +185,7 @@ def build(draws: int, chains: int) -> str:
         "(`WeakIdentificationWarning`): the reference-level rates then rest on the prior's bias "
         "effects, and the rates averaged over each modality's own studies are the ones to read."
     )
+    add(domains_section())
     add("## What the bundled data can say")
     add(
         f"The review's text gives the risk-of-bias totals ({totals_text} of "
