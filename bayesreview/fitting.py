@@ -53,7 +53,7 @@ from bayesreview.quantities import (
     replicate_events,
     study_rates,
 )
-from bayesreview.spec import ModelSpec, load_spec
+from bayesreview.spec import SELECTION_CLASSES, ModelSpec, Prior, load_spec
 
 #: Above this many studies, per-study draws (log-likelihood, replicates) are not stored.
 MAX_STUDIES_FOR_STUDY_DRAWS = 5000
@@ -61,6 +61,36 @@ MAX_STUDIES_FOR_STUDY_DRAWS = 5000
 #: Above this posterior SD / prior SD of every bias effect, the data are said to barely inform
 #: them (:meth:`Fit.bias_identification`, :class:`~bayesreview.WeakIdentificationWarning`).
 WEAK_SD_RATIO = 0.9
+
+#: Columns of :func:`moved_from_prior` (:meth:`Fit.bias_identification`,
+#: :meth:`Fit.selection_identification`).
+IDENTIFICATION_COLUMNS = (
+    "parameter level prior_mean prior_sd posterior_mean posterior_sd sd_ratio shift".split()
+)
+
+
+def moved_from_prior(
+    parameter: str, level: str | None, prior: Prior, draws: np.ndarray
+) -> dict[str, Any]:
+    """How far the posterior ``draws`` of one parameter moved from its ``prior``.
+
+    Returns :data:`IDENTIFICATION_COLUMNS`: the prior's and the posterior's mean and SD,
+    ``sd_ratio`` (posterior SD / prior SD: near 1, the data say little; near 0, they pin the
+    parameter down) and ``shift`` ((posterior mean - prior mean) / prior SD).
+    """
+    prior_mean, prior_sd = prior.mean_sd()
+    mean, sd = float(np.mean(draws)), float(np.std(draws))
+    return {
+        "parameter": parameter,
+        "level": level,
+        "prior_mean": prior_mean,
+        "prior_sd": prior_sd,
+        "posterior_mean": mean,
+        "posterior_sd": sd,
+        "sd_ratio": sd / prior_sd,
+        "shift": (mean - prior_mean) / prior_sd,
+    }
+
 
 #: Convergence thresholds of :meth:`Fit.convergence_problems`: largest R-hat, smallest bulk and
 #: tail ESS.
@@ -201,7 +231,7 @@ class Fit:
     def summary(
         self,
         level: float = 0.95,
-        adjusted: bool = True,
+        adjusted: bool | None = None,
         threshold: float | Mapping[str, float] | None = None,
     ) -> pd.DataFrame:
         """Crude and posterior side by side: one row per outcome x modality.
@@ -211,10 +241,13 @@ class Fit:
         level
             Probability mass of the intervals; default 0.95 (equal-tailed).
         adjusted
-            With a bias covariate: ``True`` (default) reports rates at the reference level
-            (the bias-adjusted rate); ``False`` the population mean rate averaged over each
+            With a bias covariate: ``True`` reports rates at the reference level (the
+            bias-adjusted rate); ``False`` the population mean rate averaged over each
             modality's own studies at their levels (missing levels by their posterior
-            probabilities). The two are identical without a covariate.
+            probabilities). Default None: the reference level where the data inform the bias
+            effects, the own studies' mix where the reference-level rates rest on the prior
+            (:meth:`headline_adjusted`, :meth:`weak_identification`); ``adjusted_to`` says
+            which. The two are identical without a covariate.
         threshold
             Optional clinical threshold on the 0-1 scale (or one per outcome): adds
             ``threshold``, ``p_beyond`` (P(mean rate beyond it)) and ``share_new_beyond``
@@ -245,6 +278,8 @@ class Fit:
             0-1 scale.
         """
         check_level(level)
+        if adjusted is None:
+            adjusted = self.headline_adjusted()
         tail = (1 - level) / 2
         q = [tail, 0.5, 1 - tail]
         with_bias = self.data.bias is not None
@@ -344,37 +379,53 @@ class Fit:
         -------
         pandas.DataFrame
             One row per bias coefficient (``beta`` per non-reference level, or the numeric
-            slope; the joint model's second stage as ``beta_cond``): ``parameter``,
-            ``level``, ``prior_mean``, ``prior_sd``, ``posterior_mean``, ``posterior_sd``,
-            ``sd_ratio`` (posterior SD / prior SD: near 1, the data say little; near 0, they
-            pin it down) and ``shift`` ((posterior mean - prior mean) / prior SD). Empty
-            without a bias covariate.
+            slope; the joint model's second stage as ``beta_cond``):
+            :data:`IDENTIFICATION_COLUMNS` (:func:`moved_from_prior`). Empty without a bias
+            covariate.
         """
         rows = []
         posterior = self.idata.posterior
         for name, stage in (("beta", "marginal"), ("beta_cond", "conditional")):
             if name not in posterior:
                 continue
-            prior_mean, prior_sd = self.spec.prior("bias", stage).mean_sd()
+            prior = self.spec.prior("bias", stage)
             draws = posterior[name].stack(sample=("chain", "draw"))
             levels = list(draws["bias_level"].values) if "bias_level" in draws.dims else [None]
             for level in levels:
                 values = draws.sel(bias_level=level) if level is not None else draws
-                mean, sd = float(values.mean()), float(values.std())
-                rows.append(
-                    {
-                        "parameter": name,
-                        "level": level,
-                        "prior_mean": prior_mean,
-                        "prior_sd": prior_sd,
-                        "posterior_mean": mean,
-                        "posterior_sd": sd,
-                        "sd_ratio": sd / prior_sd,
-                        "shift": (mean - prior_mean) / prior_sd,
-                    }
-                )
-        columns = "parameter level prior_mean prior_sd posterior_mean posterior_sd sd_ratio shift"
-        return pd.DataFrame(rows, columns=columns.split())
+                rows.append(moved_from_prior(name, level, prior, values.values))
+        return pd.DataFrame(rows, columns=IDENTIFICATION_COLUMNS)
+
+    def selection_identification(self) -> pd.DataFrame:
+        """How far the data moved each publication-selection weight from its prior.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per selection class (``case_report``, ``case_series``):
+            :data:`IDENTIFICATION_COLUMNS` of ``selection_weight``, the probability that a
+            study with no responders is published relative to one with responders, plus its
+            posterior ``median``, ``lower`` and ``upper`` (95%). Empty without selection.
+        """
+        rows = []
+        if self.spec.selection is not None:
+            draws = self.draws("selection_weight")
+            for code, key in SELECTION_CLASSES.items():
+                values = draws.sel(selection_class=code).values
+                row = moved_from_prior("selection_weight", code, self.spec.prior(key), values)
+                lower, median, upper = np.quantile(values, [0.025, 0.5, 0.975])
+                rows.append({**row, "median": median, "lower": lower, "upper": upper})
+        return pd.DataFrame(rows, columns=[*IDENTIFICATION_COLUMNS, "median", "lower", "upper"])
+
+    def headline_adjusted(self) -> bool:
+        """Whether :meth:`summary` reports rates at the reference level by default.
+
+        True with a bias covariate the data inform; False where the reference-level rates rest
+        on the prior (:meth:`weak_identification`), when the rates averaged over each
+        modality's own studies are the headline instead. True without a covariate (the two
+        are then the same).
+        """
+        return self.data.bias is None or self.weak_identification() is None
 
     def weak_identification(self) -> str | None:
         """Why the bias-adjusted rates rest on the prior, in words; None when they do not.
@@ -398,8 +449,9 @@ class Fit:
         return (
             f"{why}the data barely inform the bias effects (posterior SD / prior SD: "
             f"{ratios}): the rates at the reference level ({self.adjusted_to()}) rest on the "
-            "prior's bias effects; the rates averaged over each modality's own studies "
-            "(summary(adjusted=False)) are what the data say"
+            "prior's bias effects, so the headline rates are those averaged over each "
+            "modality's own studies, which is what the data say (summary(adjusted=True) "
+            "gives the reference-level rates, prior-driven)"
         )
 
     def _scale_quantiles(self, q: list[float]) -> dict[str, np.ndarray]:
@@ -660,7 +712,10 @@ def fit(
         reporting all three, coherent in every draw (complete <= any).
     model
         A shipped specification name (``"beta_binomial"``, the default; ``"logit_normal"``;
-        ``"response"``), a path to a ``.toml`` file, or a :class:`ModelSpec`.
+        ``"response"``; ``"selection"``: the beta-binomial with publication selection by
+        response, whose rates are those of all studies, published or not), a path to a
+        ``.toml`` file, or a :class:`ModelSpec` (``spec.with_selection()`` adds publication
+        selection to any single-outcome specification).
     by
         Column whose levels are pooled separately; default ``"modality"``.
     bias

@@ -501,13 +501,21 @@ def cell_covariates(data: ModelData, tabulated: Tabulated) -> np.ndarray:
     return (tabulated.cell_code.astype(np.int64)[:, None] == levels[None, :]).astype(float)
 
 
+def selection_classes(data: ModelData) -> np.ndarray:
+    """Each row's publication-selection class, an index into
+    :data:`bayesreview.spec.SELECTION_CLASSES`: 0 for a case report (one patient in the
+    first stage's denominator), 1 for a case series (more than one)."""
+    trials = data.stage_counts()[0][2]
+    return np.where(trials == 1, 0, 1).astype(np.int64)
+
+
 def tabulated_counts(data: ModelData, spec: ModelSpec) -> Tabulated | None:
     """The beta-binomial likelihood's sufficient counts, where they apply; else None.
 
-    They apply to the beta-binomial with no missing bias level and no n above 1024
-    (:func:`bayesreview.model_data.can_tabulate`).
+    They apply to the beta-binomial without publication selection, with no missing bias level
+    and no n above 1024 (:func:`bayesreview.model_data.can_tabulate`).
     """
-    if spec.likelihood == "beta_binomial" and can_tabulate(data):
+    if spec.likelihood == "beta_binomial" and spec.selection is None and can_tabulate(data):
         return tabulate(data)
     return None
 

@@ -27,7 +27,7 @@ from bayesreview.integrals import (
     logit_normal_moment,
     sample_logit_normal_effects,
 )
-from bayesreview.model_data import ModelData, take_rows
+from bayesreview.model_data import ModelData, selection_classes, take_rows
 
 #: Inner draws per posterior draw for the median-study rate of the joint model's complete and
 #: partial response (the median of a product of two stages' rates has no closed form).
@@ -60,6 +60,9 @@ class Stage:
     alpha: np.ndarray  # (S, G)
     scale: np.ndarray  # (S, G)
     shift: np.ndarray | None  # (S, K) level shifts (reference 0), or (S,) numeric slope
+    #: log relative publication probability of each row had it no events (S, J), under
+    #: publication selection (first stage only); None without selection
+    log_selection: np.ndarray | None = None
 
     def eta(self, level_or_x, group: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Linear predictor (S, G) at one bias level index (categorical) or value (numeric)."""
@@ -101,6 +104,9 @@ class Stage:
 def stages_from_posterior(posterior: dict[str, np.ndarray], data: ModelData, likelihood: str):
     """The stages of a fit from flattened posterior arrays keyed by variable name."""
     stages = []
+    log_selection = None
+    if "selection_weight" in posterior:
+        log_selection = np.log(posterior["selection_weight"])[:, selection_classes(data)]
     for suffix, _, _ in data.stage_counts():
         scale_name = "phi" if likelihood == "beta_binomial" else "tau"
         stages.append(
@@ -109,6 +115,7 @@ def stages_from_posterior(posterior: dict[str, np.ndarray], data: ModelData, lik
                 alpha=posterior[f"alpha{suffix}"],
                 scale=posterior[f"{scale_name}{suffix}"],
                 shift=_shift(posterior.get(f"beta{suffix}"), data),
+                log_selection=log_selection if not suffix else None,
             )
         )
     return stages
@@ -360,9 +367,32 @@ def _log_binom(n, y):
 
 
 def _stage_row_loglik(stage: Stage, eta: np.ndarray, y: np.ndarray, n: np.ndarray, g):
-    """Marginal log-likelihood of each study in one stage at linear predictor eta (S, J)."""
+    """Marginal log-likelihood of each study in one stage at linear predictor eta (S, J).
+
+    Under publication selection, the likelihood given publication: log f(y) + [y = 0] log w
+    - log(w f(0) + 1 - f(0)) (as :func:`bayesreview.backend.ops._published` computes it).
+    """
     scale = stage.scale[:, g]
-    if stage.likelihood == "beta_binomial":
+    value = _unselected_row_loglik(stage.likelihood, eta, scale, y, n)
+    if stage.log_selection is None:
+        return value
+    log_w = stage.log_selection
+    zero = _unselected_row_loglik(stage.likelihood, eta, scale, 0, n)
+    log_z = np.logaddexp(log_w + zero, log1mexp(zero))
+    return value + np.where(y == 0, log_w, 0.0) - log_z
+
+
+def log1mexp(x: np.ndarray) -> np.ndarray:
+    """log(1 - exp(x)) for x <= 0, accurate near 0 and for very negative x."""
+    x = np.asarray(x, dtype=float)
+    near = x > -np.log(2.0)
+    with np.errstate(divide="ignore"):
+        return np.where(near, np.log(-np.expm1(np.minimum(x, 0.0))), np.log1p(-np.exp(x)))
+
+
+def _unselected_row_loglik(likelihood: str, eta, scale, y, n) -> np.ndarray:
+    """Marginal log-likelihood of y events in n at linear predictor eta and scale (S, J)."""
+    if likelihood == "beta_binomial":
         a, b = beta_shapes(eta, scale)
         return _log_binom(n, y) + special.betaln(y + a, n - y + b) - special.betaln(a, b)
     return logit_normal_loglik(y, n, eta, scale)
@@ -503,8 +533,44 @@ def replicate_events(
     trials = np.broadcast_to(data.trials, (stages[0].alpha.shape[0], data.n_rows))
     for stage, (suffix, _, _) in zip(stages, data.stage_counts(), strict=True):
         eta = _eta_at(stage, data, levels)
-        p = stage.new_rate(eta, stage.scale[:, data.group_idx], rng)
-        events = rng.binomial(trials, p)
+        scale = stage.scale[:, data.group_idx]
+        events = rng.binomial(trials, stage.new_rate(eta, scale, rng))
+        if stage.log_selection is not None:
+            events = _published_replicates(stage, eta, scale, trials, events, rng)
         out["events" + suffix] = events
         trials = events
     return out
+
+
+#: Rounds of rejection sampling of published replicates before the rest are drawn directly.
+_PUBLICATION_ROUNDS = 50
+#: Most rounds of drawing a replicate given it has events (each succeeds with P(y > 0)).
+_POSITIVE_ROUNDS = 10_000
+
+
+def _published_replicates(stage: Stage, eta, scale, trials, events, rng: np.random.Generator):
+    """Replicates of published studies: a replicate with no events is kept with probability w
+    (its publication probability relative to one with events) and redrawn otherwise. Where
+    rounds of redrawing do not settle a replicate (w tiny and no events likely), the
+    remainder is 0 with its exact probability w f(0) / (w f(0) + 1 - f(0)), else drawn
+    given y > 0 by rejection (left at 0 only where even 10,000 draws have no event)."""
+    weight = np.exp(stage.log_selection)
+    events = events.copy()
+    pending = np.ones(events.shape, dtype=bool)  # not yet published
+    for _ in range(_PUBLICATION_ROUNDS):
+        pending &= (events == 0) & (rng.random(events.shape) >= weight)
+        if not pending.any():
+            return events
+        p = stage.new_rate(eta[pending], scale[pending], rng)
+        events[pending] = rng.binomial(trials[pending], p)
+    pending &= events == 0
+    zero = np.exp(_unselected_row_loglik(stage.likelihood, eta, scale, 0, trials))
+    keep_zero = rng.random(events.shape) < weight * zero / (weight * zero + 1.0 - zero)
+    positive = pending & ~keep_zero
+    for _ in range(_POSITIVE_ROUNDS):
+        if not positive.any():
+            break
+        p = stage.new_rate(eta[positive], scale[positive], rng)
+        events[positive] = rng.binomial(trials[positive], p)
+        positive &= events == 0
+    return events

@@ -34,6 +34,7 @@ from bayesreview._io import atomic_path
 from bayesreview.data import CATEGORIES, dataset_info, list_datasets, load_dataset
 from bayesreview.display import pooled_totals_note
 from bayesreview.formatting import outcome_words, percent
+from bayesreview.robustness import SELECTION_ANALYSIS
 
 if TYPE_CHECKING:  # pragma: no cover
     from bayesreview.fitting import Fit
@@ -216,7 +217,12 @@ def _summary_section(fit: Fit, summary: pd.DataFrame) -> str:
         "of the true rates, in percentage points."
         + (
             " With the bias covariate, the rates are adjusted to "
-            f"{html.escape(str(fit.adjusted_to()))}."
+            f"{html.escape(str(fit.adjusted_to(fit.headline_adjusted())))}"
+            + (
+                "."
+                if fit.headline_adjusted()
+                else f", because {html.escape(str(fit.weak_identification()))}."
+            )
             if adjusted
             else ""
         )
@@ -324,7 +330,10 @@ def _bias_section(fit: Fit, table: pd.DataFrame) -> str:
         "averaged over each modality's own studies (own mix). Posterior median and 95% "
         "credible interval, in %. Where the data barely inform a covariate's effects, the "
         "reference-level rates rest on the prior and the own-mix rates are the ones to read "
-        "(the notes below say where).</p>",
+        "(the notes below say where). Publication selection: the same model with studies "
+        "that report no responders published less readily than those that do (a relative "
+        "publication probability per design, from the data and its prior), and the pooled "
+        "rates of all studies, published or not (selection-adjusted).</p>",
     ]
     for outcome in dict.fromkeys(table["outcome"]):
         part = table[table["outcome"] == outcome]
@@ -333,6 +342,9 @@ def _bias_section(fit: Fit, table: pd.DataFrame) -> str:
         shown["no covariate"] = _estimates(plain, "mean_rate")
         for name in analyses:
             rows = part[part["analysis"] == name].set_index("modality").loc[plain["modality"]]
+            if name == SELECTION_ANALYSIS:
+                shown[f"{name}: adjusted"] = _estimates(rows, "mean_rate")
+                continue
             reference = str(rows["adjusted_to"].iloc[0])
             shown[f"{name}: at {reference}"] = _estimates(rows, "mean_rate")
             shown[f"{name}: own mix"] = _estimates(rows, "mix_rate")

@@ -33,9 +33,10 @@ from scipy import stats
 
 from bayesreview.data import display_labels, published_totals, validated
 from bayesreview.errors import BayesReviewError, ConvergenceWarning, WeakIdentificationWarning
+from bayesreview.formatting import percent
 from bayesreview.model_data import ModelData, model_data
 from bayesreview.progress import progress
-from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
+from bayesreview.spec import SELECTION_CLASS_LABELS, ModelSpec, Prior, load_spec, shipped_models
 
 if TYPE_CHECKING:
     from bayesreview.fitting import Fit
@@ -594,8 +595,14 @@ BIAS_ANALYSIS_COLUMNS = (
 ).split()
 
 
+#: Name of the publication-selection analysis in :func:`bias_analyses`.
+SELECTION_ANALYSIS = "publication selection"
+
+
 def _bias_variants(fit: Fit) -> list[tuple[str, dict[str, Any]]]:
-    """(name, fit arguments) of each covariate analysis the study table allows."""
+    """(name, fit arguments) of each covariate analysis the study table allows, then the
+    publication-selection analysis (the same model with selection by response), except for
+    the joint response model."""
     studies = fit.studies
     variants = []
     if "design" in studies and studies["design"].dropna().nunique() > 1:
@@ -608,7 +615,24 @@ def _bias_variants(fit: Fit) -> list[tuple[str, dict[str, Any]]]:
         name = "risk_of_bias (known totals)" if totals is not None else "risk_of_bias"
         if studies["risk_of_bias"].notna().any() or totals is not None:
             variants.append((name, arguments))
+    if not fit.data.joint:
+        variants.append((SELECTION_ANALYSIS, {"model": fit.spec.with_selection()}))
     return variants
+
+
+def selection_note(result: Fit) -> str:
+    """The selection weights of ``result`` in words, with how far the data moved them."""
+    table = result.selection_identification()
+    parts = [
+        f"{SELECTION_CLASS_LABELS[row.level]} {percent(row.median)} "
+        f"[{percent(row.lower)}, {percent(row.upper)}] (posterior SD / prior SD "
+        f"{row.sd_ratio:.2f})"
+        for row in table.itertuples()
+    ]
+    return (
+        "publication probability of a study with no responders relative to one with "
+        "responders: " + "; ".join(parts)
+    )
 
 
 def _rate_rows(name: str, result: Fit, note: str, sampling: str) -> list[dict[str, Any]]:
@@ -640,9 +664,12 @@ def bias_analyses(fit: Fit, progressbar: bool = False) -> pd.DataFrame:
     """The pooled rates of ``fit`` next to the same analysis with each bias covariate.
 
     ``fit`` is the analysis without a covariate; it is refitted (same model, settings and seed)
-    with the study design (where the table has a ``design`` column with two or more levels)
-    and with ``risk_of_bias`` (where the table has the column; with the published totals,
-    exactly, where a bundled data set gives them, :func:`bayesreview.fit`'s ``bias_totals``).
+    with the study design (where the table has a ``design`` column with two or more levels),
+    with ``risk_of_bias`` (where the table has the column; with the published totals,
+    exactly, where a bundled data set gives them, :func:`bayesreview.fit`'s ``bias_totals``)
+    and, except for the joint response model, with publication selection by response
+    (:meth:`bayesreview.ModelSpec.with_selection`; analysis ``"publication selection"``,
+    whose ``note`` gives the selection weights, :func:`selection_note`).
 
     Returns
     -------
@@ -655,7 +682,8 @@ def bias_analyses(fit: Fit, progressbar: bool = False) -> pd.DataFrame:
         refit's convergence problems (:meth:`~bayesreview.Fit.convergence_problems`), else
         empty; neither is warned about.
         ``.attrs["identification"]`` maps each covariate analysis to
-        :meth:`~bayesreview.Fit.bias_identification`.
+        :meth:`~bayesreview.Fit.bias_identification` (the selection analysis to
+        :meth:`~bayesreview.Fit.selection_identification`).
     """
     from bayesreview.fitting import fit as refit
     from bayesreview.living import fit_arguments
@@ -671,8 +699,13 @@ def bias_analyses(fit: Fit, progressbar: bool = False) -> pd.DataFrame:
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = refit(fit.studies, progressbar=progressbar, **{**arguments, **extra})
         sampling = "; ".join(result.convergence_problems())
-        rows.extend(_rate_rows(name, result, result.weak_identification() or "", sampling))
-        identification[name] = result.bias_identification()
+        if name == SELECTION_ANALYSIS:
+            note = selection_note(result)
+            identification[name] = result.selection_identification()
+        else:
+            note = result.weak_identification() or ""
+            identification[name] = result.bias_identification()
+        rows.extend(_rate_rows(name, result, note, sampling))
     table = pd.DataFrame(rows, columns=BIAS_ANALYSIS_COLUMNS)
     table.attrs["identification"] = identification
     return table

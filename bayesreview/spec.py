@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = [
     "HETEROGENEITIES",
     "LIKELIHOODS",
+    "SELECTIONS",
+    "SELECTION_CLASSES",
+    "SELECTION_CLASS_LABELS",
     "SPEC_OUTCOMES",
     "ModelSpec",
     "Prior",
@@ -46,6 +49,21 @@ LIKELIHOODS = ("beta_binomial", "logit_normal")
 HETEROGENEITIES = ("partial_pooling", "shared", "per_modality")
 #: Outcomes a specification may be written for: one response outcome, or the joint model.
 SPEC_OUTCOMES = (*OUTCOMES, "response")
+#: Publication-selection models a specification may name. ``"by_response"``: a study that
+#: reports no responders is published with probability w_d relative to one that reports some,
+#: w_d by the study's selection class d (:data:`SELECTION_CLASSES`).
+SELECTIONS = ("by_response",)
+#: The selection classes, each with the prior key of its relative publication probability:
+#: a case report (one patient in the denominator) or a case series (more than one).
+SELECTION_CLASSES: dict[str, str] = {
+    "case_report": "selection_case_report",
+    "case_series": "selection_case_series",
+}
+#: What people read for each selection class (plural, as in "case reports 8%").
+SELECTION_CLASS_LABELS: dict[str, str] = {
+    "case_report": "case reports",
+    "case_series": "case series",
+}
 _STAGES = ("marginal", "conditional")
 _TOP_LEVEL_KEYS = (
     "name",
@@ -53,6 +71,7 @@ _TOP_LEVEL_KEYS = (
     "likelihood",
     "heterogeneity",
     "outcome",
+    "selection",
     "priors",
     "conditional_priors",
 )
@@ -64,11 +83,13 @@ _DIST_PARAMS: dict[str, tuple[str, ...]] = {
     "halfnormal": ("sigma",),
     "halfstudent_t": ("nu", "sigma"),
     "exponential": ("lam",),
+    "beta": ("alpha", "beta"),
 }
-_POSITIVE_PARAMS = frozenset({"nu", "sigma", "lam"})
+_POSITIVE_PARAMS = frozenset({"nu", "sigma", "lam", "alpha", "beta"})
 _FAMILY_DISTS = {
     "location": ("normal", "student_t"),
     "scale": ("halfnormal", "halfstudent_t", "exponential"),
+    "probability": ("beta",),
 }
 # Plain-words name of each distribution and of its parameters, for describe().
 _DIST_WORDS: dict[str, tuple[str, dict[str, str]]] = {
@@ -77,6 +98,7 @@ _DIST_WORDS: dict[str, tuple[str, dict[str, str]]] = {
     "halfnormal": ("Half-normal", {"sigma": "scale"}),
     "halfstudent_t": ("Half-Student-t", {"nu": "df", "sigma": "scale"}),
     "exponential": ("Exponential", {"lam": "rate"}),
+    "beta": ("Beta", {"alpha": "alpha", "beta": "beta"}),
 }
 # Escapes of a TOML basic string; other control characters are written as \uXXXX.
 _TOML_ESCAPES = {
@@ -93,7 +115,7 @@ _FOLDED = {"halfnormal": "normal", "halfstudent_t": "student_t"}
 
 
 class _KeyInfo(NamedTuple):
-    family: str  # "location" or "scale"
+    family: str  # "location", "scale" or "probability"
     meaning: str
     natural_scale: str | None  # name of the scale `transform` maps the parameter onto
     transform: Callable[[float], float] | None
@@ -139,6 +161,20 @@ _PRIOR_KEYS: dict[str, _KeyInfo] = {
         None,
         None,
     ),
+    "selection_case_report": _KeyInfo(
+        "probability",
+        "probability that a case report of a patient who did not respond is published, "
+        "relative to one of a patient who did",
+        None,
+        None,
+    ),
+    "selection_case_series": _KeyInfo(
+        "probability",
+        "probability that a case series with no responders is published, relative to one "
+        "with at least one",
+        None,
+        None,
+    ),
 }
 
 _LIKELIHOOD_WORDS = {
@@ -173,8 +209,20 @@ _OUTCOME_WORDS = {
 }
 
 
-def _model_prior_keys(likelihood: str, heterogeneity: str) -> tuple[str, ...]:
-    """Return the prior keys, all required, of one likelihood and heterogeneity."""
+_SELECTION_WORDS = {
+    None: "none: every study is assumed published whatever its result.",
+    "by_response": (
+        "by response: a study with no responders is published with probability w relative "
+        "to one with responders (w for case reports, another w for case series), so each "
+        "published study's likelihood is f(y) w(y) / sum over y' of f(y') w(y'), exactly."
+    ),
+}
+
+
+def _model_prior_keys(
+    likelihood: str, heterogeneity: str, selection: str | None = None
+) -> tuple[str, ...]:
+    """Return the prior keys, all required, of one likelihood, heterogeneity and selection."""
     keys = ["intercept", "bias"]
     if likelihood == "beta_binomial":
         keys.append("log_concentration")
@@ -184,6 +232,8 @@ def _model_prior_keys(likelihood: str, heterogeneity: str) -> tuple[str, ...]:
         keys += ["log_tau", "log_tau_sd"]
     else:
         keys.append("tau")
+    if selection is not None:
+        keys += list(SELECTION_CLASSES.values())
     return tuple(keys)
 
 
@@ -229,10 +279,11 @@ class Prior:
     dist : str
         ``"normal"`` (mu, sigma) or ``"student_t"`` (nu, mu, sigma) for location parameters;
         ``"halfnormal"`` (sigma), ``"halfstudent_t"`` (nu, sigma) or ``"exponential"`` (lam)
-        for scale parameters. Parameter names and meanings are PyMC's.
+        for scale parameters; ``"beta"`` (alpha, beta) for probabilities (the selection
+        weights). Parameter names and meanings are PyMC's.
     params : tuple of (str, float) pairs, or mapping
         The parameters; stored as ``(name, value)`` pairs sorted by name, so a prior is
-        hashable. sigma, nu and lam must be > 0 and every value finite.
+        hashable. sigma, nu, lam, alpha and beta must be > 0 and every value finite.
 
     Raises
     ------
@@ -293,7 +344,8 @@ class Prior:
         """Return the prior with its scale multiplied by ``factor`` (prior sensitivity).
 
         sigma is multiplied by ``factor`` and the exponential's rate lam divided by it;
-        locations (mu) and degrees of freedom (nu) are unchanged.
+        locations (mu) and degrees of freedom (nu) are unchanged, and so is a beta prior of a
+        probability (it has no scale to widen: its support is already 0 to 1).
 
         Raises
         ------
@@ -319,6 +371,8 @@ class Prior:
                 return stats.norm(p.get("mu", 0.0), p["sigma"])
             case "student_t":
                 return stats.t(p["nu"], p.get("mu", 0.0), p["sigma"])
+            case "beta":
+                return stats.beta(p["alpha"], p["beta"])
             case _:
                 return stats.expon(scale=1 / p["lam"])
 
@@ -431,6 +485,12 @@ class ModelSpec:
         One line that reports print under the name.
     outcome : {None, "any", "complete", "partial", "response"}, default None
         Default outcome to fit; None leaves the choice to the caller.
+    selection : {None, "by_response"}, default None
+        Publication selection: None assumes every study published whatever its result;
+        ``"by_response"`` models a study with no responders as published with a relative
+        probability w per selection class (:data:`SELECTION_CLASSES`), each with its prior
+        (``selection_case_report``, ``selection_case_series``; beta priors). Not for the
+        joint response model.
     source : str, default ""
         Path or ``"shipped:NAME"`` the specification was loaded from; not compared.
 
@@ -447,6 +507,7 @@ class ModelSpec:
     conditional_priors: Mapping[str, Prior] = field(default_factory=_PriorMap)
     description: str = ""
     outcome: str | None = None
+    selection: str | None = None
     source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -458,8 +519,17 @@ class ModelSpec:
         _check_choice("heterogeneity", self.heterogeneity, HETEROGENEITIES)
         if self.outcome is not None:
             _check_choice("outcome", self.outcome, SPEC_OUTCOMES)
-        keys = _model_prior_keys(self.likelihood, self.heterogeneity)
+        if self.selection is not None:
+            _check_choice("selection", self.selection, SELECTIONS)
+            if self.outcome == "response":
+                raise SpecError(
+                    "selection: publication selection is modelled on one outcome's events; "
+                    'the joint response model (outcome = "response") cannot take it'
+                )
+        keys = _model_prior_keys(self.likelihood, self.heterogeneity, self.selection)
         model = f"a {self.likelihood} model with {self.heterogeneity} heterogeneity"
+        if self.selection is not None:
+            model += f" and selection {self.selection}"
         for section in ("priors", "conditional_priors"):
             checked = _checked_priors(section, getattr(self, section), keys, model)
             object.__setattr__(self, section, checked)
@@ -476,8 +546,8 @@ class ModelSpec:
         Parameters
         ----------
         d : mapping
-            Top-level keys: name, description, likelihood, heterogeneity, outcome, priors,
-            conditional_priors. likelihood, heterogeneity and priors are required.
+            Top-level keys: name, description, likelihood, heterogeneity, outcome, selection,
+            priors, conditional_priors. likelihood, heterogeneity and priors are required.
         source : str, default ""
             Where ``d`` came from. When ``d`` has no name, the name is the file stem of
             ``source`` (or NAME of ``"shipped:NAME"``).
@@ -513,13 +583,15 @@ class ModelSpec:
             conditional_priors=d.get("conditional_priors", {}),
             description=d.get("description", ""),
             outcome=d.get("outcome"),
+            selection=d.get("selection"),
             source=source,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON- and TOML-serialisable dict; ``from_dict`` of it equals this spec.
 
-        ``outcome`` is left out when it is None (TOML has no null); ``source`` is left out.
+        ``outcome`` and ``selection`` are left out when None (TOML has no null); ``source``
+        is left out.
         """
         d: dict[str, Any] = {
             "name": self.name,
@@ -529,6 +601,8 @@ class ModelSpec:
         }
         if self.outcome is not None:
             d["outcome"] = self.outcome
+        if self.selection is not None:
+            d["selection"] = self.selection
         for section in ("priors", "conditional_priors"):
             d[section] = {key: prior.to_dict() for key, prior in getattr(self, section).items()}
         return d
@@ -537,7 +611,7 @@ class ModelSpec:
         """Return the specification as TOML text, each prior under a comment saying what it is."""
         d = self.to_dict()
         lines = [f"# Model specification {self.name!r}, written by bayesreview."]
-        for key in ("name", "description", "likelihood", "heterogeneity", "outcome"):
+        for key in ("name", "description", "likelihood", "heterogeneity", "outcome", "selection"):
             if key in d:
                 lines.append(f"{key} = {_toml_string(d[key])}")
         for section in ("priors", "conditional_priors"):
@@ -623,6 +697,26 @@ class ModelSpec:
             conditional_priors={k: p.scaled(factor) for k, p in self.conditional_priors.items()},
         )
 
+    def with_selection(self, selection: str = "by_response") -> ModelSpec:
+        """Return this specification with publication selection added.
+
+        The selection weights take the priors of the shipped ``selection`` specification
+        (``models/selection.toml``); the name gains ``"+selection"``. A specification that
+        already models selection is returned as is.
+
+        Raises
+        ------
+        SpecError
+            If ``selection`` is unknown or the specification is the joint response model.
+        """
+        if self.selection is not None:
+            return self
+        shipped = load_spec("selection")
+        priors = {**self.priors, **{k: shipped.priors[k] for k in SELECTION_CLASSES.values()}}
+        return dataclasses.replace(
+            self, name=f"{self.name}+selection", selection=selection, priors=priors, source=""
+        )
+
     def describe(self) -> str:
         """Return several lines of plain English: likelihood, pooling, and every prior."""
         param = "phi" if self.likelihood == "beta_binomial" else "tau"
@@ -633,6 +727,7 @@ class ModelSpec:
             f"Likelihood: {_LIKELIHOOD_WORDS[self.likelihood]}",
             f"Heterogeneity: {_HETEROGENEITY_WORDS[self.heterogeneity].format(p=param)}",
             f"Outcome: {_OUTCOME_WORDS[self.outcome]}",
+            f"Publication selection: {_SELECTION_WORDS[self.selection]}",
             "Priors:",
             *(_describe_prior(key, prior) for key, prior in self.priors.items()),
         ]
@@ -647,8 +742,8 @@ class ModelSpec:
 def _describe_prior(key: str, prior: Prior) -> str:
     """Return one line saying what the prior of ``key`` is and what it means.
 
-    A location prior is summarised by its central 95% interval, a scale prior by the value
-    that 95% of its mass lies below.
+    A location or probability prior is summarised by its central 95% interval, a scale prior
+    by the value that 95% of its mass lies below.
     """
     info = _PRIOR_KEYS[key]
     line = f"  {key} ~ {prior.describe()}: {info.meaning}"

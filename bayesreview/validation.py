@@ -47,6 +47,7 @@ from bayesreview.evidence import (
 )
 from bayesreview.integrals import logit_normal_moment
 from bayesreview.progress import progress
+from bayesreview.spec import SELECTION_CLASSES
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -555,7 +556,10 @@ def _simulate_stage(
         tiny = np.finfo(float).tiny
         a = np.maximum(phi[g] * special.expit(eta), tiny)
         b = np.maximum(phi[g] * special.expit(-eta), tiny)
-        p = rng.beta(a, b)
+
+        def study_rates(rows):
+            return rng.beta(a[rows], b[rows])
+
         mean = special.expit(eta_level)
     else:
         if spec.heterogeneity == "partial_pooling":
@@ -573,10 +577,40 @@ def _simulate_stage(
             tau = np.full(groups, shared)
             truth[f"tau_shared{suffix}"] = shared
             truth[f"tau{suffix}"] = tau
-        p = special.expit(eta + tau[g] * rng.standard_normal(len(trials)))
+
+        def study_rates(rows):
+            return special.expit(eta[rows] + tau[g][rows] * rng.standard_normal(rows.sum()))
+
         mean = logit_normal_moment(eta_level, tau[None, :])
-    events = rng.binomial(trials, np.clip(p, 0.0, 1.0)).astype(np.int64)
+    everyone = np.ones(len(trials), dtype=bool)
+    events = rng.binomial(trials, np.clip(study_rates(everyone), 0.0, 1.0)).astype(np.int64)
+    if spec.selection is not None and stage == "marginal":
+        truth["selection_weight"] = np.array(
+            [float(_draw(spec.prior(key), None, rng)) for key in SELECTION_CLASSES.values()]
+        )
+        events = _published(events, trials, truth["selection_weight"], study_rates, rng)
     return truth, events, mean
+
+
+#: Most rounds of redrawing an unpublished study in :func:`_published`.
+_PUBLICATION_ROUNDS = 100_000
+
+
+def _published(events, trials, weights, study_rates, rng: np.random.Generator) -> np.ndarray:
+    """Events of published studies, by rejection: a study with no events is published with
+    probability ``weights[class]`` (class 0 a case report of one patient, 1 a case series),
+    one with events always; an unpublished study is redrawn (a new rate, new events) at the
+    same size until it is published, so each study's events follow f(y) w(y) / Z exactly."""
+    weight = np.where(trials == 1, weights[0], weights[1])
+    events = events.copy()
+    unpublished = np.ones(len(events), dtype=bool)
+    for _ in range(_PUBLICATION_ROUNDS):
+        unpublished &= (events == 0) & (rng.random(len(events)) >= weight)
+        if not unpublished.any():
+            return events
+        rates = np.clip(study_rates(unpublished), 0.0, 1.0)
+        events[unpublished] = rng.binomial(trials[unpublished], rates)
+    raise BayesReviewError("simulate_from_prior: a study was not published in 100,000 draws")
 
 
 def simulate_from_prior(
@@ -626,8 +660,12 @@ def simulate_from_prior(
         logit-normal, shaped (groups,), or (3, groups) for the outcomes complete, partial and
         any of the joint model (complete = any x complete-given-any). With a covariate it also
         holds ``level`` (each study's true level index) and ``hidden`` (True where the fit is
-        not told the level). ``events`` are the simulated counts, one per study, or for the
-        joint model a (2, studies) array: any response, then complete response.
+        not told the level). With publication selection (``spec.selection``) it holds
+        ``selection_weight`` (case report, case series), each drawn from its prior, and the
+        events are those of published studies: a study with no events is published with
+        its class's weight, and one not published is redrawn at its size until it is
+        (:func:`_published`). ``events`` are the simulated counts, one per study, or for
+        the joint model a (2, studies) array: any response, then complete response.
     """
     n = design.trials
     codes = None
@@ -692,6 +730,7 @@ _RANKED = (
     "log_tau_sd",
     "tau_shared",
     "tau",
+    "selection_weight",
 )
 
 #: Designs :func:`sbc_replicate` knows by name.
@@ -929,6 +968,7 @@ SBC_CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "missing_levels": {"model": "beta_binomial", "bias": "missing"},
     "known_totals": {"model": "beta_binomial", "bias": "totals"},
     "logit_normal_large": {"model": "logit_normal", "design": "large_studies"},
+    "selection": {"model": "selection"},
 }
 
 #: Least replicates per configuration in the committed evidence.

@@ -238,3 +238,37 @@ def test_bad_totals_name_the_level_and_the_numbers():
         )
     with pytest.raises(br.BayesReviewError, match="gives no risk_of_bias_totals"):
         br.fit(table, outcome="events", bias="risk_of_bias", bias_totals="dataset", draws=10)
+
+
+def test_weakly_identified_headline_is_the_own_mix_where_the_unadjusted_analysis_is(totals_fit):
+    """No study's rating is known: the bias effects rest on their prior, the warning says so,
+    and the headline rate is each modality's own mix of studies, which stays where the
+    analysis without the covariate put it (the reference-level rate does not)."""
+    import bayesreview as br
+
+    assert totals_fit.weak_identification() is not None
+    assert not totals_fit.headline_adjusted()
+    headline = totals_fit.summary().set_index("modality")
+    own = totals_fit.summary(adjusted=False).set_index("modality")
+    pd.testing.assert_frame_equal(headline, own)
+    assert (headline["adjusted_to"] == totals_fit.adjusted_to(False)).all()
+    plain = (
+        br.fit(
+            br.load_dataset("calcinosis_cutis"),
+            outcome="any",
+            by="group",
+            draws=300,
+            tune=300,
+            chains=2,
+            seed=3,
+            progressbar=False,
+        )
+        .summary()
+        .set_index("modality")
+    )
+    many = plain.index[plain["studies"] >= 9]  # topical and intralesional STS, CO2 laser
+    difference = (headline.loc[many, "mean_rate"] - plain.loc[many, "mean_rate"]).abs()
+    assert (difference < 0.04).all(), difference
+    reference = totals_fit.summary(adjusted=True).set_index("modality")
+    moved = (reference.loc[many, "mean_rate"] - plain.loc[many, "mean_rate"]).abs()
+    assert (moved > 0.04).all(), moved

@@ -184,6 +184,10 @@ def test_log_rising_factorial_value_and_slope(log_x):
         assert slope == pytest.approx(expected_slope, rel=1e-8, abs=1e-10)
 
 
+#: The rows kernels' ``log_w`` input without publication selection: empty.
+NO_SELECTION = np.zeros(0)
+
+
 def _rows(mixture: bool, seed: int = 0, totals: bool = False):
     """Random inputs of BetaBinomialRows: 2 stages, 3 groups, 3 levels, 12 rows; with
     ``totals``, the levels' totals known (and log pi unused) instead of a mixture."""
@@ -239,7 +243,7 @@ def test_rows_value_equals_the_mixture_written_with_scipy(mixture):
     for j in range(len(group)):
         row = log_pi + at_level[j]
         expected += weights[j] * (row[level[j]] if known[j] else special.logsumexp(row))
-    got = beta_binomial_rows(alpha, log_phi, level_shift, row_shift, log_pi, *data)[0]
+    got = beta_binomial_rows(alpha, log_phi, level_shift, row_shift, log_pi, NO_SELECTION, *data)[0]
     assert got == pytest.approx(expected, rel=1e-10)
 
 
@@ -258,7 +262,7 @@ def test_rows_value_with_known_totals_equals_enumeration():
             terms.append(at_level[free, choice].sum())
     log_n = special.gammaln(len(group) + 1) - special.gammaln(totals + 1).sum()
     expected = at_level[rated, level[rated]].sum() + special.logsumexp(terms) - log_n
-    got = beta_binomial_rows(alpha, log_phi, level_shift, row_shift, log_pi, *data)[0]
+    got = beta_binomial_rows(alpha, log_phi, level_shift, row_shift, log_pi, NO_SELECTION, *data)[0]
     assert got == pytest.approx(expected, rel=1e-10)
 
 
@@ -286,7 +290,7 @@ def test_logit_normal_rows_with_known_totals_equal_enumeration():
     ]
     log_n = special.gammaln(len(group) + 1) - special.gammaln(totals + 1).sum()
     expected = at_level[rated, level[rated]].sum() + special.logsumexp(terms) - log_n
-    got = logit_normal_rows(alpha, tau, level_shift, row_shift, log_pi, *data)[0]
+    got = logit_normal_rows(alpha, tau, level_shift, row_shift, log_pi, NO_SELECTION, *data)[0]
     assert got == pytest.approx(expected, rel=1e-7)
 
 
@@ -307,7 +311,7 @@ def test_rows_gradient_with_known_totals_equals_finite_differences():
     constants = [pt.as_tensor(x) for x in data]
 
     def loglik(*p):
-        return BetaBinomialRows()(*p, pt.zeros(3), *constants)[0]
+        return BetaBinomialRows()(*p, pt.zeros(3), pt.zeros(0), *constants)[0]
 
     verify_grad(loglik, parameters[:4], rng=np.random.default_rng(5), abs_tol=1e-4, rel_tol=1e-4)
 
@@ -318,7 +322,7 @@ def test_rows_gradient_equals_finite_differences(mixture):
     constants = [pt.as_tensor(x) for x in data]
 
     def loglik(*parameters):
-        return BetaBinomialRows()(*parameters, *constants)[0]
+        return BetaBinomialRows()(*parameters, pt.zeros(0), *constants)[0]
 
     rng = np.random.default_rng(2)
     points = parameters if mixture else parameters[:4]  # log pi: a constant 0 without a mixture

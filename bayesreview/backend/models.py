@@ -25,6 +25,14 @@ studies together is the average over every assignment of levels with those total
 The joint response model has two stages sharing the bias level: any response of n_j, then
 complete response of the y_j responders; the second stage's variables end in ``_cond``.
 
+With publication selection (``spec.selection == "by_response"``) a study with no events is
+published with probability w_d relative to one with events, d its selection class (case report
+or case series), and each study's likelihood is that of a published study::
+
+    f(y_j | theta) w(y_j) / (w_d f(0 | theta) + 1 - f(0 | theta)),   w(y) = w_d if y = 0 else 1,
+
+exact for either likelihood (the sum over y' of f(y') w(y') has only these two parts).
+
 Every data array is a ``pm.Data`` container, so a compiled model can be refitted on new counts
 of the same shape; a study is left out by setting its weight to 0.
 """
@@ -38,8 +46,15 @@ import pytensor.tensor as pt
 from bayesreview.backend.ops import BetaBinomialRows, LogitNormalRows, TabulatedBetaBinomial
 from bayesreview.backend.priors import prior_logp, prior_variable
 from bayesreview.errors import SpecError
-from bayesreview.model_data import TERM_NAMES, ModelData, Tabulated, anchor_groups, cell_covariates
-from bayesreview.spec import LIKELIHOODS, ModelSpec
+from bayesreview.model_data import (
+    TERM_NAMES,
+    ModelData,
+    Tabulated,
+    anchor_groups,
+    cell_covariates,
+    selection_classes,
+)
+from bayesreview.spec import LIKELIHOODS, SELECTION_CLASSES, ModelSpec
 
 
 def _bias_coefficients(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
@@ -143,12 +158,14 @@ def _logit_normal_scale(data: ModelData, spec: ModelSpec, stage: str, suffix: st
     return pm.Deterministic(f"tau{suffix}", tau_shared * pt.ones(data.n_groups), dims="group")
 
 
-def coords_of(data: ModelData) -> dict[str, list]:
+def coords_of(data: ModelData, spec: ModelSpec) -> dict[str, list]:
     """Coordinates (dimension labels) of the model's variables."""
     coords: dict[str, list] = {"group": list(data.groups), "row": list(range(data.n_rows))}
     if data.bias is not None and data.bias.kind == "categorical":
         coords["bias_level"] = list(data.bias.levels[1:])
         coords["level"] = list(data.bias.levels)
+    if spec.selection is not None:
+        coords["selection_class"] = list(SELECTION_CLASSES)
     return coords
 
 
@@ -186,6 +203,17 @@ def _no_totals(n_levels: int):
     return pt.as_tensor_variable(np.full(n_levels, -1, dtype=np.int64))
 
 
+def _log_selection_weights(data: ModelData, spec: ModelSpec):
+    """log w of each row under publication selection (its class's relative publication
+    probability of a study with no events), or an empty vector without selection."""
+    if spec.selection is None:
+        return pt.zeros(0)
+    weights = [prior_variable(spec.prior(key), key) for key in SELECTION_CLASSES.values()]
+    weight = pm.Deterministic("selection_weight", pt.stack(weights), dims="selection_class")
+    classes = _row_data(data, "selection_class", selection_classes(data))
+    return pt.log(weight)[classes]
+
+
 def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages):
     """Weighted per-study log-likelihood of the rows, marginal over missing bias levels.
 
@@ -217,10 +245,11 @@ def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages
         _no_totals(n_levels),
     )
     level = codes if categorical else pt.zeros(data.n_rows, dtype="int64")
+    log_w = _log_selection_weights(data, spec)
     op = BetaBinomialRows() if spec.likelihood == "beta_binomial" else LogitNormalRows()
     return op(
-        alpha, scale, level_shift, row_shift, log_pi, g, events, trials, weights, level, known,
-        totals,
+        alpha, scale, level_shift, row_shift, log_pi, log_w, g, events, trials, weights, level,
+        known, totals,
     )[0]  # fmt: skip
 
 
@@ -238,10 +267,15 @@ def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = 
             "likelihood: logit_normal gives every study its own random effect, so identical "
             "studies cannot be collapsed; fit it with collapse=False"
         )
+    if spec.selection is not None and data.joint:
+        raise SpecError(
+            f"selection: {spec.name!r} models publication selection on one outcome's events; "
+            "fit it with outcome 'any', 'complete' or 'partial', not the joint response model"
+        )
     if tabulated is not None:
         return _build_tabulated(data, spec, tabulated)
     bias = data.bias
-    with pm.Model(coords=coords_of(data)) as model:
+    with pm.Model(coords=coords_of(data, spec)) as model:
         g = _row_data(data, "group_idx", data.group_idx)
         weights = _row_data(data, "weights", data.weights.astype(float))
         codes = None
@@ -258,9 +292,12 @@ def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = 
 
 def _build_tabulated(data: ModelData, spec: ModelSpec, tabulated: Tabulated) -> pm.Model:
     """The beta-binomial model from sufficient counts per cell (no missing bias level)."""
-    if spec.likelihood != "beta_binomial":
-        raise SpecError(f"likelihood: {spec.likelihood!r} cannot be fitted from tabulated counts")
-    coords = coords_of(data)
+    if spec.likelihood != "beta_binomial" or spec.selection is not None:
+        raise SpecError(
+            f"model {spec.name!r} cannot be fitted from tabulated counts (only the beta-binomial "
+            "without publication selection can)"
+        )
+    coords = coords_of(data, spec)
     coords.pop("row")
     coords["cell"] = list(range(tabulated.n_cells))
     for suffix, (term_cell, *_) in tabulated.terms.items():

@@ -189,7 +189,9 @@ def beta_binomial_term(y: float, n: float, eta: float, log_phi: float):
 
 
 @numba.njit(cache=True)
-def _mixture_over_levels(values, d_eta, d_scale, log_pi, group, weights, level, known, n_groups):
+def _mixture_over_levels(
+    values, d_eta, d_scale, d_log_w, log_pi, group, weights, level, known, n_groups
+):  # fmt: skip
     """Weighted sum over rows of each row's log-likelihood, marginal over missing levels.
 
     ``values``, ``d_eta``, ``d_scale`` are (S, J, K): stage s's log-likelihood of row j at
@@ -197,9 +199,13 @@ def _mixture_over_levels(values, d_eta, d_scale, log_pi, group, weights, level, 
     Row j at level k has L_jk = log pi_k + sum_s values[s, j, k]; a row whose level is known
     contributes w_j L_j,level, a row whose level is missing w_j log sum_k exp(L_jk). Returns
     (log-likelihood, d/d scale (S, G), d/d eta summed per group (S, G), per level (S, K), per
-    row (S, J), d/d log_pi (K,)).
+    row (S, J), d/d log_pi (K,), d/d log_w per row (J,)). ``d_log_w`` (J, K) is the
+    derivative of row j's first-stage value at level k with respect to its log selection
+    weight (:func:`_published`); (0, K) without publication selection.
     """
     n_stages, n_rows, n_levels = values.shape
+    selected = d_log_w.shape[0] > 0
+    grad_log_w = np.zeros(d_log_w.shape[0])
     total = 0.0
     grad_alpha = np.zeros((n_stages, n_groups))
     grad_scale = np.zeros((n_stages, n_groups))
@@ -230,17 +236,19 @@ def _mixture_over_levels(values, d_eta, d_scale, log_pi, group, weights, level, 
         for k in range(first, last):
             share = weight * math.exp(joint[k] - row)  # w_j times the level's responsibility
             grad_log_pi[k] += share
+            if selected:
+                grad_log_w[j] += share * d_log_w[j, k]
             for s in range(n_stages):
                 grad_alpha[s, g] += share * d_eta[s, j, k]
                 grad_scale[s, g] += share * d_scale[s, j, k]
                 grad_level_shift[s, k] += share * d_eta[s, j, k]
                 grad_row_shift[s, j] += share * d_eta[s, j, k]
-    return total, grad_alpha, grad_scale, grad_level_shift, grad_row_shift, grad_log_pi
+    return total, grad_alpha, grad_scale, grad_level_shift, grad_row_shift, grad_log_pi, grad_log_w
 
 
 @numba.njit(cache=True)
 def _known_totals_over_levels(
-    values, d_eta, d_scale, group, weights, level, known, totals, n_groups
+    values, d_eta, d_scale, d_log_w, group, weights, level, known, totals, n_groups
 ):  # fmt: skip
     """Like :func:`_mixture_over_levels`, with the level totals known instead of pi.
 
@@ -269,42 +277,87 @@ def _known_totals_over_levels(
     grad_level_shift = np.zeros((n_stages, n_levels))
     grad_row_shift = np.zeros((n_stages, n_rows))
     grad_log_pi = np.zeros(n_levels)
+    grad_log_w = np.zeros(d_log_w.shape[0])
     if log_z == -math.inf:
-        return -math.inf, grad_alpha, grad_scale, grad_level_shift, grad_row_shift, grad_log_pi
+        return (
+            -math.inf, grad_alpha, grad_scale, grad_level_shift, grad_row_shift, grad_log_pi,
+            grad_log_w,
+        )  # fmt: skip
     for j in range(n_rows):
         g = group[j]
         for k in range(n_levels):
             share = weights[j] * probabilities[j, k]
             if share == 0.0:
                 continue
+            if d_log_w.shape[0] > 0:
+                grad_log_w[j] += share * d_log_w[j, k]
             for s in range(n_stages):
                 grad_alpha[s, g] += share * d_eta[s, j, k]
                 grad_scale[s, g] += share * d_scale[s, j, k]
                 grad_level_shift[s, k] += share * d_eta[s, j, k]
                 grad_row_shift[s, j] += share * d_eta[s, j, k]
-    return log_z - log_n, grad_alpha, grad_scale, grad_level_shift, grad_row_shift, grad_log_pi
+    return (
+        log_z - log_n, grad_alpha, grad_scale, grad_level_shift, grad_row_shift, grad_log_pi,
+        grad_log_w,
+    )  # fmt: skip
 
 
 @numba.njit(cache=True)
-def _over_levels(values, d_eta, d_scale, log_pi, group, weights, level, known, totals, n_groups):
+def _over_levels(
+    values, d_eta, d_scale, d_log_w, log_pi, group, weights, level, known, totals, n_groups
+):  # fmt: skip
     """The rows' log-likelihood and gradient, marginal over missing levels: with pi
     (:func:`_mixture_over_levels`), or with the level totals where ``totals[0] >= 0``
     (:func:`_known_totals_over_levels`)."""
     if totals[0] >= 0:
         return _known_totals_over_levels(
-            values, d_eta, d_scale, group, weights, level, known, totals, n_groups
+            values, d_eta, d_scale, d_log_w, group, weights, level, known, totals, n_groups
         )
     return _mixture_over_levels(
-        values, d_eta, d_scale, log_pi, group, weights, level, known, n_groups
+        values, d_eta, d_scale, d_log_w, log_pi, group, weights, level, known, n_groups
+    )
+
+
+@numba.njit(cache=True)
+def _log1mexp(x: float) -> float:
+    """log(1 - exp(x)) for x <= 0, accurate near 0 and for very negative x."""
+    if x > -0.6931471805599453:
+        return math.log(-math.expm1(x))
+    return math.log1p(-math.exp(x))
+
+
+@numba.njit(cache=True)
+def _published(y: float, log_w: float, value, d_eta, d_scale, zero, zero_d_eta, zero_d_scale):
+    """One study's log-likelihood given that it was published, and its derivatives.
+
+    With w(y) = w for y = 0 and 1 otherwise, the published study's likelihood is
+    f(y) w(y) / Z, Z = sum over y' of f(y') w(y') = w f(0) + 1 - f(0). From log f(y)
+    (``value``) and log f(0) (``zero``), each with its derivatives with respect to the linear
+    predictor and the scale, returns (log f(y) + [y = 0] log w - log Z, d/d eta, d/d scale,
+    d/d log w). log Z is taken as logaddexp(log w + log f(0), log(1 - f(0))): exact where w
+    and 1 - f(0) are both tiny.
+    """
+    a = log_w + zero
+    b = _log1mexp(zero)
+    top = max(a, b)
+    log_z = top + math.log(math.exp(a - top) + math.exp(b - top))
+    shrink = math.exp(zero - log_z) - math.exp(a - log_z)  # (1 - w) f(0) / Z
+    is_zero = 1.0 if y == 0.0 else 0.0
+    return (
+        value + is_zero * log_w - log_z,
+        d_eta + shrink * zero_d_eta,
+        d_scale + shrink * zero_d_scale,
+        is_zero - math.exp(a - log_z),
     )
 
 
 @numba.njit(cache=True)
 def beta_binomial_rows(
-    alpha, log_phi, level_shift, row_shift, log_pi, group, events, trials, weights, level,
-    known, totals,
+    alpha, log_phi, level_shift, row_shift, log_pi, log_w, group, events, trials, weights,
+    level, known, totals,
 ):  # fmt: skip
-    """(log-likelihood, its gradient w.r.t. alpha, log_phi, level_shift, row_shift, log_pi).
+    """(log-likelihood, its gradient w.r.t. alpha, log_phi, level_shift, row_shift, log_pi,
+    log_w).
 
     The per-study beta-binomial of S stages sharing a bias level: row j at level k has
     L_jk = log pi_k + sum_s log BB(y_sj | n_sj, eta_sjk, log phi_s[g_j]), with
@@ -321,6 +374,10 @@ def beta_binomial_rows(
         Logit shift of each row (a numeric covariate's term; else 0).
     log_pi : (K,) float array
         Log probability of each level (zeros where no level is missing).
+    log_w : (J,) or (0,) float array
+        With publication selection, the log relative publication probability of row j had it
+        no events in the first stage: its first-stage term is then the likelihood given
+        publication (:func:`_published`). Empty without selection.
     group, level : (J,) int arrays
     events, trials : (S, J) float arrays
     weights, known : (J,) float arrays
@@ -335,6 +392,7 @@ def beta_binomial_rows(
     values = np.zeros((n_stages, n_rows, n_levels))
     d_eta = np.zeros((n_stages, n_rows, n_levels))
     d_log_phi = np.zeros((n_stages, n_rows, n_levels))
+    d_log_w = np.zeros((log_w.shape[0], n_levels))
     for j in range(n_rows):
         if weights[j] == 0.0:
             continue
@@ -343,12 +401,20 @@ def beta_binomial_rows(
         for k in range(first, last):
             for s in range(n_stages):
                 eta = alpha[s, g] + level_shift[s, k] + row_shift[s, j]
-                values[s, j, k], d_eta[s, j, k], d_log_phi[s, j, k] = beta_binomial_term(
-                    events[s, j], trials[s, j], eta, log_phi[s, g]
-                )
+                y, n = events[s, j], trials[s, j]
+                value, slope, slope_scale = beta_binomial_term(y, n, eta, log_phi[s, g])
+                if s == 0 and log_w.shape[0] > 0:
+                    zero, zero_slope, zero_slope_scale = beta_binomial_term(
+                        0.0, n, eta, log_phi[s, g]
+                    )
+                    value, slope, slope_scale, d_log_w[j, k] = _published(
+                        y, log_w[j], value, slope, slope_scale, zero, zero_slope, zero_slope_scale
+                    )
+                values[s, j, k], d_eta[s, j, k], d_log_phi[s, j, k] = value, slope, slope_scale
     return _over_levels(
-        values, d_eta, d_log_phi, log_pi, group, weights, level, known, totals, alpha.shape[1]
-    )
+        values, d_eta, d_log_phi, d_log_w, log_pi, group, weights, level, known, totals,
+        alpha.shape[1],
+    )  # fmt: skip
 
 
 #: Gauss-Hermite rule of the logit-normal kernel: the same nodes and log weights as
@@ -411,10 +477,10 @@ def logit_normal_term(y: float, n: float, eta: float, tau: float):
 
 @numba.njit(cache=True)
 def logit_normal_rows(
-    alpha, tau, level_shift, row_shift, log_pi, group, events, trials, weights, level, known,
-    totals,
+    alpha, tau, level_shift, row_shift, log_pi, log_w, group, events, trials, weights, level,
+    known, totals,
 ):  # fmt: skip
-    """(log-likelihood, its gradient w.r.t. alpha, tau, level_shift, row_shift, log_pi).
+    """(log-likelihood, its gradient w.r.t. alpha, tau, level_shift, row_shift, log_pi, log_w).
 
     The per-study binomial-normal likelihood of S stages, each study's effect integrated out
     (:func:`logit_normal_term`), missing bias levels marginalised as in
@@ -425,6 +491,7 @@ def logit_normal_rows(
     values = np.zeros((n_stages, n_rows, n_levels))
     d_eta = np.zeros((n_stages, n_rows, n_levels))
     d_tau = np.zeros((n_stages, n_rows, n_levels))
+    d_log_w = np.zeros((log_w.shape[0], n_levels))
     for j in range(n_rows):
         if weights[j] == 0.0:
             continue
@@ -433,12 +500,18 @@ def logit_normal_rows(
         for k in range(first, last):
             for s in range(n_stages):
                 eta = alpha[s, g] + level_shift[s, k] + row_shift[s, j]
-                values[s, j, k], d_eta[s, j, k], d_tau[s, j, k] = logit_normal_term(
-                    events[s, j], trials[s, j], eta, tau[s, g]
-                )
+                y, n = events[s, j], trials[s, j]
+                value, slope, slope_scale = logit_normal_term(y, n, eta, tau[s, g])
+                if s == 0 and log_w.shape[0] > 0:
+                    zero, zero_slope, zero_slope_scale = logit_normal_term(0.0, n, eta, tau[s, g])
+                    value, slope, slope_scale, d_log_w[j, k] = _published(
+                        y, log_w[j], value, slope, slope_scale, zero, zero_slope, zero_slope_scale
+                    )
+                values[s, j, k], d_eta[s, j, k], d_tau[s, j, k] = value, slope, slope_scale
     return _over_levels(
-        values, d_eta, d_tau, log_pi, group, weights, level, known, totals, alpha.shape[1]
-    )
+        values, d_eta, d_tau, d_log_w, log_pi, group, weights, level, known, totals,
+        alpha.shape[1],
+    )  # fmt: skip
 
 
 _KERNELS = (
@@ -452,6 +525,8 @@ _KERNELS = (
     forward_backward,
     _known_totals_over_levels,
     _over_levels,
+    _log1mexp,
+    _published,
     beta_binomial_rows,
     logit_normal_term,
     logit_normal_rows,
@@ -534,17 +609,17 @@ class _RowsOp(_LikelihoodOp):
     """Per-study likelihood of all stages, missing levels marginalised: the inputs of
     :func:`beta_binomial_rows` and :func:`logit_normal_rows`."""
 
-    input_types = ((2, "float64"),) * 4 + ((1, "float64"), (1, "int64"))
+    input_types = ((2, "float64"),) * 4 + ((1, "float64"),) * 2 + ((1, "int64"),)
     input_types += ((2, "float64"),) * 2 + ((1, "float64"), (1, "int64"), (1, "float64"))
     input_types += ((1, "int64"),)
-    n_parameters = 5
+    n_parameters = 6
 
 
 class BetaBinomialRows(_RowsOp):
     """The per-study beta-binomial of all stages, missing bias levels marginalised.
 
     See :func:`beta_binomial_rows` for the inputs; the outputs are the log-likelihood and its
-    gradient with respect to alpha, log_phi, level_shift, row_shift and log_pi.
+    gradient with respect to alpha, log_phi, level_shift, row_shift, log_pi and log_w.
     """
 
     kernel = staticmethod(beta_binomial_rows)
@@ -555,7 +630,7 @@ class LogitNormalRows(_RowsOp):
 
     See :func:`logit_normal_rows`: the inputs of :class:`BetaBinomialRows` with tau in place
     of log_phi; the outputs are the log-likelihood and its gradient with respect to alpha, tau,
-    level_shift, row_shift and log_pi.
+    level_shift, row_shift, log_pi and log_w.
     """
 
     kernel = staticmethod(logit_normal_rows)

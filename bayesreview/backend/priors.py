@@ -24,6 +24,7 @@ PYMC_DISTRIBUTIONS: dict[str, type[pm.Distribution]] = {
     "halfnormal": pm.HalfNormal,
     "halfstudent_t": pm.HalfStudentT,
     "exponential": pm.Exponential,
+    "beta": pm.Beta,
 }
 
 

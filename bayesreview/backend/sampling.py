@@ -22,6 +22,7 @@ from bayesreview.model_data import (
     Tabulated,
     anchor_groups,
     cell_covariates,
+    selection_classes,
 )
 from bayesreview.spec import ModelSpec
 
@@ -77,6 +78,8 @@ def data_arrays(
 ) -> dict[str, np.ndarray]:
     """Values of the model's ``pm.Data`` containers for ``data`` (or its tabulated counts)."""
     arrays = _count_arrays(data, tabulated)
+    if spec.selection is not None:
+        arrays["selection_class"] = selection_classes(data)
     for suffix, anchor in anchor_groups(data, spec).items():
         if anchor.any():
             arrays[f"log_phi_anchor_group{suffix}"] = anchor
