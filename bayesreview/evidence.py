@@ -68,6 +68,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "backend/ops.py",
     "backend/priors.py",
     "backend/sampling.py",
+    "known_totals.py",
     "quantities.py",
     "integrals.py",
     "model_data.py",
@@ -76,12 +77,17 @@ MODEL_MODULES: tuple[str, ...] = (
 )
 
 #: Each experiment and its own simulation module (a file of the package).
-EXPERIMENTS: dict[str, str] = {"sbc": "validation.py", "coverage": "coverage.py"}
+EXPERIMENTS: dict[str, str] = {
+    "sbc": "validation.py",
+    "coverage": "coverage.py",
+    "bias_simulations": "bias_simulation.py",
+}
 
 #: The command (from the repository root) that regenerates each experiment's evidence.
 REGENERATE: dict[str, str] = {
     "sbc": "python docs/make_validation.py --n-jobs 2",
     "coverage": "python docs/make_coverage.py --n-jobs 2",
+    "bias_simulations": "python docs/make_bias_simulations.py --n-jobs 2",
 }
 
 #: Hex digits of a fingerprint or settings hash.
@@ -184,7 +190,7 @@ def fingerprint_parts(experiment: str) -> dict[str, str]:
     Parameters
     ----------
     experiment
-        ``"sbc"`` or ``"coverage"`` (see :data:`EXPERIMENTS`).
+        A key of :data:`EXPERIMENTS`: ``"sbc"``, ``"coverage"`` or ``"bias_simulations"``.
 
     Returns
     -------
@@ -205,13 +211,14 @@ def code_fingerprint(experiment: str) -> str:
 
     Covers :data:`MODEL_MODULES`, the shipped specifications ``models/*.toml`` (found where
     :func:`bayesreview.spec.load_spec` finds them) and the experiment's module
-    (``validation.py`` for ``"sbc"``, ``coverage.py`` for ``"coverage"``). Editing a docstring,
-    a comment or the layout leaves it unchanged; any change to the code does not.
+    (``validation.py`` for ``"sbc"``, ``coverage.py`` for ``"coverage"``, ``bias_simulation.py``
+    for ``"bias_simulations"``). Editing a docstring, a comment or the layout leaves it
+    unchanged; any change to the code does not.
 
     Parameters
     ----------
     experiment
-        ``"sbc"`` or ``"coverage"``.
+        A key of :data:`EXPERIMENTS`.
 
     Returns
     -------
@@ -358,7 +365,7 @@ def write_evidence(
     table
         One row per replicate with a ``configuration`` column.
     experiment
-        ``"sbc"`` or ``"coverage"``.
+        A key of :data:`EXPERIMENTS`.
     path
         The CSV file (e.g. ``docs/evidence/sbc.csv``); the sidecar is the same name with
         ``.json``.
@@ -434,7 +441,7 @@ def check_evidence(
     Parameters
     ----------
     experiment
-        ``"sbc"`` or ``"coverage"``.
+        A key of :data:`EXPERIMENTS`.
     path
         The table, e.g. ``docs/evidence/sbc.csv``.
     configurations
