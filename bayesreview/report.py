@@ -341,7 +341,10 @@ def _bias_section(fit: Fit, table: pd.DataFrame) -> str:
         shown = {"modality": [fit.label(m) for m in plain["modality"]]}
         shown["no covariate"] = _estimates(plain, "mean_rate")
         for name in analyses:
-            rows = part[part["analysis"] == name].set_index("modality").loc[plain["modality"]]
+            rows = part[part["analysis"] == name].set_index("modality")
+            if rows.empty:  # the selection analysis of the joint model: any response only
+                continue
+            rows = rows.loc[plain["modality"]]
             if name == SELECTION_ANALYSIS:
                 shown[f"{name}: adjusted"] = _estimates(rows, "mean_rate")
                 continue

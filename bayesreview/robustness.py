@@ -601,8 +601,8 @@ SELECTION_ANALYSIS = "publication selection"
 
 def _bias_variants(fit: Fit) -> list[tuple[str, dict[str, Any]]]:
     """(name, fit arguments) of each covariate analysis the study table allows, then the
-    publication-selection analysis (the same model with selection by response), except for
-    the joint response model."""
+    publication-selection analysis: the same model with selection by response (for the joint
+    response model, its first stage fitted to any response alone)."""
     studies = fit.studies
     variants = []
     if "design" in studies and studies["design"].dropna().nunique() > 1:
@@ -615,7 +615,10 @@ def _bias_variants(fit: Fit) -> list[tuple[str, dict[str, Any]]]:
         name = "risk_of_bias (known totals)" if totals is not None else "risk_of_bias"
         if studies["risk_of_bias"].notna().any() or totals is not None:
             variants.append((name, arguments))
-    if not fit.data.joint:
+    if fit.data.joint:  # selection acts on one outcome's events: that of any response
+        single = dataclasses.replace(fit.spec, outcome=None, conditional_priors={})
+        variants.append((SELECTION_ANALYSIS, {"model": single.with_selection(), "outcome": "any"}))
+    else:
         variants.append((SELECTION_ANALYSIS, {"model": fit.spec.with_selection()}))
     return variants
 
@@ -636,7 +639,7 @@ def selection_note(result: Fit) -> str:
 
 
 def _rate_rows(name: str, result: Fit, note: str, sampling: str) -> list[dict[str, Any]]:
-    reference = result.summary()
+    reference = result.summary(adjusted=True)
     own = result.summary(adjusted=False).set_index(["outcome", "modality"])
     rows = []
     for row in reference.itertuples():
@@ -667,9 +670,10 @@ def bias_analyses(fit: Fit, progressbar: bool = False) -> pd.DataFrame:
     with the study design (where the table has a ``design`` column with two or more levels),
     with ``risk_of_bias`` (where the table has the column; with the published totals,
     exactly, where a bundled data set gives them, :func:`bayesreview.fit`'s ``bias_totals``)
-    and, except for the joint response model, with publication selection by response
-    (:meth:`bayesreview.ModelSpec.with_selection`; analysis ``"publication selection"``,
-    whose ``note`` gives the selection weights, :func:`selection_note`).
+    and with publication selection by response (:meth:`bayesreview.ModelSpec.with_selection`;
+    analysis ``"publication selection"``, whose ``note`` gives the selection weights,
+    :func:`selection_note`; for the joint response model, any response only, so that analysis
+    has no rows for complete and partial response).
 
     Returns
     -------

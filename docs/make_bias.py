@@ -28,6 +28,7 @@ import bayesreview as br  # noqa: E402
 from bayesreview.data import display_labels  # noqa: E402
 from bayesreview.fitting import WEAK_SD_RATIO  # noqa: E402
 from bayesreview.report import write_text_atomic  # noqa: E402
+from bayesreview.spec import SELECTION_CLASS_LABELS  # noqa: E402
 
 SEED = 2021
 STUDIES = br.load_dataset("calcinosis_cutis")
@@ -49,6 +50,10 @@ ANALYSES = {
     "pseudo": (
         "risk of bias, the totals as Dirichlet prior counts (as if from 40 other studies)",
         {"bias": "risk_of_bias", "bias_prior_counts": dict(TOTALS)},
+    ),
+    "selection": (
+        'publication selection by response (`model="selection"`)',
+        {"model": "selection"},
     ),
 }
 
@@ -98,7 +103,7 @@ def rates_table(fits) -> str:
     columns["no covariate"] = [estimate(r) for r in plain.itertuples()]
     for name in ("design", "totals", "uniform", "pseudo"):
         result = fits[name][0]
-        reference = result.summary()
+        reference = result.summary(adjusted=True)
         own = result.summary(adjusted=False)
         at = f"{name}: at {result.adjusted_to()}"
         columns[at] = [estimate(r) for r in reference.itertuples()]
@@ -122,6 +127,77 @@ def identification_table(fits) -> str:
                 }
             )
     return md_table(pd.DataFrame(rows))
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def selection_section(fits) -> str:
+    """The selection-adjusted rates next to the unadjusted ones, and the weights."""
+    plain = fits["none"][0].summary()
+    result = fits["selection"][0]
+    adjusted = result.summary()
+    groups = [label(g) for g in plain["modality"]]
+    rates = md_table(
+        pd.DataFrame(
+            {
+                "group": groups,
+                "no selection": [estimate(r) for r in plain.itertuples()],
+                "selection-adjusted": [estimate(r) for r in adjusted.itertuples()],
+            }
+        )
+    )
+    table = result.selection_identification()
+    weights = md_table(
+        pd.DataFrame(
+            {
+                "studies with no responders": [SELECTION_CLASS_LABELS[c] for c in table["level"]],
+                "prior mean (SD)": [
+                    f"{m:.2f} ({sd:.2f})"
+                    for m, sd in zip(table.prior_mean, table.prior_sd, strict=True)
+                ],
+                "posterior median (95% CrI)": [
+                    f"{m:.2f} ({lo:.2f}–{hi:.2f})"
+                    for m, lo, hi in zip(
+                        table["median"], table["lower"], table["upper"], strict=True
+                    )
+                ],
+                "SD ratio": [f"{r:.2f}" for r in table["sd_ratio"]],
+            }
+        )
+    )
+    informed = [
+        f"{SELECTION_CLASS_LABELS[row.level]}: "
+        + (
+            "the data barely move it from its prior"
+            if row.sd_ratio > WEAK_SD_RATIO
+            else f"the data narrow it to {row.sd_ratio:.2f} of its prior SD"
+        )
+        for row in table.itertuples()
+    ]
+    counts = fits["none"][0].data
+    reports = counts.trials == 1
+    zero = counts.events == 0
+    change = _prose.change_sentence(
+        "Allowing for publication selection", plain["mean_rate"], adjusted["mean_rate"], groups
+    )
+    return "\n\n".join(
+        [
+            "## Publication selection",
+            f"Of the {int(reports.sum())} case reports, {int((reports & zero).sum())} report a "
+            f"patient who did not respond; of the {int((~reports).sum())} case series, "
+            f"{int((~reports & zero).sum())} report no responders. Any response, pooled by "
+            "group (posterior median % and 95% CrI):",
+            rates,
+            "The relative publication probability of a study with no responders:",
+            weights,
+            _capital("; ".join(informed)) + ". " + _capital(change) + ". "
+            "A simulated literature with this kind of selection "
+            "([Bias simulations](bias_simulations.md)) shows how often each model's interval "
+            "covers the true rate.",
+        ]
+    )
 
 
 def domains_section() -> str:
@@ -169,8 +245,9 @@ def build(draws: int, chains: int) -> str:
     add(
         '- **A known covariate** (`bias="design"`, or `risk_of_bias` with every study rated): '
         "a logit shift per non-reference level, Normal(0, 1) a priori; the pooled rates are "
-        "reported at the reference level (`summary()`) and averaged over each modality's own "
-        "studies (`summary(adjusted=False)`).\n"
+        "reported at the reference level (`summary(adjusted=True)`) and averaged over each "
+        "modality's own studies (`summary(adjusted=False)`); `summary()` reports the first "
+        "unless the effects are weakly identified (below).\n"
         "- **Ratings missing, level probabilities unknown** (`bias_prior_counts`, default 1 per "
         "level): each unrated study's level is drawn from pi, pi ~ Dirichlet(counts), and its "
         "likelihood is the mixture over the levels. Prior counts are pseudo-studies: use them "
@@ -183,9 +260,22 @@ def build(draws: int, chains: int) -> str:
         "- **Weak identification.** Where no study's level is observed, or every bias effect's "
         f"posterior SD is above {WEAK_SD_RATIO:g} of its prior SD, `fit` warns "
         "(`WeakIdentificationWarning`): the reference-level rates then rest on the prior's bias "
-        "effects, and the rates averaged over each modality's own studies are the ones to read."
+        "effects, so the headline rates (`summary()`, the report, the forest plot) are those "
+        "averaged over each modality's own studies, and the reference-level ones stay "
+        "available, labelled as prior-driven (`summary(adjusted=True)`).\n"
+        '- **Publication selection** (`model="selection"`, or `spec.with_selection()` for '
+        "any one-outcome model): a study that reports no responders is published with "
+        "probability w relative to one that reports some, one w for case reports (one "
+        "patient counted in the denominator) and one for case series (more than one), each "
+        "Beta(1, 1) a priori. Each published study's likelihood is f(y) w(y) / (w f(0) + 1 - "
+        "f(0)), exact for any study size, and the pooled rates are those of all studies, "
+        "published or not. The weights are identified only through an assumption: that case "
+        "reports and case series of a modality share one distribution of true rates, so that "
+        "the series tell how often a single patient would not respond, and the case reports "
+        "how many of those are missing."
     )
     add(domains_section())
+    add(selection_section(fits))
     add("## What the bundled data can say")
     add(
         f"The review's text gives the risk-of-bias totals ({totals_text} of "
@@ -209,13 +299,13 @@ def build(draws: int, chains: int) -> str:
         _prose.change_sentence(
             f"At the reference level ({totals_fit.adjusted_to()}), the exact-totals analysis",
             plain["mean_rate"],
-            totals_fit.summary()["mean_rate"],
+            totals_fit.summary(adjusted=True)["mean_rate"],
             groups,
         ),
         _prose.change_sentence(
             "At the reference level, the analysis that reads the totals as prior counts",
             plain["mean_rate"],
-            pseudo_fit.summary()["mean_rate"],
+            pseudo_fit.summary(adjusted=True)["mean_rate"],
             groups,
         ),
     ]

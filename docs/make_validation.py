@@ -148,6 +148,13 @@ def describe(name: str) -> str:
             "the priors of `[conditional_priors]`; ranks of both stages' parameters and of the "
             "complete and any response rates"
         )
+    if spec.selection is not None:
+        parts.append(
+            "publication selection by response: the relative publication probabilities of a "
+            "case report and of a case series with no responders drawn from their priors, and "
+            "each study redrawn at its size until it is published (a study with no responders "
+            "is kept with its class's probability); ranks of both weights too"
+        )
     bias = config.get("bias")
     if bias == "design":
         data = sbc_design(bias="design")

@@ -107,7 +107,13 @@ def test_analyze_sets_the_bias_analyses_beside_the_main_one(analyzed):
         "none",
         "design",
         "risk_of_bias (known totals)",
+        "publication selection",
     ]
+    # selection acts on one outcome's events: the joint model's is any response
+    selection = bias[bias["analysis"] == "publication selection"]
+    assert set(selection["outcome"]) == {"any"}
+    assert len(selection) == len(TABLE_2)
+    assert selection["note"].str.contains("case reports .* case series", regex=True).all()
     summary = pd.read_csv(out / "summary.csv")
     plain = bias[bias["analysis"] == "none"]
     np.testing.assert_allclose(plain["mean_rate"], summary["mean_rate"])  # the same fit
@@ -118,6 +124,7 @@ def test_analyze_sets_the_bias_analyses_beside_the_main_one(analyzed):
     assert set(rob["adjusted_to"]) == {"risk_of_bias = low"}
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "<h2>Bias</h2>" in report and "No study&#x27;s level is known" in report
+    assert "publication selection: adjusted" in report
 
 
 def test_analyze_crude_columns_are_table_2_and_crude_table(analyzed):

@@ -97,7 +97,7 @@ def forest_rows(
     outcome: str | None = None,
     level: float = 0.95,
     sort_by: str | None = "year",
-    adjusted: bool = True,
+    adjusted: bool | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The rows of the forest plot, top to bottom, with the text they print.
@@ -115,6 +115,7 @@ def forest_rows(
         ``pred_lower``/``pred_upper`` (pooled rows).
     """
     labels = figure_labels(fit, labels)
+    adjusted = fit.headline_adjusted() if adjusted is None else adjusted
     rows = _forest_rows(fit, plot_outcome(fit, outcome), level, sort_by, adjusted, labels)
     records = []
     for row in rows:
@@ -741,7 +742,7 @@ def forest_plot(
     ax: Axes | None = None,
     level: float = 0.95,
     sort_by: str | None = "year",
-    adjusted: bool = True,
+    adjusted: bool | None = None,
     labels: Mapping[str, str] | None = None,
     title: str | None = None,
     row_height: float = 0.22,
@@ -780,8 +781,10 @@ def forest_plot(
         Order of the studies within a modality: ``"year"`` (default; then name), ``"study"``
         (name), ``"n"`` (largest first), ``"crude"`` (highest first) or None (data order).
     adjusted
-        With a bias covariate: ``True`` (default) pools the bias-adjusted rate, ``False`` the
-        rate averaged over the observed mix. Study estimates are the same either way.
+        With a bias covariate: ``True`` pools the bias-adjusted rate, ``False`` the rate
+        averaged over the observed mix; default None: the fit's headline
+        (:meth:`bayesreview.Fit.headline_adjusted`, the observed mix where the bias effects are
+        weakly identified). Study estimates are the same either way.
     labels
         Display names of modalities, e.g. ``{"topical_sts": "Topical STS"}``; default: the
         fit's labels (:attr:`bayesreview.Fit.labels`), which these update.
@@ -800,6 +803,7 @@ def forest_plot(
         See :mod:`bayesreview.plots` for the gids of its parts.
     """
     outcome = plot_outcome(fit, outcome)
+    adjusted = fit.headline_adjusted() if adjusted is None else adjusted
     rows = _forest_rows(fit, outcome, level, sort_by, adjusted, figure_labels(fit, labels))
     footer = _footer(fit, outcome, level, adjusted)
     bias = fit.data.bias
