@@ -31,6 +31,7 @@ from bayesreview import __version__
 from bayesreview.data import FIT_OUTCOMES, OUTCOMES
 from bayesreview.errors import BayesReviewError
 from bayesreview.formatting import percent
+from bayesreview.spec import shipped_models
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -98,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         metavar="NAME|PATH",
-        help="shipped model (beta_binomial, logit_normal, response) or a .toml specification "
-        "(default: response for --outcome response, else beta_binomial)",
+        help=f"shipped model ({', '.join(shipped_models())}) or a .toml specification "
+        "(default: response for --outcome response, else beta_binomial; selection needs one "
+        "outcome, e.g. --outcome any)",
     )
     analyze.add_argument(
         "--by",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from bayesreview.formatting import outcome_words, percent
+from bayesreview.spec import SELECTION_CLASS_LABELS
 
 if TYPE_CHECKING:
     from bayesreview.fitting import Fit
@@ -25,6 +26,7 @@ __all__ = [
     "fit_text",
     "pooled_totals_note",
     "readable_summary",
+    "selection_note",
     "what_was_fitted",
 ]
 
@@ -61,6 +63,22 @@ def pooled_totals_note(fit: Fit) -> str | None:
     )
 
 
+def selection_note(fit: Fit) -> str:
+    """The publication-selection weights of ``fit`` in words, with how far the data moved
+    them (:meth:`Fit.selection_identification`)."""
+    table = fit.selection_identification()
+    parts = [
+        f"{SELECTION_CLASS_LABELS[row.level]} {percent(row.median)}% "
+        f"(95% CrI {percent(row.lower)}–{percent(row.upper)}%; posterior SD / prior SD "
+        f"{row.sd_ratio:.2f})"
+        for row in table.itertuples()
+    ]
+    return (
+        "publication probability of a study with no responders relative to one with "
+        "responders: " + "; ".join(parts)
+    )
+
+
 def what_was_fitted(fit: Fit) -> list[tuple[str, str]]:
     """(item, value) pairs naming what was fitted, in words and display labels."""
     settings = fit.settings
@@ -78,8 +96,10 @@ def what_was_fitted(fit: Fit) -> list[tuple[str, str]]:
     if note:
         items.append(("Pooled totals", note))
     if settings.get("bias"):
-        adjusted = fit.adjusted_to()
-        items.append(("Bias covariate", f"{settings['bias']} (rates adjusted to {adjusted})"))
+        adjusted = fit.adjusted_to(fit.headline_adjusted())
+        items.append(("Bias covariate", f"{settings['bias']} (rates: {adjusted})"))
+    if spec.selection is not None:
+        items.append(("Publication selection", selection_note(fit)))
     items.append(("Unknown responses", f"counted as {settings['unknown']}"))
     items.append(
         (

@@ -32,11 +32,11 @@ import xarray as xr
 from scipy import stats
 
 from bayesreview.data import display_labels, published_totals, validated
+from bayesreview.display import selection_note
 from bayesreview.errors import BayesReviewError, ConvergenceWarning, WeakIdentificationWarning
-from bayesreview.formatting import percent
 from bayesreview.model_data import ModelData, model_data
 from bayesreview.progress import progress
-from bayesreview.spec import SELECTION_CLASS_LABELS, ModelSpec, Prior, load_spec, shipped_models
+from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
 
 if TYPE_CHECKING:
     from bayesreview.fitting import Fit
@@ -623,21 +623,6 @@ def _bias_variants(fit: Fit) -> list[tuple[str, dict[str, Any]]]:
     return variants
 
 
-def selection_note(result: Fit) -> str:
-    """The selection weights of ``result`` in words, with how far the data moved them."""
-    table = result.selection_identification()
-    parts = [
-        f"{SELECTION_CLASS_LABELS[row.level]} {percent(row.median)} "
-        f"[{percent(row.lower)}, {percent(row.upper)}] (posterior SD / prior SD "
-        f"{row.sd_ratio:.2f})"
-        for row in table.itertuples()
-    ]
-    return (
-        "publication probability of a study with no responders relative to one with "
-        "responders: " + "; ".join(parts)
-    )
-
-
 def _rate_rows(name: str, result: Fit, note: str, sampling: str) -> list[dict[str, Any]]:
     reference = result.summary(adjusted=True)
     own = result.summary(adjusted=False).set_index(["outcome", "modality"])
@@ -672,8 +657,8 @@ def bias_analyses(fit: Fit, progressbar: bool = False) -> pd.DataFrame:
     exactly, where a bundled data set gives them, :func:`bayesreview.fit`'s ``bias_totals``)
     and with publication selection by response (:meth:`bayesreview.ModelSpec.with_selection`;
     analysis ``"publication selection"``, whose ``note`` gives the selection weights,
-    :func:`selection_note`; for the joint response model, any response only, so that analysis
-    has no rows for complete and partial response).
+    :func:`bayesreview.display.selection_note`; for the joint response model, any response
+    only, so that analysis has no rows for complete and partial response).
 
     Returns
     -------

@@ -287,6 +287,151 @@ def bench_scale(n_studies: int) -> dict:
     }
 
 
+#: Real single-arm data sets of new shapes (metadat's, in ``tests/data``): name and the column
+#: pooled separately.
+NEW_DATASETS: tuple[tuple[str, str], ...] = (
+    ("pritz1997", "modality"),
+    ("hannum2020", "objectivity"),
+    ("debruin2009", "ethnicity"),
+)
+#: The shipped models a new user would fit, each with a plain PyMC baseline of the same model.
+NEW_DATASET_MODELS: tuple[str, ...] = ("beta_binomial", "logit_normal")
+
+NEW_DATASET_SCRIPT = (
+    "import sys; sys.path.insert(0, {here!r}); import run; "
+    "print(run.first_fit_of_a_new_dataset({who!r}, {name!r}, {by!r}, {model!r}))"
+)
+
+
+def _new_dataset(name: str, by: str) -> pd.DataFrame:
+    table = pd.read_csv(ROOT / "tests" / "data" / f"{name}.csv")
+    return table.assign(group=table[by])
+
+
+def plain_model(table: pd.DataFrame, model: str):
+    """The shipped ``model`` written the plain way in PyMC, per study, with the spec's priors:
+    beta-binomial with partially pooled log phi (one log phi for one group), or the
+    binomial-normal GLMM with a non-centred effect per study and tau per group."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from bayesreview.spec import load_spec
+
+    spec = load_spec(model)
+    groups, g = np.unique(table["group"], return_inverse=True)
+    n, y = table["n"].to_numpy(), table["events"].to_numpy()
+    intercept = spec.prior("intercept")
+    with pm.Model() as plain:
+        alpha = pm.Normal(
+            "alpha", intercept.param("mu"), intercept.param("sigma"), shape=len(groups)
+        )
+        if spec.likelihood == "beta_binomial":
+            location = spec.prior("log_concentration")
+            log_phi = pm.Normal("log_phi", location.param("mu"), location.param("sigma"))
+            if len(groups) > 1:
+                spread = pm.HalfNormal(
+                    "log_phi_sd", spec.prior("log_concentration_sd").param("sigma")
+                )
+                z = pm.Normal("log_phi_raw", 0.0, 1.0, shape=len(groups))
+                log_phi = log_phi + spread * z
+            phi = pt.exp(log_phi) * pt.ones(len(groups))
+            mu = pm.math.invlogit(alpha)
+            pm.BetaBinomial("y", n=n, alpha=(mu * phi)[g], beta=((1 - mu) * phi)[g], observed=y)
+        else:
+            tau = pm.HalfNormal("tau", spec.prior("tau").param("sigma"), shape=len(groups))
+            effect = pm.Normal("effect", 0.0, 1.0, shape=len(n))
+            pm.Binomial("y", n=n, logit_p=alpha[g] + tau[g] * effect, observed=y)
+    return plain
+
+
+def first_fit_of_a_new_dataset(who: str, name: str, by: str, model: str) -> float:
+    """Seconds of the first fit of data set ``name`` in a new user's first session: the bundled
+    data fitted once with ``model`` (compiling it), then the new data set timed. ``who``:
+    ``"ours"`` (``bayesreview.fit``) or ``"baseline"`` (:func:`plain_model`, ``pm.sample``)."""
+    import bayesreview as br
+
+    warnings.simplefilter("ignore")
+    bundled = calcinosis_table()
+    new = _new_dataset(name, by)
+    if who == "ours":
+
+        def run(table, seed):
+            return br.fit(
+                br.read_studies(table),
+                outcome="events",
+                model=model,
+                by="group",
+                seed=seed,
+                progressbar=False,
+                **SAMPLING,
+            )
+
+    else:
+        import pymc as pm
+
+        def run(table, seed):
+            with plain_model(table, model):
+                return pm.sample(
+                    **SAMPLING,
+                    random_seed=seed,
+                    progressbar=False,
+                    compute_convergence_checks=False,
+                )
+
+    run(bundled.drop(columns="design"), 0)
+    start = time.perf_counter()
+    run(new, 1)
+    return time.perf_counter() - start
+
+
+def bench_new_datasets() -> dict:
+    """The first fit of each new data set with each shipped model, against plain PyMC's.
+
+    Each (data set, model, implementation) runs in a fresh process with empty compile caches,
+    as a new user's first session: one fit of the bundled data, then the new data set, timed.
+    """
+    here = str(Path(__file__).resolve().parent)
+    rows, ratios = {}, []
+    for name, by in NEW_DATASETS:
+        for model in NEW_DATASET_MODELS:
+            seconds = {}
+            for who in ("ours", "baseline"):
+                script = NEW_DATASET_SCRIPT.format(
+                    here=here, who=who, name=name, by=by, model=model
+                )
+                with tempfile.TemporaryDirectory() as tmp:
+                    done = subprocess.run(
+                        [sys.executable, "-c", script],
+                        env=_cache_env(Path(tmp)),
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                seconds[who] = float(done.stdout.split()[-1])
+            table = _new_dataset(name, by)
+            ratio = seconds["baseline"] / seconds["ours"]
+            ratios.append(ratio)
+            rows[f"new_dataset_{name}_{model}"] = {
+                "ours_s": seconds["ours"],
+                "baseline_s": seconds["baseline"],
+                "ratio": ratio,
+                "target": ">= 3x faster (each)",
+                "met": bool(ratio >= 3),
+                "note": f"{len(table)} studies by {by} ({table['group'].nunique()} groups, n up to "
+                f"{table['n'].max():,}); first fit after one fit of the bundled data, empty caches",
+            }
+    geometric = float(np.exp(np.mean(np.log(ratios))))
+    rows["new_dataset_geometric_mean"] = {
+        "ours_s": float(np.exp(np.mean(np.log([r["ours_s"] for r in rows.values()])))),
+        "baseline_s": float(np.exp(np.mean(np.log([r["baseline_s"] for r in rows.values()])))),
+        "ratio": geometric,
+        "target": ">= 5x faster",
+        "met": bool(geometric >= 5),
+        "note": "geometric means over the three data sets and both models",
+    }
+    return rows
+
+
 BASELINE_SCRIPT = (
     "import sys; sys.path.insert(0, {here!r}); import run; "
     "run.baseline_fit(run.calcinosis_table(), seed=1)"
@@ -474,6 +619,7 @@ def main(argv=None) -> int:
         "loo": bench_leave_one_out,
         "scale": lambda: bench_scale(10_000 if args.quick else 100_000),
         "cli": bench_cli,
+        "new": bench_new_datasets,
     }
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmarks": {}}
     for name, bench in benches.items():

@@ -398,8 +398,8 @@ def build(draws: int, chains: int) -> str:
                 biased = br.fit(studies, outcome="any", by="group", bias="risk_of_bias",
                                 bias_totals="dataset",
                                 draws={draws}, chains={chains}, seed={SEED}, progressbar=False)
-            adjusted = biased.summary()                    # at the reference level
-            own_mix = biased.summary(adjusted=False)       # over each group's own studies
+            own_mix = biased.summary()                     # the headline (see below)
+            adjusted = biased.summary(adjusted=True)       # at the reference level
             moved = biased.bias_identification()           # how far the data moved each effect
             ratings = biased.bias_levels()                 # per study, P(level)
             """,
@@ -479,7 +479,10 @@ def build(draws: int, chains: int) -> str:
             "intervals without the covariate",
             width(plain, "mean_rate_lower", "mean_rate_upper"),
         )
-        + ". The averaged rates are the ones to read; transcribing the review's per-study "
+        + ". The averaged rates are the ones to read, and `summary()`, the report and the "
+        "forest plot show them by default because the effects are weakly identified "
+        "(`summary(adjusted=True)` still gives the reference-level rates); transcribing the "
+        "review's per-study "
         "ratings into `risk_of_bias` would let the data, not only the priors, inform the "
         "adjustment. [The bias page](bias.md) compares the ways of handling the missing "
         "ratings."

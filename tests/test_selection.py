@@ -19,6 +19,7 @@ import bayesreview as br
 from bayesreview.backend.models import build_model
 from bayesreview.backend.ops import BetaBinomialRows, beta_binomial_rows, logit_normal_rows
 from bayesreview.errors import SpecError
+from bayesreview.formatting import percent
 from bayesreview.model_data import model_data
 from bayesreview.quantities import log_likelihood, replicate_events
 from bayesreview.spec import SELECTION_CLASSES, load_spec
@@ -256,6 +257,8 @@ def test_fit_of_case_reports_equals_the_exact_posterior():
     assert weight == pytest.approx(w_median, abs=0.02)
     series = result.selection_identification().set_index("level").loc["case_series"]
     assert series["sd_ratio"] == pytest.approx(1.0, abs=0.06)  # no case series: the prior
+    shown = repr(result)
+    assert "Publication selection" in shown and f"case reports {percent(weight)}%" in shown
 
 
 def test_sbc_simulation_publishes_as_the_model_says():
