@@ -59,6 +59,7 @@ _LAZY = {
     "harm_studies": "bayesreview.harms",
     "fit_harm": "bayesreview.harms",
     "benefit_risk": "bayesreview.harms",
+    "network_structure": "bayesreview.network",
 }
 
 __all__ = [
