@@ -712,10 +712,9 @@ def fit(
         reporting all three, coherent in every draw (complete <= any).
     model
         A shipped specification name (``"beta_binomial"``, the default; ``"logit_normal"``;
-        ``"response"``; ``"selection"``: the beta-binomial with publication selection by
-        response, whose rates are those of all studies, published or not), a path to a
-        ``.toml`` file, or a :class:`ModelSpec` (``spec.with_selection()`` adds publication
-        selection to any single-outcome specification).
+        ``"response"``; ``"selection"``: publication selection by response, rates of all
+        studies, published or not), a ``.toml`` path, or a :class:`ModelSpec`
+        (``spec.with_selection()`` adds selection to any one-outcome specification).
     by
         Column whose levels are pooled separately; default ``"modality"``.
     bias
