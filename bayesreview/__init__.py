@@ -60,6 +60,7 @@ _LAZY = {
     "fit_harm": "bayesreview.harms",
     "benefit_risk": "bayesreview.harms",
     "network_structure": "bayesreview.network",
+    "fit_network": "bayesreview.network",
 }
 
 __all__ = [

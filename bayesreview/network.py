@@ -12,18 +12,53 @@ connected components of the comparisons, whether the network has a closed loop, 
 treatments are reached only through single-arm studies. :func:`arms_of_shared_studies` finds
 rows that look like arms of one trial, which a single-arm model must not pool as unrelated
 studies.
+
+:func:`fit_network` fits the arm-based random-effects network model
+(:mod:`bayesreview.backend.network`) and returns a :class:`NetworkFit`: relative effects
+against the reference on the odds-ratio, risk-ratio or risk-difference scale, the league table,
+ranks with P(best) and SUCRA, and the heterogeneity tau. The priors are
+:data:`NETWORK_PRIORS`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
 
+import arviz as az
+import numpy as np
 import pandas as pd
+import xarray as xr
+from scipy import special
 
-from bayesreview.data import validated
-from bayesreview.errors import DataError
+from bayesreview.compare import check_better, check_level
+from bayesreview.data import outcome_counts, validated
+from bayesreview.errors import BayesReviewError, ConvergenceWarning, DataError
+from bayesreview.spec import Prior
 
-__all__ = ["NetworkStructure", "arms_of_shared_studies", "network_structure"]
+__all__ = [
+    "MEASURES",
+    "NETWORK_PRIORS",
+    "NetworkFit",
+    "NetworkStructure",
+    "arms_of_shared_studies",
+    "fit_network",
+    "network_structure",
+]
+
+#: Priors of the network model: each log odds ratio against the reference, the mean and SD of
+#: the studies' baseline logits, and the between-study SD tau of the log odds ratios.
+NETWORK_PRIORS: dict[str, Prior] = {
+    "effect": Prior("normal", {"mu": 0.0, "sigma": 2.0}),
+    "baseline_mean": Prior("normal", {"mu": 0.0, "sigma": 1.5}),
+    "baseline_sd": Prior("halfnormal", {"sigma": 1.5}),
+    "tau": Prior("halfnormal", {"sigma": 1.0}),
+}
+
+#: Scales of :meth:`NetworkFit.relative_effects`: log odds ratio, odds ratio, risk ratio and
+#: risk difference (the last two at the typical study's baseline).
+MEASURES = ("log_or", "or", "rr", "rd")
 
 
 @dataclass(frozen=True)
@@ -239,3 +274,294 @@ def arms_of_shared_studies(studies: pd.DataFrame, by: str = "modality") -> pd.Da
     )
     shared = levels[levels.map(len) > 1]
     return pd.DataFrame({"study": shared.index, "treatments": shared.to_numpy()})
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NetworkFit:
+    """A fitted network meta-analysis (:func:`fit_network`).
+
+    Attributes
+    ----------
+    idata
+        ArviZ InferenceData; ``posterior`` holds ``d`` (log odds ratios against the
+        reference, dim ``contrast``), ``tau``, ``baseline_mean``, ``baseline_sd``, ``mu``
+        (the studies' baselines) and ``rate`` (each treatment's rate at the typical study's
+        baseline, invlogit(baseline_mean + d), dim ``treatment``).
+    structure
+        The network fitted (:class:`NetworkStructure`).
+    arms
+        The arms fitted: ``study``, ``treatment``, ``events``, ``trials``.
+    settings
+        The arguments of :func:`fit_network`.
+    """
+
+    idata: az.InferenceData
+    structure: NetworkStructure
+    arms: pd.DataFrame
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def treatments(self) -> tuple[str, ...]:
+        return self.structure.treatments
+
+    @property
+    def reference(self) -> str:
+        return self.structure.reference
+
+    def _effects(self) -> xr.DataArray:
+        """Log odds ratios of every treatment against the reference (0 for it), per draw."""
+        d = self.idata.posterior["d"].stack(sample=("chain", "draw"))
+        zero = xr.zeros_like(d.isel(contrast=0)).expand_dims(contrast=[self.reference])
+        return xr.concat([zero, d], dim="contrast").rename(contrast="treatment")
+
+    def _on_scale(self, measure: str, a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+        """Treatment a against b (log odds ratios against the reference) on ``measure``."""
+        if measure not in MEASURES:
+            raise BayesReviewError(f"measure={measure!r}: must be one of {', '.join(MEASURES)}")
+        if measure in ("log_or", "or"):
+            difference = a - b
+            return np.exp(difference) if measure == "or" else difference
+        m = self.idata.posterior["baseline_mean"].stack(sample=("chain", "draw"))
+        rate_a, rate_b = special.expit(m + a), special.expit(m + b)
+        return rate_a / rate_b if measure == "rr" else rate_a - rate_b
+
+    def relative_effects(
+        self, reference: str | None = None, measure: str = "log_or", level: float = 0.95
+    ) -> pd.DataFrame:
+        """Each treatment against ``reference`` (default the fit's), one row per treatment.
+
+        Parameters
+        ----------
+        reference
+            A treatment; default the fit's reference.
+        measure
+            ``"log_or"`` (default), ``"or"``, ``"rr"`` or ``"rd"``: risk ratio and risk
+            difference at the typical study's baseline (``baseline_mean``, the reference's logit
+            in a typical study).
+        level
+            Mass of the equal-tailed intervals; default 0.95.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``treatment``, ``reference``, ``measure``, ``median``, ``lower``, ``upper`` and
+            ``p_better``: the posterior probability that the treatment's rate is better than
+            the reference's (higher, or lower with ``better="lower"``).
+        """
+        check_level(level)
+        reference = self.reference if reference is None else reference
+        if reference not in self.treatments:
+            raise BayesReviewError(
+                f"reference={reference!r}: not a treatment; the treatments are "
+                + ", ".join(repr(t) for t in self.treatments)
+            )
+        effects = self._effects()
+        base = effects.sel(treatment=reference)
+        tail = (1 - level) / 2
+        rows = []
+        for treatment in self.treatments:
+            if treatment == reference:
+                continue
+            values = self._on_scale(measure, effects.sel(treatment=treatment), base).values
+            lower, median, upper = np.quantile(values, [tail, 0.5, 1 - tail])
+            ahead = effects.sel(treatment=treatment).values - base.values
+            better = ahead > 0 if self.settings["better"] == "higher" else ahead < 0
+            rows.append(
+                {
+                    "treatment": treatment,
+                    "reference": reference,
+                    "measure": measure,
+                    "median": median,
+                    "lower": lower,
+                    "upper": upper,
+                    "p_better": float(np.mean(better)),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def league_table(self, measure: str = "or", level: float = 0.95) -> pd.DataFrame:
+        """Every ordered pair: row treatment against column treatment, posterior median and
+        interval in words (e.g. ``"1.52 (1.10–2.11)"``); the diagonal names the treatment."""
+        check_level(level)
+        effects = self._effects()
+        tail = (1 - level) / 2
+        table = pd.DataFrame(
+            index=list(self.treatments), columns=list(self.treatments), dtype=object
+        )
+        for a in self.treatments:
+            for b in self.treatments:
+                if a == b:
+                    table.loc[a, b] = a
+                    continue
+                values = self._on_scale(measure, effects.sel(treatment=a), effects.sel(treatment=b))
+                lower, median, upper = np.quantile(values.values, [tail, 0.5, 1 - tail])
+                table.loc[a, b] = f"{median:.2f} ({lower:.2f}–{upper:.2f})"
+        return table
+
+    def ranks(self) -> pd.DataFrame:
+        """Per treatment: ``mean_rank`` (1 = best), ``p_best`` and ``sucra`` (the surface under
+        the cumulative ranking curve: 1 for a treatment certainly best, 0 certainly worst)."""
+        effects = self._effects().transpose("sample", "treatment").values
+        order = -effects if self.settings["better"] == "higher" else effects
+        rank = order.argsort(axis=1).argsort(axis=1) + 1  # 1 = best
+        k = len(self.treatments)
+        probabilities = np.stack([(rank == r).mean(axis=0) for r in range(1, k + 1)], axis=1)
+        cumulative = np.cumsum(probabilities, axis=1)[:, :-1]
+        return pd.DataFrame(
+            {
+                "treatment": list(self.treatments),
+                "mean_rank": rank.mean(axis=0),
+                "p_best": probabilities[:, 0],
+                "sucra": cumulative.sum(axis=1) / (k - 1) if k > 1 else np.ones(k),
+            }
+        )
+
+    def heterogeneity(self, level: float = 0.95) -> dict[str, float]:
+        """tau, the between-study SD of the log odds ratios: median, lower, upper."""
+        check_level(level)
+        tail = (1 - level) / 2
+        tau = self.idata.posterior["tau"].values.reshape(-1)
+        lower, median, upper = np.quantile(tau, [tail, 0.5, 1 - tail])
+        return {"median": float(median), "lower": float(lower), "upper": float(upper)}
+
+
+def _comparative_only(table: pd.DataFrame, by: str, structure: NetworkStructure) -> pd.DataFrame:
+    """The comparative studies' rows; DataError naming treatments with single-arm studies only."""
+    comparative = ~table["study"].astype(str).isin(structure.single_arm).to_numpy()
+    left = set(table.loc[comparative, by].astype(str))
+    alone = [t for t in structure.treatments if t not in left]
+    if alone:
+        raise DataError(
+            "single_arm=False: "
+            + ", ".join(repr(t) for t in alone)
+            + (" has" if len(alone) == 1 else " have")
+            + " only single-arm studies, so the comparative studies alone say nothing about "
+            "it; fit with single_arm=True (assuming the studies' baselines exchangeable) or "
+            "drop it"
+        )
+    return table[comparative].reset_index(drop=True)
+
+
+def _network_arms(table: pd.DataFrame, by: str, outcome: str, unknown: str) -> pd.DataFrame:
+    events, trials = outcome_counts(table, outcome, unknown)
+    return pd.DataFrame(
+        {
+            "study": table["study"].astype(str).to_numpy(),
+            "treatment": table[by].astype(str).to_numpy(),
+            "events": events,
+            "trials": trials,
+        }
+    )
+
+
+def fit_network(
+    studies: pd.DataFrame | str,
+    by: str = "modality",
+    outcome: str = "events",
+    reference: str | None = None,
+    single_arm: bool = True,
+    better: str = "higher",
+    unknown: str = "failure",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    progressbar: bool = True,
+) -> NetworkFit:
+    """Fit the arm-based random-effects network model (:mod:`bayesreview.backend.network`).
+
+    Rows sharing ``study`` are arms of one trial (one treatment each, column ``by``);
+    relative effects are log odds ratios against ``reference``, random across studies with a
+    common SD tau, consistency assumed. Studies' baselines are exchangeable, so single-arm
+    studies inform the rates of their treatments; a treatment that comparative studies do not
+    connect to the reference is compared with it through that assumption alone (the fit's
+    ``structure.describe()`` says so).
+
+    Parameters
+    ----------
+    studies
+        A study table (DataFrame or CSV path).
+    by
+        The treatment column; default ``"modality"``.
+    outcome
+        ``"events"`` (default), ``"any"``, ``"complete"`` or ``"partial"``.
+    reference
+        Default: the treatment with the most arms.
+    single_arm
+        Include single-arm studies (default True); False fits the comparative studies only
+        (the sensitivity analysis without them), which needs them to connect every
+        treatment.
+    better
+        ``"higher"`` (default) or ``"lower"``: the direction of ``p_better`` and the ranks.
+    unknown
+        ``"failure"`` (default) or ``"exclude"``: unknown responses, as in
+        :func:`bayesreview.fit`.
+    draws, tune, chains, seed, progressbar
+        Sampler settings, as in :func:`bayesreview.fit` (default 1000, 1000, 4, random, True).
+
+    Raises
+    ------
+    DataError
+        For bad arms (:func:`network_structure`), or with ``single_arm=False`` where the
+        comparative studies leave a treatment unconnected (the message names it).
+    """
+    from bayesreview.backend.network import network_model, sample_network
+
+    check_better(better)
+    table = validated(studies)
+    structure = network_structure(table, by, reference)
+    if not single_arm:
+        table = _comparative_only(table, by, structure)
+        structure = network_structure(table, by, structure.reference)
+    if not single_arm and not structure.connected:
+        outside = ", ".join(repr(t) for t in structure.reached_by_single_arm_studies_only)
+        raise DataError(
+            f"single_arm=False: the comparative studies do not connect {outside} to the "
+            f"reference {structure.reference!r}; fit with single_arm=True (the single-arm "
+            "studies then connect them, assuming the studies' baselines exchangeable) or drop "
+            "those treatments"
+        )
+    arms = _network_arms(table, by, outcome, unknown)
+    studies_list = list(dict.fromkeys(arms["study"]))
+    model = network_model(
+        study=arms["study"].map({s: i for i, s in enumerate(studies_list)}).to_numpy(),
+        treatment=arms["treatment"]
+        .map({t: i for i, t in enumerate(structure.treatments)})
+        .to_numpy(),
+        events=arms["events"].to_numpy(),
+        trials=arms["trials"].to_numpy(),
+        studies=studies_list,
+        treatments=list(structure.treatments),
+        priors=NETWORK_PRIORS,
+    )
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    idata = sample_network(model, draws, tune, chains, int(seed), progressbar)
+    posterior = idata.posterior
+    effects = (
+        xr.concat([xr.zeros_like(posterior["d"].isel(contrast=0)), posterior["d"]], dim="contrast")
+        .rename(contrast="treatment")
+        .assign_coords(treatment=list(structure.treatments))
+    )
+    idata.posterior["rate"] = special.expit(posterior["baseline_mean"] + effects)
+    settings = {
+        "by": by, "outcome": outcome, "reference": structure.reference, "single_arm": single_arm,
+        "better": better, "unknown": unknown, "draws": draws, "tune": tune, "chains": chains,
+        "seed": int(seed),
+    }  # fmt: skip
+    result = NetworkFit(idata=idata, structure=structure, arms=arms, settings=settings)
+    summary = az.summary(idata, var_names=["d", "tau"], kind="diagnostics")
+    divergences = int(idata.sample_stats["diverging"].sum())
+    if summary["r_hat"].max() > 1.01 or divergences:
+        warnings.warn(
+            f"The sampler may not have converged: R-hat up to {summary['r_hat'].max():.3f}, "
+            f"{divergences} divergent transitions.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return result

@@ -3,9 +3,13 @@ of hand-built networks whose answers are read off their diagrams."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
+from scipy import special
 
+import bayesreview as br
 from bayesreview.errors import DataError
 from bayesreview.network import arms_of_shared_studies, network_structure
 
@@ -82,3 +86,102 @@ def test_rows_sharing_a_study_across_modalities_are_found():
     assert shared.set_index("study").loc["s1", "treatments"] == ("A", "B", "C")
     single = _table([("a", "X", 3, 1), ("b", "Y", 4, 2)])
     assert arms_of_shared_studies(single).empty
+
+
+# --------------------------------------------------------------------------------------------
+# The network fit
+# --------------------------------------------------------------------------------------------
+
+
+def _fake_fit(d_draws: np.ndarray, better: str = "higher", baseline: float = 0.0):
+    """A NetworkFit whose posterior is given draws of d (draws x contrasts), one chain."""
+    import arviz as az
+
+    from bayesreview.network import NetworkFit
+
+    treatments = ["A", "B", "C"][: d_draws.shape[1] + 1]
+    posterior = xr.Dataset(
+        {
+            "d": (("chain", "draw", "contrast"), d_draws[None]),
+            "baseline_mean": (("chain", "draw"), np.full((1, len(d_draws)), baseline)),
+            "tau": (("chain", "draw"), np.full((1, len(d_draws)), 0.3)),
+        },
+        coords={"contrast": treatments[1:]},
+    )
+    structure = network_structure(_table(LOOP[:3]), reference="A")
+    return NetworkFit(
+        az.InferenceData(posterior=posterior), structure, pd.DataFrame(), {"better": better}
+    )
+
+
+def test_ranks_and_sucra_of_a_known_order():
+    # C always best, then B, then A (the reference, log OR 0)
+    rng = np.random.default_rng(0)
+    draws = np.column_stack([rng.uniform(0.1, 0.4, 500), rng.uniform(0.6, 0.9, 500)])
+    ranks = _fake_fit(draws).ranks().set_index("treatment")
+    assert ranks["p_best"].to_dict() == {"A": 0.0, "B": 0.0, "C": 1.0}
+    assert ranks["sucra"].to_dict() == pytest.approx({"A": 0.0, "B": 0.5, "C": 1.0})
+    lower = _fake_fit(draws, better="lower").ranks().set_index("treatment")
+    assert lower["p_best"].to_dict() == {"A": 1.0, "B": 0.0, "C": 0.0}
+
+
+def test_relative_effects_on_every_scale():
+    rng = np.random.default_rng(1)
+    draws = rng.normal([0.5, -0.2], 0.3, (4001, 2))  # odd: the median is one draw
+    fitted = _fake_fit(draws, baseline=-1.0)
+    log_or = fitted.relative_effects(measure="log_or").set_index("treatment")
+    odds = fitted.relative_effects(measure="or").set_index("treatment")
+    # a monotone transform: the median maps through it exactly
+    np.testing.assert_allclose(odds["median"], np.exp(log_or["median"]), rtol=1e-12)
+    risk_difference = fitted.relative_effects(measure="rd").set_index("treatment")
+    b = special.expit(-1.0 + draws[:, 0]) - special.expit(-1.0)
+    assert risk_difference.loc["B", "median"] == pytest.approx(np.median(b))
+    assert log_or.loc["B", "p_better"] == pytest.approx(np.mean(draws[:, 0] > 0))
+    against_b = fitted.relative_effects(reference="B").set_index("treatment")
+    assert against_b.loc["C", "median"] == pytest.approx(np.median(draws[:, 1] - draws[:, 0]))
+    table = fitted.league_table(measure="log_or")
+    assert table.loc["B", "B"] == "B" and table.loc["B", "A"].startswith(
+        f"{np.median(draws[:, 0]):.2f}"
+    )
+    with pytest.raises(br.BayesReviewError, match="measure='hr'"):
+        fitted.relative_effects(measure="hr")
+
+
+def test_comparative_studies_only_refuse_what_they_cannot_estimate():
+    from bayesreview.network import fit_network
+
+    alone = [*LOOP, ("s6", "E", 10, 4)]
+    with pytest.raises(DataError, match=r"'E' has only single-arm studies"):
+        fit_network(_table(alone), reference="A", single_arm=False, draws=10, tune=10)
+    apart = [*LOOP, ("s7", "F", 10, 3), ("s7", "G", 10, 6)]
+    with pytest.raises(DataError, match=r"do not connect 'F', 'G' to the reference 'A'"):
+        fit_network(_table(apart), reference="A", single_arm=False, draws=10, tune=10)
+
+
+@pytest.mark.slow
+def test_homogeneous_network_of_large_trials_equals_weighted_least_squares():
+    """Two-arm trials of 4,000 patients per arm with one odds ratio each, no heterogeneity:
+    the posterior medians of d equal the generalised least-squares estimate of the contrasts
+    (each trial's log odds ratio weighted by its inverse variance), within its SE."""
+    from bayesreview.network import fit_network
+
+    rng = np.random.default_rng(3)
+    truth = {"A": 0.0, "B": 0.5, "C": 1.0}
+    design = [("A", "B")] * 5 + [("A", "C")] * 5 + [("B", "C")] * 3
+    arms, rows, ys, weights = [], [], [], []
+    for i, (a, b) in enumerate(design):
+        base = rng.normal(-1.0, 0.5)
+        counts = {t: rng.binomial(4000, special.expit(base + truth[t])) for t in (a, b)}
+        arms += [(f"t{i}", t, 4000, counts[t]) for t in (a, b)]
+        log_odds = {t: np.log(counts[t] / (4000 - counts[t])) for t in (a, b)}
+        variance = sum(1 / counts[t] + 1 / (4000 - counts[t]) for t in (a, b))
+        rows.append([(b == "B") - (a == "B"), (b == "C") - (a == "C")])
+        ys.append(log_odds[b] - log_odds[a])
+        weights.append(1 / variance)
+    x, w, y = np.asarray(rows, float), np.diag(weights), np.asarray(ys)
+    gls = np.linalg.solve(x.T @ w @ x, x.T @ w @ y)
+    se = np.sqrt(np.diag(np.linalg.inv(x.T @ w @ x)))
+    fitted = fit_network(_table(arms), reference="A", seed=5, progressbar=False)
+    effects = fitted.relative_effects().set_index("treatment")["median"]
+    np.testing.assert_allclose(effects[["B", "C"]], gls, atol=2 * se.max() + 0.01)
+    assert fitted.heterogeneity()["median"] < 0.1
