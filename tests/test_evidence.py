@@ -12,6 +12,7 @@ import pytest
 
 import bayesreview as br
 from bayesreview import evidence
+from bayesreview.bias_simulation import BIAS_MIN_REPLICATES, bias_settings
 from bayesreview.coverage import (
     COVERAGE_GRID,
     COVERAGE_MIN_REPLICATES,
@@ -60,6 +61,17 @@ def test_committed_sbc_evidence_is_from_todays_code():
             EVIDENCE / "sbc.csv",
             {name: sbc_settings(name) for name in SBC_CONFIGURATIONS},
             SBC_MIN_REPLICATES,
+        )
+    )
+
+
+def test_committed_bias_simulation_evidence_is_from_todays_code():
+    _fail(
+        check_evidence(
+            "bias_simulations",
+            EVIDENCE / "bias_simulations.csv",
+            bias_settings(),
+            BIAS_MIN_REPLICATES,
         )
     )
 
