@@ -87,6 +87,10 @@ class NetworkStructure:
     basic_pairs
         Each comparative study's first arm (in the order of :attr:`treatments`) paired with
         each of its other arms: the independent comparisons of the network.
+    patients
+        Patients in each treatment's arms, in the order of :attr:`treatments`.
+    single_arm_counts
+        Single-arm studies of each treatment, in the order of :attr:`treatments`.
     """
 
     treatments: tuple[str, ...]
@@ -96,6 +100,8 @@ class NetworkStructure:
     multi_arm: tuple[str, ...]
     single_arm: tuple[str, ...]
     basic_pairs: tuple[tuple[str, str], ...]
+    patients: tuple[int, ...]
+    single_arm_counts: tuple[int, ...]
 
     @property
     def connected(self) -> bool:
@@ -231,6 +237,11 @@ def network_structure(
         multi_arm=tuple(sizes.index[sizes >= 3]),
         single_arm=tuple(sizes.index[sizes == 1]),
         basic_pairs=tuple(sorted(basic, key=lambda pair: (order[pair[0]], order[pair[1]]))),
+        patients=tuple(int(arms.loc[arms["treatment"] == t, "n"].sum()) for t in treatments),
+        single_arm_counts=tuple(
+            int(arms.loc[arms["study"].isin(sizes.index[sizes == 1]), "treatment"].eq(t).sum())
+            for t in treatments
+        ),
     )
 
 

@@ -185,3 +185,24 @@ def test_homogeneous_network_of_large_trials_equals_weighted_least_squares():
     effects = fitted.relative_effects().set_index("treatment")["median"]
     np.testing.assert_allclose(effects[["B", "C"]], gls, atol=2 * se.max() + 0.01)
     assert fitted.heterogeneity()["median"] < 0.1
+
+
+def test_network_graph_sizes_nodes_by_patients_and_edges_by_studies():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayesreview.plots import network_graph
+    from bayesreview.plots.network import LARGEST_NODE, WIDTH_PER_STUDY
+
+    network = network_structure(_table(LOOP), reference="A")
+    assert network.patients == (50, 35, 75, 52)  # A: 20 + 30, B: 20 + 15, C, D
+    assert network.single_arm_counts == (0, 0, 0, 1)
+    fig = network_graph(network)
+    artists = {a.get_gid(): a for a in fig.axes[0].get_children() if a.get_gid()}
+    sizes = {t: float(artists[f"node:{t}"].get_sizes()[0]) for t in network.treatments}
+    assert sizes["C"] == pytest.approx(LARGEST_NODE)
+    assert sizes["A"] == pytest.approx(LARGEST_NODE * 50 / 75)
+    assert artists["edge:A:C"].get_linewidth() == pytest.approx(2 * WIDTH_PER_STUDY)
+    assert artists["edge:B:D"].get_linewidth() == pytest.approx(WIDTH_PER_STUDY)
+    assert artists["text:edge:A:C"].get_text() == "2"
+    assert "1 single-arm" in artists["text:node:D"].get_text()

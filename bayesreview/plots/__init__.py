@@ -5,7 +5,8 @@ One module per family of figure: :mod:`~bayesreview.plots.forest` (the forest pl
 :mod:`~bayesreview.plots.bias` (bias effects, prior against posterior),
 :mod:`~bayesreview.plots.checks` (posterior predictive check),
 :mod:`~bayesreview.plots.sensitivity` (the sensitivity figure),
-:mod:`~bayesreview.plots.benefit_risk` (response against harm), and
+:mod:`~bayesreview.plots.benefit_risk` (response against harm),
+:mod:`~bayesreview.plots.network` (the network of treatments), and
 :mod:`~bayesreview.plots.common` (colours, text measurement, :func:`save_figure`). Import the
 figures from here: ``from bayesreview.plots import forest_plot``.
 
@@ -34,6 +35,9 @@ bias prior/posterior
 benefit-risk
     ``"draws:<modality>"``, ``"region:<modality>"``, ``"median:<modality>"``,
     ``"threshold:response"``, ``"threshold:harm"``, ``"desirable"``.
+network graph
+    ``"node:<treatment>"``, ``"edge:<a>:<b>"``, ``"text:edge:<a>:<b>"``,
+    ``"text:node:<treatment>"``.
 posterior predictive check
     ``"observed:<study>"`` and ``"replicated:<study>"`` (per-study view), ``"observed:zero"``,
     ``"observed:all"`` (extremes view).
@@ -60,7 +64,9 @@ from bayesreview.plots.checks import ppc_plot  # isort: split
 
 from bayesreview.plots.sensitivity import sensitivity_plot  # isort: split
 
-from bayesreview.plots.benefit_risk import benefit_risk_plot
+from bayesreview.plots.benefit_risk import benefit_risk_plot  # isort: split
+
+from bayesreview.plots.network import network_graph
 
 __all__ = [
     "PAD_INCHES",
@@ -72,6 +78,7 @@ __all__ = [
     "forest_plot",
     "forest_rows",
     "interval_text",
+    "network_graph",
     "ppc_plot",
     "rankogram",
     "save_figure",
