@@ -206,3 +206,22 @@ def test_network_graph_sizes_nodes_by_patients_and_edges_by_studies():
     assert artists["edge:B:D"].get_linewidth() == pytest.approx(WIDTH_PER_STUDY)
     assert artists["text:edge:A:C"].get_text() == "2"
     assert "1 single-arm" in artists["text:node:D"].get_text()
+
+
+def test_relative_effects_plot_draws_the_table():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayesreview.plots import relative_effects_plot
+
+    rng = np.random.default_rng(2)
+    fitted = _fake_fit(rng.normal([0.5, -0.2], 0.3, (2001, 2)))
+    table = fitted.relative_effects(measure="or").set_index("treatment")
+    fig = relative_effects_plot(fitted, measure="or")
+    ax = fig.axes[0]
+    artists = {a.get_gid(): a for a in ax.get_children() if a.get_gid()}
+    for treatment in ("B", "C"):
+        x = artists[f"effect_ci:{treatment}"].get_xdata()
+        np.testing.assert_allclose(x, table.loc[treatment, ["lower", "upper"]].to_numpy(float))
+        assert artists[f"effect:{treatment}"].get_xdata()[0] == table.loc[treatment, "median"]
+    assert artists["null"].get_xdata()[0] == 1.0 and ax.get_xscale() == "log"

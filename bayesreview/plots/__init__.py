@@ -38,6 +38,9 @@ benefit-risk
 network graph
     ``"node:<treatment>"``, ``"edge:<a>:<b>"``, ``"text:edge:<a>:<b>"``,
     ``"text:node:<treatment>"``.
+relative effects (network)
+    ``"effect:<treatment>"``, ``"effect_ci:<treatment>"``, ``"null"``,
+    ``"text:effect:<treatment>"``.
 posterior predictive check
     ``"observed:<study>"`` and ``"replicated:<study>"`` (per-study view), ``"observed:zero"``,
     ``"observed:all"`` (extremes view).
@@ -66,7 +69,7 @@ from bayesreview.plots.sensitivity import sensitivity_plot  # isort: split
 
 from bayesreview.plots.benefit_risk import benefit_risk_plot  # isort: split
 
-from bayesreview.plots.network import network_graph
+from bayesreview.plots.network import network_graph, relative_effects_plot
 
 __all__ = [
     "PAD_INCHES",
@@ -81,6 +84,7 @@ __all__ = [
     "network_graph",
     "ppc_plot",
     "rankogram",
+    "relative_effects_plot",
     "save_figure",
     "sensitivity_plot",
 ]

@@ -1,5 +1,11 @@
-"""The network graph: treatments as nodes sized by their patients, comparisons as edges whose
-width is the number of comparative studies (:class:`bayesreview.network.NetworkStructure`)."""
+"""Figures of a network: the graph of treatments and comparisons, and the forest plot of
+relative effects against the reference.
+
+:func:`network_graph`: treatments as nodes sized by their patients, comparisons as edges whose
+width is the number of comparative studies (:class:`bayesreview.network.NetworkStructure`).
+:func:`relative_effects_plot`: each treatment's effect against the reference with its
+credible interval (:meth:`bayesreview.network.NetworkFit.relative_effects`).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,17 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from bayesreview.network import NetworkStructure
+    from bayesreview.network import NetworkFit, NetworkStructure
 
-__all__ = ["network_graph"]
+__all__ = ["network_graph", "relative_effects_plot"]
+
+#: Words of each measure on the plot's axis, and the value of no difference.
+_MEASURE_AXES = {
+    "log_or": ("log odds ratio", 0.0),
+    "or": ("odds ratio", 1.0),
+    "rr": ("risk ratio", 1.0),
+    "rd": ("risk difference", 0.0),
+}
 
 #: Marker area (points^2) of the treatment with the most patients.
 LARGEST_NODE = 1600.0
@@ -103,4 +117,57 @@ def network_graph(
         f"(reference: {reference})",
         fontsize=10,
     )
+    return fig
+
+
+def relative_effects_plot(
+    fit: NetworkFit,
+    measure: str = "or",
+    reference: str | None = None,
+    level: float = 0.95,
+    ax: Axes | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Figure:
+    """Each treatment against ``reference``: posterior median and credible interval.
+
+    Parameters
+    ----------
+    fit
+        A :func:`bayesreview.fit_network` result.
+    measure
+        ``"or"`` (default; log axis), ``"log_or"``, ``"rr"`` (log axis) or ``"rd"``.
+    reference
+        Default: the fit's reference.
+    level
+        Mass of the intervals; default 0.95.
+    ax, labels
+        Axes to draw on (default a new figure) and display names of treatments.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Markers ``"effect:<treatment>"``, intervals ``"effect_ci:<treatment>"``, the line of
+        no difference ``"null"``, and texts ``"text:effect:<treatment>"`` (median and
+        interval, with P(better)).
+    """
+    table = fit.relative_effects(reference=reference, measure=measure, level=level)
+    names = labels or {}
+    fig, ax = new_figure(ax, (6.5, 0.5 * len(table) + 1.4))
+    words, null = _MEASURE_AXES[measure]
+    rows = np.arange(len(table))[::-1]
+    for y, row in zip(rows, table.itertuples(), strict=True):
+        ax.plot([row.lower, row.upper], [y, y], color=POSTERIOR_COLOR, lw=2,
+                gid=f"effect_ci:{row.treatment}")  # fmt: skip
+        ax.plot([row.median], [y], "s", color=POSTERIOR_COLOR, gid=f"effect:{row.treatment}")
+        ax.annotate(
+            f"{row.median:.2f} ({row.lower:.2f}–{row.upper:.2f}); P(better) {row.p_better:.2f}",
+            (1.02, y), xycoords=("axes fraction", "data"), va="center", fontsize=8,
+            gid=f"text:effect:{row.treatment}",
+        )  # fmt: skip
+    ax.axvline(null, color=PREDICTION_COLOR, ls="--", lw=1, gid="null")
+    if measure in ("or", "rr"):
+        ax.set_xscale("log")
+    ax.set_yticks(rows, [names.get(t, t) for t in table["treatment"]])
+    base = table["reference"].iloc[0] if len(table) else fit.reference
+    ax.set_xlabel(f"{words} against {names.get(base, base)} ({round(100 * level)}% CrI)")
     return fig
