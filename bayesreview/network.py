@@ -414,6 +414,16 @@ class NetworkFit:
                 table.loc[a, b] = f"{median:.2f} ({lower:.2f}–{upper:.2f})"
         return table
 
+    def better_probabilities(self) -> pd.DataFrame:
+        """P(row treatment better than column treatment) for every pair (NaN on the
+        diagonal), better as the fit's ``better`` says."""
+        effects = self._effects().transpose("treatment", "sample").values
+        ahead = effects[:, None, :] - effects[None, :, :]
+        better = ahead > 0 if self.settings["better"] == "higher" else ahead < 0
+        matrix = better.mean(axis=2)
+        np.fill_diagonal(matrix, np.nan)
+        return pd.DataFrame(matrix, index=list(self.treatments), columns=list(self.treatments))
+
     def ranks(self) -> pd.DataFrame:
         """Per treatment: ``mean_rank`` (1 = best), ``p_best`` and ``sucra`` (the surface under
         the cumulative ranking curve: 1 for a treatment certainly best, 0 certainly worst)."""

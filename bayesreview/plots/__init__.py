@@ -38,6 +38,8 @@ benefit-risk
 network graph
     ``"node:<treatment>"``, ``"edge:<a>:<b>"``, ``"text:edge:<a>:<b>"``,
     ``"text:node:<treatment>"``.
+league table (network)
+    ``"league:<row>:<column>"``.
 relative effects (network)
     ``"effect:<treatment>"``, ``"effect_ci:<treatment>"``, ``"null"``,
     ``"text:effect:<treatment>"``.
@@ -69,7 +71,7 @@ from bayesreview.plots.sensitivity import sensitivity_plot  # isort: split
 
 from bayesreview.plots.benefit_risk import benefit_risk_plot  # isort: split
 
-from bayesreview.plots.network import network_graph, relative_effects_plot
+from bayesreview.plots.network import league_heatmap, network_graph, relative_effects_plot
 
 __all__ = [
     "PAD_INCHES",
@@ -81,6 +83,7 @@ __all__ = [
     "forest_plot",
     "forest_rows",
     "interval_text",
+    "league_heatmap",
     "network_graph",
     "ppc_plot",
     "rankogram",

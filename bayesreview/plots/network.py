@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from bayesreview.network import NetworkFit, NetworkStructure
 
-__all__ = ["network_graph", "relative_effects_plot"]
+__all__ = ["league_heatmap", "network_graph", "relative_effects_plot"]
 
 #: Words of each measure on the plot's axis, and the value of no difference.
 _MEASURE_AXES = {
@@ -170,4 +170,39 @@ def relative_effects_plot(
     ax.set_yticks(rows, [names.get(t, t) for t in table["treatment"]])
     base = table["reference"].iloc[0] if len(table) else fit.reference
     ax.set_xlabel(f"{words} against {names.get(base, base)} ({round(100 * level)}% CrI)")
+    return fig
+
+
+def league_heatmap(
+    fit: NetworkFit,
+    measure: str = "or",
+    level: float = 0.95,
+    ax: Axes | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Figure:
+    """The league table as a heat map: cell (row, column) is the row treatment against the
+    column one (median and interval on ``measure``), coloured by P(row better than column).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Cells' texts ``"league:<row>:<column>"``; the colour scale is P(better), 0 to 1.
+    """
+    league = fit.league_table(measure=measure, level=level)
+    probability = fit.better_probabilities()
+    names = [(labels or {}).get(t, t) for t in league.index]
+    size = 1.3 * len(names) + 1.5
+    fig, ax = new_figure(ax, (size, size))
+    image = ax.imshow(probability.to_numpy(float), cmap="RdBu", vmin=0.0, vmax=1.0)
+    for i, row in enumerate(league.index):
+        for j, column in enumerate(league.columns):
+            text = names[i] if i == j else league.loc[row, column].replace(" (", "\n(")
+            weight = "bold" if i == j else "normal"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, fontweight=weight,
+                    gid=f"league:{row}:{column}")  # fmt: skip
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    words, _ = _MEASURE_AXES[measure]
+    ax.set_title(f"Row against column: {words} ({round(100 * level)}% CrI)", fontsize=9)
+    fig.colorbar(image, ax=ax, shrink=0.7, label="P(row better than column)")
     return fig
