@@ -147,7 +147,9 @@ def save_figure(
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}
-    # The tight bounding box, found once (a layout pass) rather than once per format.
+    # The tight bounding box, found once rather than once per format, after the layout engine
+    # (constrained layout) has placed the axes: a draw without rendering runs it.
+    fig.draw_without_rendering()
     bounds = fig.get_tightbbox(fig.canvas.get_renderer()).padded(PAD_INCHES)
     written = []
     for fmt in formats:

@@ -51,8 +51,9 @@ def _draw_edges(ax: Axes, structure: NetworkStructure, where: dict[str, np.ndarr
             [x0, x1], [y0, y1], color=PREDICTION_COLOR, lw=WIDTH_PER_STUDY * row.studies,
             solid_capstyle="round", zorder=1, gid=f"edge:{row.treatment_a}:{row.treatment_b}",
         )  # fmt: skip
+        # a third of the way along: crossing diagonals would put both counts at the centre
         ax.text(
-            (x0 + x1) / 2, (y0 + y1) / 2, str(row.studies), fontsize=8, ha="center",
+            x0 + (x1 - x0) / 3, y0 + (y1 - y0) / 3, str(row.studies), fontsize=8, ha="center",
             va="center", bbox={"boxstyle": "round", "fc": "white", "ec": "none", "pad": 0.15},
             zorder=3, gid=f"text:edge:{row.treatment_a}:{row.treatment_b}",
         )  # fmt: skip
@@ -73,8 +74,11 @@ def _draw_nodes(
         text = f"{labels.get(treatment, treatment)}\n{patients:,} patients"
         if single:
             text += f", {single} single-arm"
+        # outward from the centre of the circle, clear of the edges
+        ha = "center" if abs(x) < 0.3 else ("left" if x > 0 else "right")
+        va = "center" if abs(y) < 0.3 else ("bottom" if y > 0 else "top")
         ax.annotate(
-            text, (x, y), xytext=(0, -26), textcoords="offset points", ha="center", va="top",
+            text, (x, y), xytext=(30 * x, 30 * y), textcoords="offset points", ha=ha, va=va,
             fontsize=8, gid=f"text:node:{treatment}",
         )  # fmt: skip
 
@@ -103,12 +107,12 @@ def network_graph(
         :data:`WIDTH_PER_STUDY` per comparative study) with their study counts
         ``"text:edge:<a>:<b>"``, and labels ``"text:node:<treatment>"``.
     """
-    fig, ax = new_figure(ax, (6.0, 6.0))
+    fig, ax = new_figure(ax, (7.0, 6.0))
     where = dict(zip(structure.treatments, _positions(len(structure.treatments)), strict=True))
     _draw_edges(ax, structure, where)
     _draw_nodes(ax, structure, where, labels or {})
-    ax.set_xlim(-1.45, 1.45)
-    ax.set_ylim(-1.55, 1.35)
+    ax.set_xlim(-1.9, 1.9)
+    ax.set_ylim(-1.5, 1.5)
     ax.set_aspect("equal")
     ax.axis("off")
     reference = (labels or {}).get(structure.reference, structure.reference)
@@ -118,6 +122,21 @@ def network_graph(
         fontsize=10,
     )
     return fig
+
+
+#: Ticks of a ratio axis (log scale), where they fall inside it.
+_RATIO_TICKS = (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
+
+
+def _ratio_axis(ax: Axes) -> None:
+    """A log-scaled x axis labelled at round ratios (0.5, 1, 2, 5, ...)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ticks = [t for t in _RATIO_TICKS if low <= t <= high]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def relative_effects_plot(
@@ -166,7 +185,7 @@ def relative_effects_plot(
         )  # fmt: skip
     ax.axvline(null, color=PREDICTION_COLOR, ls="--", lw=1, gid="null")
     if measure in ("or", "rr"):
-        ax.set_xscale("log")
+        _ratio_axis(ax)
     ax.set_yticks(rows, [names.get(t, t) for t in table["treatment"]])
     base = table["reference"].iloc[0] if len(table) else fit.reference
     ax.set_xlabel(f"{words} against {names.get(base, base)} ({round(100 * level)}% CrI)")
@@ -192,14 +211,17 @@ def league_heatmap(
     probability = fit.better_probabilities()
     names = [(labels or {}).get(t, t) for t in league.index]
     size = 1.3 * len(names) + 1.5
-    fig, ax = new_figure(ax, (size, size))
-    image = ax.imshow(probability.to_numpy(float), cmap="RdBu", vmin=0.0, vmax=1.0)
+    fig, ax = new_figure(ax, (size + 1.8, size))
+    matrix = probability.to_numpy(float)
+    image = ax.imshow(matrix, cmap="RdBu", vmin=0.0, vmax=1.0)
     for i, row in enumerate(league.index):
         for j, column in enumerate(league.columns):
-            text = names[i] if i == j else league.loc[row, column].replace(" (", "\n(")
-            weight = "bold" if i == j else "normal"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, fontweight=weight,
-                    gid=f"league:{row}:{column}")  # fmt: skip
+            diagonal = i == j
+            text = names[i].replace(" ", "\n") if diagonal else league.loc[row, column]
+            dark = not diagonal and abs(matrix[i, j] - 0.5) > 0.3  # white on the deep colours
+            ax.text(j, i, text.replace(" (", "\n(") if not diagonal else text, ha="center",
+                    va="center", fontsize=7, fontweight="bold" if diagonal else "normal",
+                    color="white" if dark else "black", gid=f"league:{row}:{column}")  # fmt: skip
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_yticks(range(len(names)), names)
     words, _ = _MEASURE_AXES[measure]
