@@ -518,6 +518,12 @@ NOTES = """
   on the first run after installing; "warm" reuses what the cold run stored.
 - `studies_100000` compares posterior means of the group intercepts in units of their Monte
   Carlo standard error: the same posterior, up to Monte Carlo error.
+- `new_dataset_*`: a new user's first session, each in a fresh process with empty compile
+  caches: one fit of the bundled data with the shipped model (`beta_binomial` or
+  `logit_normal`), then the first fit of a real data set of another shape (metadat's
+  pritz1997, hannum2020 by objectivity, debruin2009 by ethnicity; `tests/data`), timed. The
+  baseline is the same model written the plain way in PyMC (`plain_model`), timed the same way
+  after its own fit of the bundled data.
 
 ## Where the speed comes from
 
