@@ -129,6 +129,11 @@ def identification_table(fits) -> str:
     return md_table(pd.DataFrame(rows))
 
 
+def _verb(count: int) -> str:
+    """``"1 reports"``, ``"2 report"``."""
+    return f"{count} report" + ("s" if count == 1 else "")
+
+
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -185,9 +190,9 @@ def selection_section(fits) -> str:
     return "\n\n".join(
         [
             "## Publication selection",
-            f"Of the {int(reports.sum())} case reports, {int((reports & zero).sum())} report a "
-            f"patient who did not respond; of the {int((~reports).sum())} case series, "
-            f"{int((~reports & zero).sum())} report no responders. Any response, pooled by "
+            f"Of the {int(reports.sum())} case reports, {_verb(int((reports & zero).sum()))} "
+            f"a patient who did not respond; of the {int((~reports).sum())} case series, "
+            f"{_verb(int((~reports & zero).sum()))} no responders. Any response, pooled by "
             "group (posterior median % and 95% CrI):",
             rates,
             "The relative publication probability of a study with no responders:",
