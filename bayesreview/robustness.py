@@ -264,7 +264,10 @@ def _scenarios(
             other = load_spec(model)
             if other.outcome not in (None, outcome) or _same_model(other, spec):
                 continue
-            add(f"model {model}", "model", other, base)
+            if other.selection is not None and outcome == "response":
+                continue  # selection acts on one outcome's events
+            words = " (publication selection by response)" if other.selection else ""
+            add(f"model {model}{words}", "model", other, base)
 
     if "prior_scale" in kinds:
         for factor in prior_scales:

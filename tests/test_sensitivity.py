@@ -64,7 +64,10 @@ def test_scenarios_of_calcinosis(calcinosis):
     (unknown,) = [s for s in todo if s.kind == "unknown"]
     assert unknown.data.unknown == "exclude"
     assert unknown.name == "unknown responses excluded from denominators"
-    assert [s.name for s in todo if s.kind == "model"] == ["model logit_normal"]
+    assert [s.name for s in todo if s.kind == "model"] == [
+        "model logit_normal",
+        "model selection (publication selection by response)",
+    ]
     priors = [s for s in todo if s.kind == "prior_scale"]
     assert [s.name for s in priors] == ["prior scales x0.5", "prior scales x2"]
     assert priors[0].spec.prior("intercept").param("sigma") == pytest.approx(0.75)
@@ -196,7 +199,7 @@ def test_full_table_has_every_scenario(full_table, calcinosis):
         "main": 1,
         "design": 1,
         "unknown": 1,
-        "model": 1,
+        "model": 2,  # logit_normal, selection
     }
     assert table.attrs["skipped"].keys() == {"exclude high risk of bias"}
     main = table[table.kind == "main"]
@@ -220,8 +223,9 @@ def test_leave_one_out_reuses_the_compiled_model(full_table):
     # leave-one-out refits add at most the one or two shapes of their padded terms (leaving
     # out the largest study can halve them), never one build per refit
     assert len(builds) == len(set(builds))
-    assert len(builds) <= 6
+    assert len(builds) <= 7
     assert [b[0].name for b in builds].count("logit_normal") <= 1
+    assert [b[0].name for b in builds].count("selection") <= 1
 
 
 @pytest.mark.slow
