@@ -61,6 +61,7 @@ _LAZY = {
     "benefit_risk": "bayesreview.harms",
     "network_structure": "bayesreview.network",
     "fit_network": "bayesreview.network",
+    "single_arm_sensitivity": "bayesreview.network",
 }
 
 __all__ = [

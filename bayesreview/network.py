@@ -45,6 +45,7 @@ __all__ = [
     "arms_of_shared_studies",
     "fit_network",
     "network_structure",
+    "single_arm_sensitivity",
 ]
 
 #: Priors of the network model: each log odds ratio against the reference, the mean and SD of
@@ -586,3 +587,65 @@ def fit_network(
             stacklevel=2,
         )
     return result
+
+
+def single_arm_sensitivity(
+    studies: pd.DataFrame | str,
+    by: str = "modality",
+    reference: str | None = None,
+    measure: str = "log_or",
+    level: float = 0.95,
+    **fit_arguments: Any,
+) -> pd.DataFrame:
+    """The relative effects with and without the single-arm studies, side by side.
+
+    With them, every treatment is estimated, those that comparative studies do not reach
+    through the exchangeable baselines alone; without them, only the treatments the
+    comparative studies connect to the reference are (the others get NaN and the reason).
+
+    Parameters
+    ----------
+    studies, by, reference
+        As in :func:`fit_network`.
+    measure, level
+        As in :meth:`NetworkFit.relative_effects`; default log odds ratios, 95%.
+    **fit_arguments
+        Passed to both :func:`fit_network` calls (``outcome``, ``draws``, ``seed``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``treatment``, ``reference``, ``measure``, ``median``/``lower``/``upper`` with the
+        single-arm studies and ``median_without``/``lower_without``/``upper_without``
+        without them, and ``note`` (empty, or why a treatment has no estimate without them).
+        ``.attrs["assumption"]`` states what the single-arm studies add.
+    """
+    table = validated(studies)
+    full = fit_network(table, by, reference=reference, single_arm=True, **fit_arguments)
+    structure = full.structure
+    comparative = table[~table["study"].astype(str).isin(structure.single_arm).to_numpy()]
+    reached = network_structure(comparative, by, structure.reference).components[0]
+    kept = comparative[comparative[by].astype(str).isin(reached).to_numpy()]
+    kept = kept[kept.groupby("study")["study"].transform("size").to_numpy() > 1]
+    without = fit_network(
+        kept, by, reference=structure.reference, single_arm=False, **fit_arguments
+    )
+    without = without.relative_effects(measure=measure, level=level)
+    out = full.relative_effects(measure=measure, level=level).drop(columns="p_better")
+    out = out.merge(
+        without[["treatment", "median", "lower", "upper"]].rename(
+            columns=lambda c: c if c == "treatment" else f"{c}_without"
+        ),
+        on="treatment",
+        how="left",
+    )
+    out["note"] = [
+        "" if t in reached else "no comparative study connects it to the reference"
+        for t in out["treatment"]
+    ]
+    out.attrs["assumption"] = (
+        f"{len(structure.single_arm)} single-arm studies enter through the exchangeable "
+        "baselines of the studies: a single-arm study's patients are taken to respond as a "
+        "typical study's would on that treatment"
+    )
+    return out

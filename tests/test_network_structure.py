@@ -3,6 +3,8 @@ of hand-built networks whose answers are read off their diagrams."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -225,3 +227,22 @@ def test_relative_effects_plot_draws_the_table():
         np.testing.assert_allclose(x, table.loc[treatment, ["lower", "upper"]].to_numpy(float))
         assert artists[f"effect:{treatment}"].get_xdata()[0] == table.loc[treatment, "median"]
     assert artists["null"].get_xdata()[0] == 1.0 and ax.get_xscale() == "log"
+
+
+def test_single_arm_sensitivity_sets_both_analyses_side_by_side():
+    """LOOP plus a treatment E with single-arm studies only: with them E is estimated (by the
+    exchangeable baselines), without them it is not, and the note says why."""
+    from bayesreview.network import single_arm_sensitivity
+
+    arms = [*LOOP, ("s6", "E", 30, 20), ("s8", "E", 25, 15)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", br.ConvergenceWarning)
+        table = single_arm_sensitivity(
+            _table(arms), reference="A", draws=300, tune=300, chains=2, seed=3, progressbar=False
+        ).set_index("treatment")
+    assert list(table.index) == ["B", "C", "D", "E"]
+    assert np.isnan(table.loc["E", "median_without"]) and not np.isnan(table.loc["E", "median"])
+    assert table.loc["E", "note"] == "no comparative study connects it to the reference"
+    assert table.loc[["B", "C", "D"], "median_without"].notna().all()
+    assert (table.loc[["B", "C", "D"], "note"] == "").all()
+    assert "3 single-arm studies" in table.attrs["assumption"]
