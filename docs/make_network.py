@@ -183,6 +183,12 @@ def build(draws: int, chains: int) -> str:
             )
         ),
         "![League table](figures/network_league.png)",
+        "## Single-arm studies",
+        f"This network has {len(structure.single_arm)} single-arm studies. Where a network "
+        "has some, `br.single_arm_sensitivity(trials, by=..., reference=...)` sets the "
+        "relative effects with them next to those without them (comparative studies only), "
+        "and says which treatments only the single-arm studies reach, through the assumption "
+        "that the studies' baselines are exchangeable.",
         "## Not yet",
         'The network model is not yet a shipped specification of `br.fit` (`model="network"`), '
         "nor in `bayesreview analyze` or the report; its simulation-based calibration and an "
