@@ -10,10 +10,8 @@ computed from it (``docs/_prose.py``); rerun it after changing the models or dat
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -23,11 +21,11 @@ sys.path.insert(1, str(DOCS.parent))  # run from a checkout without installing
 
 import _prose  # noqa: E402
 import pandas as pd  # noqa: E402
+from _pages import capital, md_table, write_page  # noqa: E402
 
 import bayesreview as br  # noqa: E402
 from bayesreview.data import display_labels  # noqa: E402
 from bayesreview.fitting import WEAK_SD_RATIO  # noqa: E402
-from bayesreview.report import write_text_atomic  # noqa: E402
 from bayesreview.spec import SELECTION_CLASS_LABELS  # noqa: E402
 
 SEED = 2021
@@ -67,12 +65,6 @@ def estimate(row) -> str:
         f"{100 * row.mean_rate:.0f} ({100 * row.mean_rate_lower:.0f}–"
         f"{100 * row.mean_rate_upper:.0f})"
     )
-
-
-def md_table(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.values]
-    return "\n".join(lines)
 
 
 def fit_all(draws: int, chains: int) -> dict[str, tuple[br.Fit, list[str]]]:
@@ -134,10 +126,6 @@ def _verb(count: int) -> str:
     return f"{count} report" + ("s" if count == 1 else "")
 
 
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
 def selection_section(fits) -> str:
     """The selection-adjusted rates next to the unadjusted ones, and the weights."""
     plain = fits["none"][0].summary()
@@ -197,7 +185,7 @@ def selection_section(fits) -> str:
             rates,
             "The relative publication probability of a study with no responders:",
             weights,
-            _capital("; ".join(informed)) + ". " + _capital(change) + ". "
+            capital("; ".join(informed)) + ". " + capital(change) + ". "
             "A simulated literature with this kind of selection "
             "([Bias simulations](bias_simulations.md)) shows how often each model's interval "
             "covers the true rate.",
@@ -356,14 +344,7 @@ def build(draws: int, chains: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 chains x 300 draws (a draft)")
-    parser.add_argument("--out", default=str(DOCS / "bias.md"))
-    args = parser.parse_args()
-    draws, chains = (300, 2) if args.quick else (1000, 4)
-    start = time.perf_counter()
-    out = write_text_atomic(args.out, build(draws, chains))
-    print(f"wrote {out} ({time.perf_counter() - start:.0f} s)")
+    write_page(__doc__.splitlines()[0], build, DOCS / "bias.md")
 
 
 if __name__ == "__main__":

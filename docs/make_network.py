@@ -12,9 +12,7 @@ and every sentence that reads one is computed from it (``docs/_prose.py``).
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -29,6 +27,7 @@ sys.path.insert(1, str(DOCS.parent))  # run from a checkout without installing
 import _prose  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _pages import capital, md_table, write_page  # noqa: E402
 
 import bayesreview as br  # noqa: E402
 from bayesreview.plots import (  # noqa: E402
@@ -37,7 +36,6 @@ from bayesreview.plots import (  # noqa: E402
     relative_effects_plot,
     save_figure,
 )
-from bayesreview.report import write_text_atomic  # noqa: E402
 
 DATA = DOCS.parent / "tests" / "data"
 FIGURES = DOCS / "figures"
@@ -49,16 +47,6 @@ LABELS = {
     "ind_counseling": "Individual counselling",
     "grp_counseling": "Group counselling",
 }
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def md_table(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.values]
-    return "\n".join(lines)
 
 
 def comparison_table(result: br.network.NetworkFit) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -159,7 +147,7 @@ def build(draws: int, chains: int) -> str:
         "differs from the binomial likelihood, and the posterior averages over tau's "
         "uncertainty where the frequentist fits plug in one value.",
         "![Relative effects](figures/network_effects.png)",
-        _capital(
+        capital(
             _prose.better_sentence(
                 LABELS["self_help"],
                 LABELS[REFERENCE].lower(),
@@ -198,14 +186,7 @@ def build(draws: int, chains: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 chains x 300 draws (a draft)")
-    parser.add_argument("--out", default=str(DOCS / "network.md"))
-    args = parser.parse_args()
-    draws, chains = (300, 2) if args.quick else (1000, 4)
-    start = time.perf_counter()
-    out = write_text_atomic(args.out, build(draws, chains))
-    print(f"wrote {out} ({time.perf_counter() - start:.0f} s)")
+    write_page(__doc__.splitlines()[0], build, DOCS / "network.md")
 
 
 if __name__ == "__main__":
