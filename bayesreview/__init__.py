@@ -15,6 +15,7 @@ from importlib import import_module
 from typing import Any
 
 from bayesreview.errors import (
+    AssumptionWarning,
     BackendFallbackWarning,
     BayesReviewError,
     ConvergenceWarning,
@@ -62,9 +63,12 @@ _LAZY = {
     "network_structure": "bayesreview.network",
     "fit_network": "bayesreview.network",
     "single_arm_sensitivity": "bayesreview.network",
+    "NetworkFit": "bayesreview.network",
+    "inconsistency": "bayesreview.network",
 }
 
 __all__ = [
+    "AssumptionWarning",
     "BackendFallbackWarning",
     "BayesReviewError",
     "ConvergenceWarning",

@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME|PATH",
         help=f"shipped model ({', '.join(shipped_models())}) or a .toml specification "
         "(default: response for --outcome response, else beta_binomial; selection needs one "
-        "outcome, e.g. --outcome any)",
+        "outcome, e.g. --outcome any; network: rows sharing a study are arms of one trial, "
+        "--by names the treatment column)",
     )
     analyze.add_argument(
         "--by",
@@ -411,6 +412,8 @@ def _analyze(args: argparse.Namespace) -> int:
     if spec is None:
         spec = load_spec("response" if outcome == "response" else "beta_binomial")
     by = args.by or ("group" if bundled else "modality")
+    if spec.structure == "network":
+        return _analyze_network(args, studies, spec, outcome, by)
     crude = crude_table(studies, by=by, unknown=args.unknown)
 
     from bayesreview.errors import ConvergenceWarning
@@ -462,6 +465,84 @@ def _analyze(args: argparse.Namespace) -> int:
     )
     print(f"Wrote {len(names)} files to {out}/ (open {out / 'report.html'})")
     return 0
+
+
+def _analyze_network(args: argparse.Namespace, studies, spec, outcome: str, by: str) -> int:
+    """``analyze --model network``: fit the network, check its inconsistency where it has a
+    loop, and write the network's tables, figures and report."""
+    import warnings
+
+    from bayesreview.errors import AssumptionWarning, ConvergenceWarning
+    from bayesreview.fitting import fit
+
+    if args.threshold is not None or args.bias is not None:
+        raise BayesReviewError("--threshold and --bias: not for the network model")
+    print(
+        f"Fitting the network model {spec.name!r} to {len(studies)} arms (outcome {outcome}, "
+        f"treatments in {by!r}) ...",
+        file=sys.stderr,
+    )
+    sampling = {
+        "draws": args.draws,
+        "tune": args.draws if args.tune is None else args.tune,
+        "chains": args.chains,
+        "progressbar": not args.no_progress and sys.stderr.isatty(),
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always", AssumptionWarning)
+        result = fit(
+            studies, outcome=outcome, model=spec, by=by, unknown=args.unknown, seed=args.seed,
+            **sampling,
+        )  # fmt: skip
+        check = None
+        if result.structure.has_loop:
+            print("Checking inconsistency (unrelated mean effects) ...", file=sys.stderr)
+            check = result.inconsistency(**sampling)
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning | AssumptionWarning):
+            print(f"bayesreview analyze: warning: {warning.message}", file=sys.stderr)
+    out = Path(args.out)
+    names = _in_staging(out, lambda staging: _write_network_results(result, check, staging))
+    print(result.summary().to_string(index=False))
+    print("\nAssumes: " + "; ".join(result.assumptions()) + ".")
+    if check is not None:
+        print(check.summary())
+    print(f"Wrote {len(names)} files to {out}/ (open {out / 'report.html'})")
+    return 0
+
+
+def _write_network_results(result, check, staging: Path) -> None:
+    """The network's tables (:data:`NETWORK_TABLES`), its three figures in every format of
+    :data:`FIGURE_FORMATS`, and report.html, into ``staging``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesreview.plots import save_figure
+    from bayesreview.report import network_figures, write_report
+
+    tables = {
+        "summary": result.summary(),
+        "relative_effects": result.relative_effects(),
+        "rates": result.rates(),
+        "league": result.league_table().rename_axis("treatment").reset_index(),
+        "ranks": result.ranks(),
+        "diagnostics": result.diagnostics(),
+    }
+    if check is not None:
+        tables["inconsistency"] = check.pairs
+    for name, table in tables.items():
+        _write_csv(table, staging / f"{name}.csv")
+    figures = {}
+    for name, figure in network_figures(result).items():
+        try:
+            save_figure(figure, staging / name, formats=FIGURE_FORMATS)
+        finally:
+            plt.close(figure)
+        figures[name] = (staging / f"{name}.svg").read_bytes()
+    write_report(result, staging / "report.html", figures=figures, inconsistency=check)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -26,3 +26,9 @@ class WeakIdentificationWarning(UserWarning):
     """The data barely move a parameter from its prior (e.g. a bias effect when no study's
     rating is known): what depends on it is the prior's, and the message says what to read
     instead."""
+
+
+class AssumptionWarning(UserWarning):
+    """An estimate rests on an assumption that the data cannot check (e.g. a treatment that
+    no comparative study reaches, compared through exchangeable study baselines alone); the
+    message names the assumption and what rests on it."""

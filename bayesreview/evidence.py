@@ -74,6 +74,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "model_data.py",
     "fitting.py",
     "spec.py",
+    "network.py",
+    "backend/network.py",
 )
 
 #: Each experiment and its own simulation module (a file of the package).

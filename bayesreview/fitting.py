@@ -26,7 +26,7 @@ import xarray as xr
 
 from bayesreview import __version__
 from bayesreview._io import atomic_path
-from bayesreview.backend.sampling import SAMPLERS, default_sampler, sample
+from bayesreview.backend.sampling import SamplerSettings, checked_sampling, sample
 from bayesreview.compare import check_better, check_level
 from bayesreview.data import (
     clopper_pearson,
@@ -46,6 +46,7 @@ from bayesreview.model_data import (
     padded_size,
     tabulated_counts,
 )
+from bayesreview.network import NetworkFit, arms_of_shared_studies, fit_network
 from bayesreview.quantities import (
     flat_posterior,
     log_likelihood,
@@ -698,7 +699,8 @@ def fit(
     weights: np.ndarray | list[int] | None = None,
     labels: Mapping[str, str] | None = None,
     better: str = "higher",
-) -> Fit:
+    reference: str | None = None,
+) -> Fit | NetworkFit:
     """Fit a Bayesian random-effects meta-analysis of response rates.
 
     Parameters
@@ -715,6 +717,10 @@ def fit(
         ``"response"``; ``"selection"``: publication selection by response, rates of all
         studies, published or not), a ``.toml`` path, or a :class:`ModelSpec`
         (``spec.with_selection()`` adds selection to any one-outcome specification).
+        ``"network"``: the arm-based network model (:func:`bayesreview.fit_network`), where
+        rows sharing ``study`` are arms of one trial and ``by`` names the treatment; it
+        returns a :class:`~bayesreview.NetworkFit` and takes no bias covariate, collapse or
+        weights.
     by
         Column whose levels are pooled separately; default ``"modality"``.
     bias
@@ -771,10 +777,20 @@ def fit(
         ``"higher"`` (default: a higher rate is better, e.g. response) or ``"lower"`` (a harm,
         e.g. adverse events, recurrence). Ranks, comparisons, thresholds, figures and the
         report follow it (:attr:`Fit.better`).
+    reference
+        The network model's reference treatment (default: most arms); network model only.
 
     Returns
     -------
     Fit
+        Or a :class:`~bayesreview.NetworkFit` for a network specification.
+
+    Raises
+    ------
+    BayesReviewError
+        When rows share a study label across levels of ``by`` (arms of one trial, which a
+        single-arm model would pool as unrelated studies): the message names the studies and
+        the network model. Bad input raises :class:`~bayesreview.DataError` naming the row.
 
     Warns
     -----
@@ -783,50 +799,65 @@ def fit(
     WeakIdentificationWarning
         When the data barely inform the bias effects (:meth:`Fit.weak_identification`).
     """
+    spec = load_spec(model)
+    if spec.structure == "network":
+        _check_network_arguments(bias, bias_totals, weights, outcome)
+        return fit_network(
+            studies, by, outcome, reference, better=better, unknown=unknown, model=spec,
+            labels=labels, sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
+            progressbar=progressbar,
+        )  # fmt: skip
+    if reference is not None:
+        raise BayesReviewError('reference: only model="network" has a reference treatment')
     codebook = display_labels(studies if isinstance(studies, pd.DataFrame) else None, labels)
     check_better(better)
     studies = validated(studies)
-    spec = load_spec(model)
-    sampler = _checked_sampling(sampler, draws, tune, chains)
-    if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    _refuse_shared_studies(studies, by)
+    run = checked_sampling(sampler, draws, tune, chains, seed, progressbar)
     totals = published_totals(studies, bias) if bias_totals == "dataset" else bias_totals
     data = model_data(
         studies, outcome, by, bias, bias_reference, bias_prior_counts, unknown, bias_totals=totals
     )
     settings = {
-        "outcome": outcome,
-        "model": spec.name,
-        "by": by,
-        "bias": bias,
+        **{"outcome": outcome, "model": spec.name, "by": by, "bias": bias},
         **_bias_settings(data),
         "groups": list(data.groups),
         "heterogeneity": _heterogeneity_words(spec, data),
         "unknown": unknown,
-        **{"draws": draws, "tune": tune, "chains": chains, "seed": int(seed)},
-        "sampler": sampler,
-        "labels": codebook,
-        "better": better,
+        **{"draws": run.draws, "tune": run.tune, "chains": run.chains, "seed": run.seed},
+        **{"sampler": run.sampler, "labels": codebook, "better": better},
         "heterogeneity_from_prior": groups_of_pooled_totals(studies, by),
     }
+    return _fit_studies(studies, data, spec, run, settings, collapse, weights)
+
+
+def _fit_studies(
+    studies: pd.DataFrame,
+    data: ModelData,
+    spec: ModelSpec,
+    run: SamplerSettings,
+    settings: dict[str, Any],
+    collapse: bool,
+    weights: np.ndarray | list[int] | None,
+) -> Fit:
+    """Sample the single-arm model of ``data`` (studies weighted by ``weights``) and assemble
+    the Fit, warning of convergence problems and weakly identified bias effects."""
     if weights is not None:
         data = _weighted(data, weights)
-        settings["weights"] = [int(w) for w in data.weights]
+        settings = {**settings, "weights": [int(w) for w in data.weights]}
     fitted_data, tabulated, settings["likelihood_terms"] = _likelihood_data(data, spec, collapse)
-    idata, free = sample(
-        fitted_data, spec, sampler, draws, tune, chains, int(seed), progressbar, tabulated
-    )
+    idata, free = sample(fitted_data, spec, run, tabulated)
     result = _assemble(idata, studies, spec, data, {**settings, "free_vars": free})
     problems = result.convergence_problems()
     if problems:
         warnings.warn(
             "The sampler may not have converged: " + "; ".join(problems) + ".",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     weak = result.weak_identification()
     if weak:
-        warnings.warn(weak[:1].upper() + weak[1:] + ".", WeakIdentificationWarning, stacklevel=2)
+        warnings.warn(weak[:1].upper() + weak[1:] + ".", WeakIdentificationWarning, stacklevel=3)
     return result
 
 
@@ -837,15 +868,39 @@ def _heterogeneity_words(spec: ModelSpec, data: ModelData) -> str:
     return "shared (one group: partial pooling needs two or more)"
 
 
-def _checked_sampling(sampler: str | None, draws: int, tune: int, chains: int) -> str:
-    """The sampler to use; BayesReviewError naming the argument that is wrong."""
-    sampler = sampler or default_sampler()
-    if sampler not in SAMPLERS:
-        raise BayesReviewError(f"sampler={sampler!r}: must be one of {', '.join(SAMPLERS)}")
-    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if not isinstance(value, int | np.integer) or value < least:
-            raise BayesReviewError(f"{name}={value!r}: must be a whole number >= {least}")
-    return sampler
+def _check_network_arguments(bias, bias_totals, weights, outcome: str) -> None:
+    """BayesReviewError naming an argument that the network model does not take."""
+    for name, value in (("bias", bias), ("bias_totals", bias_totals), ("weights", weights)):
+        if value is not None:
+            raise BayesReviewError(f'{name}: the network model (model="network") takes none')
+    if outcome == "response":
+        raise BayesReviewError(
+            'outcome="response": the network model fits one outcome (events, any, complete '
+            "or partial)"
+        )
+
+
+def _refuse_shared_studies(studies: pd.DataFrame, by: str) -> None:
+    """BayesReviewError where rows share a study label across levels of ``by``: arms of one
+    trial, which this model would fit as unrelated studies, breaking the randomisation."""
+    if by not in studies:
+        return  # model_data names the missing column
+    shared = arms_of_shared_studies(studies, by)
+    if shared.empty:
+        return
+    listed = "; ".join(
+        f"{study!r} (rows {', '.join(map(str, rows))}: {', '.join(map(str, levels))})"
+        for study, levels, rows in shared.head(5).itertuples(index=False)
+    )
+    more = f" and {len(shared) - 5} more" if len(shared) > 5 else ""
+    raise BayesReviewError(
+        f"{len(shared)} studies have rows under two or more levels of {by!r}: {listed}{more}. "
+        "They look like arms of the same trials, which this model would pool as unrelated "
+        "studies, breaking the randomisation within each trial. Fit them with the network "
+        f'model (bayesreview.fit(studies, model="network", by={by!r}), or bayesreview '
+        "analyze --model network), or, if they are separate series, give each its own study "
+        "label."
+    )
 
 
 def _bias_settings(data: ModelData) -> dict[str, Any]:

@@ -16,13 +16,16 @@ studies.
 :func:`fit_network` fits the arm-based random-effects network model
 (:mod:`bayesreview.backend.network`) and returns a :class:`NetworkFit`: relative effects
 against the reference on the odds-ratio, risk-ratio or risk-difference scale, the league table,
-ranks with P(best) and SUCRA, and the heterogeneity tau. The priors are
-:data:`NETWORK_PRIORS`.
+ranks with P(best) and SUCRA, and the heterogeneity tau; its priors are those of the shipped
+specification ``models/network.toml``. :func:`inconsistency` sets the network model against
+the unrelated-mean-effects model where the comparisons close a loop.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,32 +33,34 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special
+from scipy import special, stats
 
+from bayesreview.backend.sampling import SamplerSettings, checked_sampling
 from bayesreview.compare import check_better, check_level
-from bayesreview.data import outcome_counts, validated
-from bayesreview.errors import BayesReviewError, ConvergenceWarning, DataError
-from bayesreview.spec import Prior
+from bayesreview.data import display_labels, outcome_counts, validated
+from bayesreview.errors import (
+    AssumptionWarning,
+    BayesReviewError,
+    ConvergenceWarning,
+    DataError,
+    SpecError,
+)
+from bayesreview.spec import ModelSpec, load_spec
 
 __all__ = [
+    "EXCHANGEABLE_BASELINES",
     "MEASURES",
-    "NETWORK_PRIORS",
+    "InconsistencyCheck",
     "NetworkFit",
     "NetworkStructure",
     "arms_of_shared_studies",
     "fit_network",
+    "inconsistency",
+    "network_spec",
     "network_structure",
+    "residual_deviance",
     "single_arm_sensitivity",
 ]
-
-#: Priors of the network model: each log odds ratio against the reference, the mean and SD of
-#: the studies' baseline logits, and the between-study SD tau of the log odds ratios.
-NETWORK_PRIORS: dict[str, Prior] = {
-    "effect": Prior("normal", {"mu": 0.0, "sigma": 2.0}),
-    "baseline_mean": Prior("normal", {"mu": 0.0, "sigma": 1.5}),
-    "baseline_sd": Prior("halfnormal", {"sigma": 1.5}),
-    "tau": Prior("halfnormal", {"sigma": 1.0}),
-}
 
 #: Scales of :meth:`NetworkFit.relative_effects`: log odds ratio, odds ratio, risk ratio and
 #: risk difference (the last two at the typical study's baseline).
@@ -275,46 +280,70 @@ def arms_of_shared_studies(studies: pd.DataFrame, by: str = "modality") -> pd.Da
     Returns
     -------
     pandas.DataFrame
-        ``study`` and ``treatments`` (the levels of ``by`` it has rows under, in order), one
-        row per such study; empty where there are none.
+        ``study``, ``treatments`` (the levels of ``by`` it has rows under, in order) and
+        ``rows`` (its row numbers, from 1), one row per such study; empty where there are
+        none.
     """
-    arms = pd.DataFrame({"study": studies["study"].astype(str), "treatment": studies[by]})
-    levels = (
-        arms.dropna()
-        .groupby("study", sort=False)["treatment"]
-        .agg(lambda t: tuple(dict.fromkeys(t)))
+    arms = pd.DataFrame(
+        {
+            "study": studies["study"].astype(str).to_numpy(),
+            "treatment": studies[by].to_numpy(),
+            "row": np.arange(1, len(studies) + 1),
+        }
+    ).dropna()
+    per_study = arms.groupby("study", sort=False)
+    levels = per_study["treatment"].agg(lambda t: tuple(dict.fromkeys(t)))
+    rows = per_study["row"].agg(tuple)
+    shared = levels.map(len) > 1
+    return pd.DataFrame(
+        {
+            "study": levels.index[shared],
+            "treatments": levels[shared].to_numpy(),
+            "rows": rows[shared].to_numpy(),
+        }
     )
-    shared = levels[levels.map(len) > 1]
-    return pd.DataFrame({"study": shared.index, "treatments": shared.to_numpy()})
 
 
 # --------------------------------------------------------------------------------------------
 # Fitting
 # --------------------------------------------------------------------------------------------
 
+#: The assumption single-arm studies (and parts of the network that no comparative study
+#: joins) enter through, as :meth:`NetworkFit.assumptions` states it.
+EXCHANGEABLE_BASELINES = (
+    "the studies' baselines (the reference treatment's logit in each study) are exchangeable: "
+    "a single-arm study's patients are taken to respond as a typical study's would on that "
+    "treatment"
+)
+
 
 @dataclass
 class NetworkFit:
-    """A fitted network meta-analysis (:func:`fit_network`).
+    """A fitted network meta-analysis (:func:`fit_network`, or :func:`bayesreview.fit` with
+    ``model="network"``).
 
     Attributes
     ----------
     idata
         ArviZ InferenceData; ``posterior`` holds ``d`` (log odds ratios against the
         reference, dim ``contrast``), ``tau``, ``baseline_mean``, ``baseline_sd``, ``mu``
-        (the studies' baselines) and ``rate`` (each treatment's rate at the typical study's
-        baseline, invlogit(baseline_mean + d), dim ``treatment``).
+        (the studies' baselines, dim ``study``), ``logit_p`` (each arm's logit, dim ``arm``)
+        and ``rate`` (each treatment's rate at the typical study's baseline,
+        invlogit(baseline_mean + d), dim ``treatment``).
     structure
         The network fitted (:class:`NetworkStructure`).
     arms
         The arms fitted: ``study``, ``treatment``, ``events``, ``trials``.
+    spec
+        The model specification (``models/network.toml`` unless another was given).
     settings
-        The arguments of :func:`fit_network`.
+        The arguments of :func:`fit_network`, the seed drawn and the display labels.
     """
 
     idata: az.InferenceData
     structure: NetworkStructure
     arms: pd.DataFrame
+    spec: ModelSpec
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -325,25 +354,78 @@ class NetworkFit:
     def reference(self) -> str:
         return self.structure.reference
 
+    @property
+    def better(self) -> str:
+        """``"higher"`` or ``"lower"``: which direction of the rate is better."""
+        return self.settings["better"]
+
+    def label(self, code: str) -> str:
+        """What people read for a treatment code (the fit's labels; the code where none)."""
+        return self.settings.get("labels", {}).get(code, code)
+
+    def assumptions(self) -> list[str]:
+        """What the estimates rest on besides the data, in words: consistency, the common
+        tau, and, where single-arm studies or separate parts of the network are joined
+        through them, the exchangeable baselines."""
+        said = [
+            "consistency: every comparison's direct and indirect evidence estimate one effect",
+            "one between-study SD tau for every comparison",
+        ]
+        if self.structure.single_arm:
+            count = len(self.structure.single_arm)
+            said.append(f"{count} single-arm studies: {EXCHANGEABLE_BASELINES}")
+        outside = self.structure.reached_by_single_arm_studies_only
+        if outside:
+            names = ", ".join(self.label(t) for t in outside)
+            said.append(
+                f"{names}: no comparative study connects it to {self.label(self.reference)}, "
+                "so its comparison with it rests on the exchangeable baselines alone"
+            )
+        return said
+
+    def _draws(self, name: str) -> xr.DataArray:
+        return self.idata.posterior[name].stack(sample=("chain", "draw"))
+
     def _effects(self) -> xr.DataArray:
         """Log odds ratios of every treatment against the reference (0 for it), per draw."""
-        d = self.idata.posterior["d"].stack(sample=("chain", "draw"))
+        d = self._draws("d")
         zero = xr.zeros_like(d.isel(contrast=0)).expand_dims(contrast=[self.reference])
         return xr.concat([zero, d], dim="contrast").rename(contrast="treatment")
 
-    def _on_scale(self, measure: str, a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
+    def _on_scale(
+        self, measure: str, a: xr.DataArray, b: xr.DataArray, baseline: float | None = None
+    ) -> xr.DataArray:
         """Treatment a against b (log odds ratios against the reference) on ``measure``."""
         if measure not in MEASURES:
             raise BayesReviewError(f"measure={measure!r}: must be one of {', '.join(MEASURES)}")
         if measure in ("log_or", "or"):
             difference = a - b
             return np.exp(difference) if measure == "or" else difference
-        m = self.idata.posterior["baseline_mean"].stack(sample=("chain", "draw"))
+        m = self._baseline_logit(baseline)
         rate_a, rate_b = special.expit(m + a), special.expit(m + b)
         return rate_a / rate_b if measure == "rr" else rate_a - rate_b
 
+    def _baseline_logit(self, baseline: float | None) -> Any:
+        """The reference treatment's logit: the typical study's (per draw) or a stated rate."""
+        if baseline is None:
+            return self._draws("baseline_mean")
+        if not 0 < baseline < 1:
+            raise BayesReviewError(f"baseline={baseline!r}: must be a rate between 0 and 1")
+        return special.logit(baseline)
+
+    def _check_treatment(self, name: str, what: str) -> None:
+        if name not in self.treatments:
+            raise BayesReviewError(
+                f"{what}={name!r}: not a treatment; the treatments are "
+                + ", ".join(repr(t) for t in self.treatments)
+            )
+
     def relative_effects(
-        self, reference: str | None = None, measure: str = "log_or", level: float = 0.95
+        self,
+        reference: str | None = None,
+        measure: str = "log_or",
+        level: float = 0.95,
+        baseline: float | None = None,
     ) -> pd.DataFrame:
         """Each treatment against ``reference`` (default the fit's), one row per treatment.
 
@@ -352,11 +434,13 @@ class NetworkFit:
         reference
             A treatment; default the fit's reference.
         measure
-            ``"log_or"`` (default), ``"or"``, ``"rr"`` or ``"rd"``: risk ratio and risk
-            difference at the typical study's baseline (``baseline_mean``, the reference's logit
-            in a typical study).
+            ``"log_or"`` (default), ``"or"``, ``"rr"`` or ``"rd"``: the risk ratio and risk
+            difference at ``baseline``.
         level
             Mass of the equal-tailed intervals; default 0.95.
+        baseline
+            The fit's reference treatment's rate (0-1) at which ``"rr"`` and ``"rd"`` are
+            computed; default None: the typical study's (``baseline_mean``, per draw).
 
         Returns
         -------
@@ -367,11 +451,7 @@ class NetworkFit:
         """
         check_level(level)
         reference = self.reference if reference is None else reference
-        if reference not in self.treatments:
-            raise BayesReviewError(
-                f"reference={reference!r}: not a treatment; the treatments are "
-                + ", ".join(repr(t) for t in self.treatments)
-            )
+        self._check_treatment(reference, "reference")
         effects = self._effects()
         base = effects.sel(treatment=reference)
         tail = (1 - level) / 2
@@ -379,10 +459,10 @@ class NetworkFit:
         for treatment in self.treatments:
             if treatment == reference:
                 continue
-            values = self._on_scale(measure, effects.sel(treatment=treatment), base).values
-            lower, median, upper = np.quantile(values, [tail, 0.5, 1 - tail])
+            values = self._on_scale(measure, effects.sel(treatment=treatment), base, baseline)
+            lower, median, upper = np.quantile(np.asarray(values), [tail, 0.5, 1 - tail])
             ahead = effects.sel(treatment=treatment).values - base.values
-            better = ahead > 0 if self.settings["better"] == "higher" else ahead < 0
+            better = ahead > 0 if self.better == "higher" else ahead < 0
             rows.append(
                 {
                     "treatment": treatment,
@@ -395,6 +475,50 @@ class NetworkFit:
                 }
             )
         return pd.DataFrame(rows)
+
+    def rates(self, level: float = 0.95, baseline: float | None = None) -> pd.DataFrame:
+        """Each treatment's absolute rate (0-1): invlogit(baseline logit + d[t]).
+
+        Parameters
+        ----------
+        level
+            Mass of the equal-tailed intervals; default 0.95.
+        baseline
+            The reference treatment's rate the others are read at; default None: the
+            typical study's baseline (``baseline_mean``, with its uncertainty).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``treatment``, ``arms``, ``patients``, ``crude`` (events / patients over its arms),
+            ``median``, ``lower``, ``upper``. ``.attrs["baseline"]`` says which baseline.
+        """
+        check_level(level)
+        tail = (1 - level) / 2
+        logit = self._baseline_logit(baseline) + self._effects()
+        draws = special.expit(logit.transpose("treatment", ...).values)
+        counts = self.arms.groupby("treatment")[["events", "trials"]].sum()
+        arms = self.arms["treatment"].value_counts()
+        lower, median, upper = np.quantile(draws, [tail, 0.5, 1 - tail], axis=-1)
+        out = pd.DataFrame(
+            {
+                "treatment": list(self.treatments),
+                "arms": [int(arms[t]) for t in self.treatments],
+                "patients": [int(counts.loc[t, "trials"]) for t in self.treatments],
+                "crude": [
+                    counts.loc[t, "events"] / counts.loc[t, "trials"] for t in self.treatments
+                ],
+                "median": np.atleast_1d(median),
+                "lower": np.atleast_1d(lower),
+                "upper": np.atleast_1d(upper),
+            }
+        )
+        out.attrs["baseline"] = (
+            "the typical study's baseline"
+            if baseline is None
+            else f"a baseline rate of {100 * baseline:.3g}% on {self.label(self.reference)}"
+        )
+        return out
 
     def league_table(self, measure: str = "or", level: float = 0.95) -> pd.DataFrame:
         """Every ordered pair: row treatment against column treatment, posterior median and
@@ -420,7 +544,7 @@ class NetworkFit:
         diagonal), better as the fit's ``better`` says."""
         effects = self._effects().transpose("treatment", "sample").values
         ahead = effects[:, None, :] - effects[None, :, :]
-        better = ahead > 0 if self.settings["better"] == "higher" else ahead < 0
+        better = ahead > 0 if self.better == "higher" else ahead < 0
         matrix = better.mean(axis=2)
         np.fill_diagonal(matrix, np.nan)
         return pd.DataFrame(matrix, index=list(self.treatments), columns=list(self.treatments))
@@ -429,7 +553,7 @@ class NetworkFit:
         """Per treatment: ``mean_rank`` (1 = best), ``p_best`` and ``sucra`` (the surface under
         the cumulative ranking curve: 1 for a treatment certainly best, 0 certainly worst)."""
         effects = self._effects().transpose("sample", "treatment").values
-        order = -effects if self.settings["better"] == "higher" else effects
+        order = -effects if self.better == "higher" else effects
         rank = order.argsort(axis=1).argsort(axis=1) + 1  # 1 = best
         k = len(self.treatments)
         probabilities = np.stack([(rank == r).mean(axis=0) for r in range(1, k + 1)], axis=1)
@@ -439,7 +563,7 @@ class NetworkFit:
                 "treatment": list(self.treatments),
                 "mean_rank": rank.mean(axis=0),
                 "p_best": probabilities[:, 0],
-                "sucra": cumulative.sum(axis=1) / (k - 1) if k > 1 else np.ones(k),
+                "sucra": cumulative.sum(axis=1) / (k - 1),
             }
         )
 
@@ -450,6 +574,88 @@ class NetworkFit:
         tau = self.idata.posterior["tau"].values.reshape(-1)
         lower, median, upper = np.quantile(tau, [tail, 0.5, 1 - tail])
         return {"median": float(median), "lower": float(lower), "upper": float(upper)}
+
+    def fit_statistics(self) -> dict[str, float]:
+        """How well the model fits its arms (Dias et al. 2013, NICE DSU TSD 2): ``arms``,
+        ``residual_deviance`` (posterior mean, summed over arms: about the number of arms
+        where the model fits), ``p_d``, ``dic``, ``elpd_loo`` and ``elpd_loo_se`` (PSIS-LOO
+        leaving out one study at a time) and ``high_pareto_k`` (studies with k > 0.7)."""
+        return _arm_fit_statistics(self.idata, self.arms)[0]
+
+    def summary(self, level: float = 0.95) -> pd.DataFrame:
+        """One row per treatment for people to read: label, arms, patients, the crude and the
+        pooled rate (percent, at the typical study's baseline), the odds ratio against the
+        reference with its interval, P(better than the reference) and SUCRA."""
+        rates = self.rates(level)
+        effects = self.relative_effects(measure="or", level=level).set_index("treatment")
+        sucra = self.ranks().set_index("treatment")["sucra"]
+        percent = level * 100
+        rows = []
+        for _, row in rates.iterrows():
+            t = row["treatment"]
+            odds = (
+                "reference"
+                if t == self.reference
+                else f"{effects.loc[t, 'median']:.2f} "
+                f"({effects.loc[t, 'lower']:.2f}–{effects.loc[t, 'upper']:.2f})"
+            )
+            rows.append(
+                {
+                    "treatment": self.label(t),
+                    "arms": row["arms"],
+                    "patients": row["patients"],
+                    "crude %": round(100 * row["crude"], 1),
+                    "rate %": round(100 * row["median"], 1),
+                    f"{percent:g}% CrI": f"{100 * row['lower']:.1f}–{100 * row['upper']:.1f}",
+                    f"OR vs {self.label(self.reference)} ({percent:g}% CrI)": odds,
+                    "P(better)": (
+                        np.nan if t == self.reference else round(effects.loc[t, "p_better"], 3)
+                    ),
+                    "SUCRA": round(float(sucra[t]), 3),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def diagnostics(self) -> pd.DataFrame:
+        """R-hat, bulk and tail ESS of d, tau, baseline_mean and baseline_sd, and the number
+        of divergences (repeated on every row)."""
+        summary = az.summary(
+            self.idata,
+            var_names=["d", "tau", "baseline_mean", "baseline_sd"],
+            kind="diagnostics",
+            round_to="none",
+        )
+        summary = summary[["r_hat", "ess_bulk", "ess_tail"]].rename_axis("parameter")
+        summary["divergences"] = self.divergences
+        return summary.reset_index()
+
+    @property
+    def divergences(self) -> int:
+        """Number of divergent transitions after tuning."""
+        return int(self.idata.sample_stats["diverging"].sum())
+
+    def inconsistency(self, **fit_arguments: Any) -> InconsistencyCheck:
+        """The inconsistency check of this network (:func:`inconsistency`), with this fit's
+        data and settings; ``fit_arguments`` override the sampler settings."""
+        kept = ("by", "outcome", "reference", "unknown", "sampler", "draws", "tune", "chains")
+        settings = {k: self.settings[k] for k in kept}
+        return inconsistency(
+            self.settings["studies"],
+            model=self.spec,
+            **{**settings, "seed": self.settings["seed"], **fit_arguments},
+        )
+
+    def __repr__(self) -> str:
+        tau = self.heterogeneity()
+        lines = [
+            f"NetworkFit: {len(self.treatments)} treatments, {len(self.arms)} arms of "
+            f"{self.arms['study'].nunique()} studies; reference {self.label(self.reference)}; "
+            f"{self.settings['outcome']} ({'higher' if self.better == 'higher' else 'lower'} "
+            "is better)",
+            f"tau {tau['median']:.2f} (95% CrI {tau['lower']:.2f}–{tau['upper']:.2f})",
+            "Assumes: " + "; ".join(self.assumptions()) + ".",
+        ]
+        return "\n".join(lines)
 
 
 def _comparative_only(table: pd.DataFrame, by: str, structure: NetworkStructure) -> pd.DataFrame:
@@ -481,14 +687,54 @@ def _network_arms(table: pd.DataFrame, by: str, outcome: str, unknown: str) -> p
     )
 
 
+def network_spec(model: str | os.PathLike | ModelSpec) -> ModelSpec:
+    """``model`` loaded (:func:`bayesreview.load_spec`); SpecError unless it is a network
+    specification (``structure = "network"``)."""
+    spec = load_spec(model)
+    if spec.structure != "network":
+        raise SpecError(
+            f"model {spec.name!r} is not a network model (its structure is "
+            f'{spec.structure!r}); use model="network" or a copy of models/network.toml'
+        )
+    return spec
+
+
+def _consistency_design(arms: pd.DataFrame, treatments: tuple[str, ...]) -> np.ndarray:
+    """Arms x non-reference treatments: 1 where the arm is of that treatment."""
+    columns = np.asarray(treatments[1:])
+    return (arms["treatment"].to_numpy()[:, None] == columns[None, :]).astype(float)
+
+
+def _sample_arms(
+    arms: pd.DataFrame,
+    design: np.ndarray,
+    parameters: list[str],
+    spec: ModelSpec,
+    run: SamplerSettings,
+) -> az.InferenceData:
+    """Sample the arm-based model with ``design``; the posterior labelled by study and arm."""
+    from bayesreview.backend.network import network_arrays, sample_network
+
+    studies = list(dict.fromkeys(arms["study"]))
+    study = arms["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+    arrays = network_arrays(study, design, arms["events"], arms["trials"])
+    idata = sample_network(arrays, len(studies), parameters, spec.priors, run)
+    labels = [f"{s}: {t}" for s, t in zip(arms["study"], arms["treatment"], strict=True)]
+    idata.posterior = idata.posterior.assign_coords(study=studies, arm=labels)
+    return idata
+
+
 def fit_network(
-    studies: pd.DataFrame | str,
+    studies: pd.DataFrame | str | os.PathLike,
     by: str = "modality",
     outcome: str = "events",
     reference: str | None = None,
     single_arm: bool = True,
     better: str = "higher",
     unknown: str = "failure",
+    model: str | os.PathLike | ModelSpec = "network",
+    labels: Mapping[str, str] | None = None,
+    sampler: str | None = None,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -501,8 +747,9 @@ def fit_network(
     relative effects are log odds ratios against ``reference``, random across studies with a
     common SD tau, consistency assumed. Studies' baselines are exchangeable, so single-arm
     studies inform the rates of their treatments; a treatment that comparative studies do not
-    connect to the reference is compared with it through that assumption alone (the fit's
-    ``structure.describe()`` says so).
+    connect to the reference is compared with it through that assumption alone
+    (:meth:`NetworkFit.assumptions` says so, and an :class:`~bayesreview.AssumptionWarning`
+    names it).
 
     Parameters
     ----------
@@ -523,47 +770,59 @@ def fit_network(
     unknown
         ``"failure"`` (default) or ``"exclude"``: unknown responses, as in
         :func:`bayesreview.fit`.
-    draws, tune, chains, seed, progressbar
-        Sampler settings, as in :func:`bayesreview.fit` (default 1000, 1000, 4, random, True).
+    model
+        A network specification: ``"network"`` (default, ``models/network.toml``), a
+        ``.toml`` path or a :class:`~bayesreview.ModelSpec` with ``structure = "network"``.
+    labels
+        Display labels of treatment codes, as in :func:`bayesreview.fit`.
+    sampler, draws, tune, chains, seed, progressbar
+        Sampler settings, as in :func:`bayesreview.fit` (default nutpie, 1000, 1000, 4,
+        random, True).
 
     Raises
     ------
     DataError
-        For bad arms (:func:`network_structure`), or with ``single_arm=False`` where the
-        comparative studies leave a treatment unconnected (the message names it).
+        For bad arms (:func:`network_structure`), a network of one treatment, or with
+        ``single_arm=False`` where the comparative studies leave a treatment unconnected (the
+        message names it).
+    SpecError
+        If ``model`` is not a network specification.
     """
-    from bayesreview.backend.network import network_model, sample_network
-
     check_better(better)
+    spec = network_spec(model)
+    codebook = display_labels(studies if isinstance(studies, pd.DataFrame) else None, labels)
+    run = checked_sampling(sampler, draws, tune, chains, seed, progressbar)
     table = validated(studies)
     structure = network_structure(table, by, reference)
+    if len(structure.treatments) < 2:
+        raise DataError(
+            f"column {by!r} has one treatment, {structure.treatments[0]!r}: a network needs two "
+            "or more (for one treatment's rate, fit it with bayesreview.fit)"
+        )
     if not single_arm:
         table = _comparative_only(table, by, structure)
         structure = network_structure(table, by, structure.reference)
-    if not single_arm and not structure.connected:
+    if not structure.connected:
         outside = ", ".join(repr(t) for t in structure.reached_by_single_arm_studies_only)
-        raise DataError(
-            f"single_arm=False: the comparative studies do not connect {outside} to the "
-            f"reference {structure.reference!r}; fit with single_arm=True (the single-arm "
-            "studies then connect them, assuming the studies' baselines exchangeable) or drop "
-            "those treatments"
+        if not single_arm:
+            raise DataError(
+                f"single_arm=False: the comparative studies do not connect {outside} to the "
+                f"reference {structure.reference!r}; fit with single_arm=True (the single-arm "
+                "studies then connect them, assuming the studies' baselines exchangeable) or "
+                "drop those treatments"
+            )
+        warnings.warn(
+            f"No comparative study connects {outside} to the reference "
+            f"{structure.reference!r}: the comparison rests on the assumption that "
+            f"{EXCHANGEABLE_BASELINES}.",
+            AssumptionWarning,
+            stacklevel=2,
         )
     arms = _network_arms(table, by, outcome, unknown)
-    studies_list = list(dict.fromkeys(arms["study"]))
-    model = network_model(
-        study=arms["study"].map({s: i for i, s in enumerate(studies_list)}).to_numpy(),
-        treatment=arms["treatment"]
-        .map({t: i for i, t in enumerate(structure.treatments)})
-        .to_numpy(),
-        events=arms["events"].to_numpy(),
-        trials=arms["trials"].to_numpy(),
-        studies=studies_list,
-        treatments=list(structure.treatments),
-        priors=NETWORK_PRIORS,
-    )
-    if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
-    idata = sample_network(model, draws, tune, chains, int(seed), progressbar)
+    idata = _sample_arms(
+        arms, _consistency_design(arms, structure.treatments), list(structure.treatments[1:]),
+        spec, run,
+    )  # fmt: skip
     posterior = idata.posterior
     effects = (
         xr.concat([xr.zeros_like(posterior["d"].isel(contrast=0)), posterior["d"]], dim="contrast")
@@ -573,20 +832,25 @@ def fit_network(
     idata.posterior["rate"] = special.expit(posterior["baseline_mean"] + effects)
     settings = {
         "by": by, "outcome": outcome, "reference": structure.reference, "single_arm": single_arm,
-        "better": better, "unknown": unknown, "draws": draws, "tune": tune, "chains": chains,
-        "seed": int(seed),
+        "better": better, "unknown": unknown, "model": spec.name, "sampler": run.sampler,
+        "draws": run.draws, "tune": run.tune, "chains": run.chains, "seed": run.seed,
+        "labels": codebook,
+        "studies": table,
     }  # fmt: skip
-    result = NetworkFit(idata=idata, structure=structure, arms=arms, settings=settings)
-    summary = az.summary(idata, var_names=["d", "tau"], kind="diagnostics")
-    divergences = int(idata.sample_stats["diverging"].sum())
-    if summary["r_hat"].max() > 1.01 or divergences:
-        warnings.warn(
-            f"The sampler may not have converged: R-hat up to {summary['r_hat'].max():.3f}, "
-            f"{divergences} divergent transitions.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+    result = NetworkFit(idata=idata, structure=structure, arms=arms, spec=spec, settings=settings)
+    _warn_unconverged(result)
     return result
+
+
+def _warn_unconverged(result: NetworkFit) -> None:
+    table = result.diagnostics()
+    if table["r_hat"].max() > 1.01 or result.divergences:
+        warnings.warn(
+            f"The sampler may not have converged: R-hat up to {table['r_hat'].max():.3f}, "
+            f"{result.divergences} divergent transitions; try more tune and draws.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
 
 
 def single_arm_sensitivity(
@@ -621,7 +885,9 @@ def single_arm_sensitivity(
         ``.attrs["assumption"]`` states what the single-arm studies add.
     """
     table = validated(studies)
-    full = fit_network(table, by, reference=reference, single_arm=True, **fit_arguments)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AssumptionWarning)  # the table's note says it
+        full = fit_network(table, by, reference=reference, single_arm=True, **fit_arguments)
     structure = full.structure
     comparative = table[~table["study"].astype(str).isin(structure.single_arm).to_numpy()]
     reached = network_structure(comparative, by, structure.reference).components[0]
@@ -644,8 +910,232 @@ def single_arm_sensitivity(
         for t in out["treatment"]
     ]
     out.attrs["assumption"] = (
-        f"{len(structure.single_arm)} single-arm studies enter through the exchangeable "
-        "baselines of the studies: a single-arm study's patients are taken to respond as a "
-        "typical study's would on that treatment"
+        f"{len(structure.single_arm)} single-arm studies enter through the assumption that "
+        f"{EXCHANGEABLE_BASELINES}"
     )
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Inconsistency: consistency against unrelated mean effects
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InconsistencyCheck:
+    """The network model against the unrelated-mean-effects model (:func:`inconsistency`).
+
+    Attributes
+    ----------
+    pairs
+        One row per pair compared directly (each comparative study's first arm against each
+        of its others): ``treatment``, ``versus``, ``studies``, the direct log odds ratio of
+        the unrelated-mean-effects model (``direct_median``, ``direct_lower``,
+        ``direct_upper``) and the network's, consistency assumed (``network_median``, ...).
+    fit_statistics
+        One row per model (``consistency``, ``unrelated mean effects``): ``arms``,
+        ``residual_deviance`` (posterior mean; about the number of arms where a model fits),
+        ``p_d`` (effective parameters), ``dic``, ``elpd_loo`` and ``elpd_loo_se`` (PSIS-LOO,
+        one study left out at a time) and ``high_pareto_k`` (studies with k > 0.7, where the
+        PSIS estimate is unreliable).
+    deviance
+        Each arm's posterior mean residual deviance under both models (``arm``,
+        ``consistency``, ``unrelated``): an arm far above the diagonal fits only without
+        consistency.
+    studies_left_out
+        The single-arm studies, which speak to no comparison and are left out of both fits.
+    """
+
+    pairs: pd.DataFrame
+    fit_statistics: pd.DataFrame
+    deviance: pd.DataFrame
+    studies_left_out: tuple[str, ...]
+
+    @property
+    def dic_difference(self) -> float:
+        """DIC of the consistency model minus that of the unrelated-mean-effects model:
+        positive where dropping consistency fits better (Dias et al. 2013 read a difference
+        of 3 to 5 or more as meaningful)."""
+        dic = self.fit_statistics.set_index("model")["dic"]
+        return float(dic["consistency"] - dic["unrelated mean effects"])
+
+    def summary(self) -> str:
+        """The check in words, every number from :attr:`fit_statistics` and :attr:`pairs`."""
+        stats = self.fit_statistics.set_index("model")
+        consistent, unrelated = stats.loc["consistency"], stats.loc["unrelated mean effects"]
+        lines = [
+            f"Residual deviance {consistent['residual_deviance']:.1f} with consistency and "
+            f"{unrelated['residual_deviance']:.1f} without, for {int(consistent['arms'])} arms; "
+            f"DIC {consistent['dic']:.1f} against {unrelated['dic']:.1f} (difference "
+            f"{self.dic_difference:.1f}).",
+        ]
+        apart = self.pairs[
+            (self.pairs["direct_lower"] > self.pairs["network_upper"])
+            | (self.pairs["direct_upper"] < self.pairs["network_lower"])
+        ]
+        lines.append(
+            f"{len(apart)} of {len(self.pairs)} direct comparisons have a 95% interval that "
+            "does not overlap the network's."
+        )
+        return "\n".join(lines)
+
+
+def _unrelated_design(
+    arms: pd.DataFrame, treatments: tuple[str, ...]
+) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
+    """The unrelated-mean-effects design: each comparative study's first arm b (in the order
+    of ``treatments``) gets a free offset per baseline treatment other than the reference, and
+    each of its other arms t a free log odds ratio of t against b, one per pair (b, t)."""
+    order = {t: i for i, t in enumerate(treatments)}
+    first = arms.groupby("study", sort=False)["treatment"].agg(lambda t: min(t, key=order.get))
+    baseline = arms["study"].map(first).to_numpy()
+    pairs = sorted(
+        {(b, t) for b, t in zip(baseline, arms["treatment"], strict=True) if b != t},
+        key=lambda pair: (order[pair[0]], order[pair[1]]),
+    )
+    offsets = sorted({b for b in baseline if b != treatments[0]}, key=order.get)
+    names = [f"{t} vs {b}" for b, t in pairs] + [f"baseline {b}" for b in offsets]
+    design = np.zeros((len(arms), len(names)))
+    for k, (b, t) in enumerate(zip(baseline, arms["treatment"], strict=True)):
+        if b != t:
+            design[k, pairs.index((b, t))] = 1.0
+        if b != treatments[0]:
+            design[k, len(pairs) + offsets.index(b)] = 1.0
+    return design, names, pairs
+
+
+def _arm_fit_statistics(
+    idata: az.InferenceData, arms: pd.DataFrame
+) -> tuple[dict[str, float], np.ndarray]:
+    """Residual deviance, pD, DIC and PSIS-LOO by study of one fit; each arm's mean deviance."""
+    y = arms["events"].to_numpy(dtype=float)
+    n = arms["trials"].to_numpy(dtype=float)
+    logit_p = idata.posterior["logit_p"].transpose("chain", "draw", "arm").values
+    p = special.expit(logit_p)
+    per_arm = residual_deviance(y, n, p).mean(axis=(0, 1))
+    at_mean = residual_deviance(y, n, p.mean(axis=(0, 1)))
+    loglik = stats.binom.logpmf(y, n, p)
+    studies = list(dict.fromkeys(arms["study"]))
+    index = arms["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+    by_study = np.stack([loglik[..., index == i].sum(axis=-1) for i in range(len(studies))], -1)
+    likelihood = xr.Dataset({"y": (("chain", "draw", "study"), by_study)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # high Pareto k: counted below
+        loo = az.loo(az.InferenceData(posterior=idata.posterior, log_likelihood=likelihood),
+                     pointwise=True)  # fmt: skip
+    mean_deviance = float(per_arm.sum())
+    p_d = mean_deviance - float(at_mean.sum())
+    fit_stats = {
+        "arms": len(arms), "residual_deviance": mean_deviance, "p_d": p_d,
+        "dic": mean_deviance + p_d, "elpd_loo": float(loo.elpd_loo), "elpd_loo_se": float(loo.se),
+        "high_pareto_k": int((np.asarray(loo.pareto_k) > 0.7).sum()),
+    }  # fmt: skip
+    return fit_stats, per_arm
+
+
+def residual_deviance(events: np.ndarray, trials: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """The binomial residual deviance of each arm, 2 [y log(y / n p) + (n - y) log((n - y) /
+    (n - n p))], with 0 log 0 = 0: its sum over arms is about the number of arms where a
+    model fits (Dias et al. 2013, NICE DSU TSD 2)."""
+    fitted = trials * rate
+    return 2 * (
+        special.xlogy(events, events) - special.xlogy(events, fitted)
+        + special.xlogy(trials - events, trials - events)
+        - special.xlogy(trials - events, trials - fitted)
+    )  # fmt: skip
+
+
+def inconsistency(
+    studies: pd.DataFrame | str | os.PathLike,
+    by: str = "modality",
+    outcome: str = "events",
+    reference: str | None = None,
+    unknown: str = "failure",
+    model: str | os.PathLike | ModelSpec = "network",
+    sampler: str | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    progressbar: bool = False,
+) -> InconsistencyCheck:
+    """Check the consistency of a network with a loop: the network model against the
+    unrelated-mean-effects model (Dias et al. 2013, Medical Decision Making 33:641).
+
+    The unrelated-mean-effects model gives every pair compared directly its own log odds
+    ratio, nothing tying one pair to another, so it fits each direct comparison on its own
+    while sharing tau and the distribution of baselines. Both models are fitted to the
+    comparative studies (a single-arm study speaks to no comparison) with the same priors
+    (``effect`` for every free log odds ratio) and compared by residual deviance, DIC and
+    PSIS-LOO by study, and pair by pair.
+
+    Parameters
+    ----------
+    studies, by, outcome, reference, unknown, model
+        As in :func:`fit_network`.
+    sampler, draws, tune, chains, seed, progressbar
+        Sampler settings of both fits (default nutpie, 1000, 1000, 4, random, False).
+
+    Raises
+    ------
+    BayesReviewError
+        If the comparative studies close no loop: there is then no indirect evidence to set
+        against the direct.
+    """
+    spec = network_spec(model)
+    run = checked_sampling(sampler, draws, tune, chains, seed, progressbar)
+    table = validated(studies)
+    structure = network_structure(table, by, reference)
+    comparative = table[~table["study"].astype(str).isin(structure.single_arm).to_numpy()]
+    inner = network_structure(comparative, by, structure.reference)
+    if not inner.has_loop:
+        raise BayesReviewError(
+            "inconsistency: the comparative studies close no loop (a loop within one multi-arm "
+            "trial does not count), so no comparison has both direct and indirect evidence"
+        )
+    arms = _network_arms(comparative.reset_index(drop=True), by, outcome, unknown)
+    consistency_design = _consistency_design(arms, inner.treatments)
+    consistent = _sample_arms(arms, consistency_design, list(inner.treatments[1:]), spec, run)
+    design, names, pairs = _unrelated_design(arms, inner.treatments)
+    unrelated = _sample_arms(arms, design, names, spec, run)
+    statistics, deviance = {}, {}
+    for name, idata in (("consistency", consistent), ("unrelated mean effects", unrelated)):
+        statistics[name], deviance[name] = _arm_fit_statistics(idata, arms)
+    return InconsistencyCheck(
+        pairs=_pair_table(pairs, consistent, unrelated, inner),
+        fit_statistics=pd.DataFrame(statistics).T.rename_axis("model").reset_index(),
+        deviance=pd.DataFrame(
+            {
+                "arm": [f"{s}: {t}" for s, t in zip(arms["study"], arms["treatment"], strict=True)],
+                "consistency": deviance["consistency"],
+                "unrelated": deviance["unrelated mean effects"],
+            }
+        ),
+        studies_left_out=structure.single_arm,
+    )
+
+
+def _pair_table(pairs, consistent, unrelated, structure: NetworkStructure) -> pd.DataFrame:
+    """Direct (unrelated mean effects) next to network (consistency) log odds ratios."""
+    d = consistent.posterior["d"].stack(sample=("chain", "draw"))
+    direct = unrelated.posterior["d"].stack(sample=("chain", "draw"))
+    reference = structure.treatments[0]
+    counts = structure.comparisons.set_index(["treatment_a", "treatment_b"])["studies"]
+
+    def effect(t: str):
+        return 0.0 if t == reference else d.sel(contrast=t).values
+
+    rows = []
+    for b, t in pairs:
+        network = effect(t) - effect(b)
+        lower, median, upper = np.quantile(direct.sel(contrast=f"{t} vs {b}").values,
+                                           [0.025, 0.5, 0.975])  # fmt: skip
+        n_lower, n_median, n_upper = np.quantile(network, [0.025, 0.5, 0.975])
+        rows.append(
+            {
+                "treatment": t, "versus": b, "studies": int(counts.loc[(b, t)]),
+                "direct_median": median, "direct_lower": lower, "direct_upper": upper,
+                "network_median": n_median, "network_lower": n_lower, "network_upper": n_upper,
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows)

@@ -38,8 +38,16 @@ from bayesreview.robustness import SELECTION_ANALYSIS
 
 if TYPE_CHECKING:  # pragma: no cover
     from bayesreview.fitting import Fit
+    from bayesreview.network import InconsistencyCheck, NetworkFit
 
-__all__ = ["bundled_dataset", "package_versions", "write_report", "write_text_atomic"]
+__all__ = [
+    "bundled_dataset",
+    "network_figures",
+    "package_versions",
+    "render_network_report",
+    "write_report",
+    "write_text_atomic",
+]
 
 #: Packages whose versions the report records (those that change the numbers).
 REPORTED_PACKAGES: tuple[str, ...] = ("bayesreview", "pymc", "arviz", "numpy", "nutpie")
@@ -620,8 +628,8 @@ def _data_section(fit: Fit) -> str:
     return "\n".join(parts)
 
 
-def _settings_section(fit: Fit) -> str:
-    settings = {k: v for k, v in fit.settings.items() if k != "free_vars"}
+def _settings_section(fit: Fit | NetworkFit) -> str:
+    settings = {k: v for k, v in fit.settings.items() if k not in ("free_vars", "studies")}
     rows = pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]})
     versions = package_versions()
     attrs = fit.idata.posterior.attrs
@@ -640,6 +648,139 @@ def _settings_section(fit: Fit) -> str:
             + "; this report was written from the saved fit.</p>"
         )
     return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# The report of a network meta-analysis
+# --------------------------------------------------------------------------------------------
+
+#: The network report's figures: key, caption.
+NETWORK_FIGURES = {
+    "network": "The network: nodes sized by patients, edges by the number of trials.",
+    "relative_effects": "Odds ratios against the reference: posterior median and 95% CrI.",
+    "league": "League table: row against column, coloured by P(row better than column).",
+}
+
+
+def network_figures(fit: NetworkFit) -> dict[str, Any]:
+    """The network graph, the relative-effects forest plot and the league heat map of
+    ``fit`` as matplotlib figures, by the keys of :data:`NETWORK_FIGURES`."""
+    from bayesreview.plots.network import league_heatmap, network_graph, relative_effects_plot
+
+    labels = {t: fit.label(t) for t in fit.treatments}
+    return {
+        "network": network_graph(fit.structure, labels=labels),
+        "relative_effects": relative_effects_plot(fit, labels=labels),
+        "league": league_heatmap(fit, labels=labels),
+    }
+
+
+def _network_intro(fit: NetworkFit) -> str:
+    settings, structure = fit.settings, fit.structure
+    direction = "higher" if fit.better == "higher" else "lower"
+    return (
+        f"<p>{len(fit.treatments)} treatments ({_e(settings['by'])}), {len(fit.arms)} arms of "
+        f"{fit.arms['study'].nunique()} studies ({len(structure.single_arm)} single-arm); "
+        f"outcome {_e(settings['outcome'])}, {direction} is better; reference "
+        f"{_e(fit.label(fit.reference))}; model {_e(fit.spec.name)}; {_e(settings['chains'])} "
+        f"chains × {_e(settings['draws'])} draws, seed {_e(settings['seed'])}.</p>"
+    )
+
+
+def _network_results_section(fit: NetworkFit) -> str:
+    effects = fit.relative_effects(measure="or")
+    effects["treatment"] = [fit.label(t) for t in effects["treatment"]]
+    effects["reference"] = [fit.label(t) for t in effects["reference"]]
+    ranks = fit.ranks()
+    ranks["treatment"] = [fit.label(t) for t in ranks["treatment"]]
+    tau = fit.heterogeneity()
+    statistics = fit.fit_statistics()
+    return "\n".join(
+        [
+            "<h2>Results</h2>",
+            "<p>Rates at the typical study's baseline; crude rates pool each treatment's arms "
+            "as if from one study.</p>",
+            _table(fit.summary()),
+            "<h3>Odds ratios against the reference</h3>",
+            _table(effects, formats={"p_better": _probability}),
+            "<h3>Ranks</h3>",
+            _table(ranks, formats={"p_best": _probability, "sucra": _probability}),
+            f"<p>Between-study SD of the log odds ratios, tau: {tau['median']:.2f} (95% CrI "
+            f"{tau['lower']:.2f}–{tau['upper']:.2f}). Residual deviance "
+            f"{statistics['residual_deviance']:.1f} for {statistics['arms']:.0f} arms (about "
+            f"the number of arms where the model fits), pD {statistics['p_d']:.1f}, DIC "
+            f"{statistics['dic']:.1f}.</p>",
+        ]
+    )
+
+
+def _inconsistency_section(fit: NetworkFit, check: InconsistencyCheck | None) -> str:
+    if check is None:
+        return (
+            "<h2>Inconsistency</h2><p>Not checked: the comparative studies close no loop, so "
+            "no comparison has both direct and indirect evidence.</p>"
+            if not fit.structure.has_loop
+            else ""
+        )
+    pairs = check.pairs.copy()
+    for column in ("treatment", "versus"):
+        pairs[column] = [fit.label(t) for t in pairs[column]]
+    return "\n".join(
+        [
+            "<h2>Inconsistency</h2>",
+            "<p>The network model against the unrelated-mean-effects model, which gives each "
+            "directly compared pair its own log odds ratio (Dias et al. 2013).</p>",
+            f"<p>{_e(check.summary())}</p>",
+            _table(pairs),
+        ]
+    )
+
+
+def _network_checks_section(fit: NetworkFit) -> str:
+    assumptions = "".join(f"<li>{_e(a)}</li>" for a in fit.assumptions())
+    return "\n".join(
+        [
+            "<h2>Assumptions and checks</h2>",
+            f"<ul>{assumptions}</ul>",
+            _table(fit.diagnostics()),
+            f"<p>Model: {_e(fit.spec.describe())}</p>",
+        ]
+    )
+
+
+def render_network_report(
+    fit: NetworkFit,
+    figures: Mapping[str, bytes] | None = None,
+    title: str | None = None,
+    inconsistency: InconsistencyCheck | None = None,
+) -> str:
+    """The report of a network meta-analysis as an HTML string; see :func:`write_report`."""
+    if figures is None:
+        figures = {key: _png(figure) for key, figure in network_figures(fit).items()}
+    title = title or "Bayesian network meta-analysis"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    drawn = [
+        _figure_html(figures[key], caption) for key, caption in NETWORK_FIGURES.items()
+        if key in figures
+    ]  # fmt: skip
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        _network_intro(fit),
+        f'<p class="note">Written {html.escape(stamp)} by bayesreview '
+        f"{html.escape(package_versions()['bayesreview'])}. Rates are shown as percentages.</p>",
+        _network_results_section(fit),
+        "<h2>Figures</h2>",
+        *drawn,
+        _inconsistency_section(fit, inconsistency),
+        _network_checks_section(fit),
+        _settings_section(fit),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -701,19 +842,25 @@ def render_report(
 
 
 def write_report(
-    fit: Fit,
+    fit: Fit | NetworkFit,
     path: str | os.PathLike,
     figures: Mapping[str, bytes] | None = None,
     title: str | None = None,
     tables: Mapping[str, pd.DataFrame] | None = None,
     sensitivity: pd.DataFrame | None = None,
+    inconsistency: InconsistencyCheck | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a fit, whole or not at all.
 
     Parameters
     ----------
     fit
-        A :class:`~bayesreview.fitting.Fit`, fresh or from :func:`~bayesreview.load_fit`.
+        A :class:`~bayesreview.fitting.Fit`, fresh or from :func:`~bayesreview.load_fit`, or
+        a :class:`~bayesreview.NetworkFit`: its report holds the results table, the odds
+        ratios against the reference, the ranks, tau and the fit statistics, the network
+        graph, the relative-effects forest plot and the league heat map
+        (:func:`network_figures`), the inconsistency check when given, the assumptions, the
+        diagnostics and the settings.
     path
         The HTML file to write; written to a temporary file in the same folder, then moved into
         place, so an error never leaves a half-written report.
@@ -731,13 +878,21 @@ def write_report(
     sensitivity
         A table of :func:`bayesreview.sensitivity` on the same data, shown with its figure in
         a "Sensitivity analyses" section; default None (no section).
+    inconsistency
+        A network fit's :func:`bayesreview.inconsistency` check, shown in an "Inconsistency"
+        section; default None (the section then says whether the network has a loop).
 
     Returns
     -------
     pathlib.Path
         ``path``.
     """
-    text = render_report(fit, figures=figures, title=title, tables=tables, sensitivity=sensitivity)
+    from bayesreview.network import NetworkFit
+
+    if isinstance(fit, NetworkFit):
+        text = render_network_report(fit, figures, title, inconsistency)
+    else:
+        text = render_report(fit, figures, title, tables, sensitivity)
     return write_text_atomic(path, text)
 
 

@@ -94,15 +94,14 @@ def _refit_rates(
     compiled model of this structure and spec, and ``pooled_rates`` computes the reported
     rates; nothing per study.
     """
-    from bayesreview.backend.sampling import sample
+    from bayesreview.backend.sampling import SamplerSettings, sample
     from bayesreview.model_data import tabulated_counts
     from bayesreview.quantities import flat_posterior, pooled_rates
 
     # cells and terms are padded to powers of two: leaving a study out seldom changes shapes
     tabulated = tabulated_counts(scenario.data, scenario.spec)
-    idata, free = sample(
-        scenario.data, scenario.spec, sampler, draws, tune, chains, seed, False, tabulated
-    )
+    run = SamplerSettings(sampler, draws, tune, chains, seed)
+    idata, free = sample(scenario.data, scenario.spec, run, tabulated)
     flat = flat_posterior(idata.posterior)
     rng = np.random.default_rng([seed, 1])
     rates = pooled_rates(flat, scenario.data, scenario.spec.likelihood, rng)["rate"]
@@ -262,6 +261,8 @@ def _scenarios(
     if "model" in kinds:
         for model in shipped_models():
             other = load_spec(model)
+            if other.structure != spec.structure:
+                continue  # the network model reads rows as arms, not as studies
             if other.outcome not in (None, outcome) or _same_model(other, spec):
                 continue
             if other.selection is not None and outcome == "response":

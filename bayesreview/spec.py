@@ -34,10 +34,12 @@ if TYPE_CHECKING:
 __all__ = [
     "HETEROGENEITIES",
     "LIKELIHOODS",
+    "NETWORK_PRIOR_KEYS",
     "SELECTIONS",
     "SELECTION_CLASSES",
     "SELECTION_CLASS_LABELS",
     "SPEC_OUTCOMES",
+    "STRUCTURES",
     "ModelSpec",
     "Prior",
     "load_spec",
@@ -47,6 +49,12 @@ __all__ = [
 #: The likelihood families a specification may name (each has a builder in the backend).
 LIKELIHOODS = ("beta_binomial", "logit_normal")
 HETEROGENEITIES = ("partial_pooling", "shared", "per_modality")
+#: What a row of the study table is. ``"studies"`` (the default): each row is a study (or one
+#: modality's patients of it), pooled per level of ``by``. ``"network"``: rows sharing a
+#: ``study`` label are the arms of one trial, and treatments are compared within trials (the
+#: arm-based network model, :mod:`bayesreview.backend.network`; logit-normal likelihood,
+#: one shared tau).
+STRUCTURES = ("studies", "network")
 #: Outcomes a specification may be written for: one response outcome, or the joint model.
 SPEC_OUTCOMES = (*OUTCOMES, "response")
 #: Publication-selection models a specification may name. ``"by_response"``: a study that
@@ -72,6 +80,7 @@ _TOP_LEVEL_KEYS = (
     "heterogeneity",
     "outcome",
     "selection",
+    "structure",
     "priors",
     "conditional_priors",
 )
@@ -175,7 +184,33 @@ _PRIOR_KEYS: dict[str, _KeyInfo] = {
         None,
         None,
     ),
+    "effect": _KeyInfo(
+        "location",
+        "log odds ratio of each treatment against the reference (network model)",
+        "odds ratio",
+        math.exp,
+    ),
+    "baseline_mean": _KeyInfo(
+        "location",
+        "mean of the studies' baseline logits: the reference treatment's logit in a typical "
+        "study (network model)",
+        "rate",
+        expit,
+    ),
+    "baseline_sd": _KeyInfo(
+        "scale", "SD of the studies' baseline logits around their mean (network model)", None, None
+    ),
+    "effect_sd": _KeyInfo(
+        "scale",
+        "tau, the between-study SD of each log odds ratio (network model; two contrasts of one "
+        "multi-arm trial correlate 0.5)",
+        None,
+        None,
+    ),
 }
+
+#: The prior keys of the network model (:data:`STRUCTURES`), all required.
+NETWORK_PRIOR_KEYS = ("effect", "baseline_mean", "baseline_sd", "effect_sd")
 
 _LIKELIHOOD_WORDS = {
     "beta_binomial": (
@@ -209,6 +244,14 @@ _OUTCOME_WORDS = {
 }
 
 
+_NETWORK_WORDS = (
+    "logit-normal arm-based network model: arm k of study i has y_ik ~ Binomial(n_ik, p_ik) "
+    "with logit p_ik = mu_i + d[t_ik] + u_ik, d[reference] = 0, u_ik ~ Normal(0, tau^2 / 2) "
+    "(each contrast of two arms varies with SD tau; two contrasts of one multi-arm trial "
+    "correlate 0.5), consistency assumed; the study baselines mu_i are exchangeable, "
+    "Normal(m, sigma^2), which is what lets single-arm studies in."
+)
+
 _SELECTION_WORDS = {
     None: "none: every study is assumed published whatever its result.",
     "by_response": (
@@ -220,9 +263,12 @@ _SELECTION_WORDS = {
 
 
 def _model_prior_keys(
-    likelihood: str, heterogeneity: str, selection: str | None = None
+    likelihood: str, heterogeneity: str, selection: str | None = None, structure: str = "studies"
 ) -> tuple[str, ...]:
-    """Return the prior keys, all required, of one likelihood, heterogeneity and selection."""
+    """Return the prior keys, all required, of one likelihood, heterogeneity, selection and
+    structure."""
+    if structure == "network":
+        return NETWORK_PRIOR_KEYS
     keys = ["intercept", "bias"]
     if likelihood == "beta_binomial":
         keys.append("log_concentration")
@@ -491,6 +537,12 @@ class ModelSpec:
         probability w per selection class (:data:`SELECTION_CLASSES`), each with its prior
         (``selection_case_report``, ``selection_case_series``; beta priors). Not for the
         joint response model.
+    structure : {"studies", "network"}, default "studies"
+        What a row is (:data:`STRUCTURES`). ``"network"``: rows sharing ``study`` are arms of
+        one trial, fitted by the arm-based network model; it needs ``likelihood =
+        "logit_normal"``, ``heterogeneity = "shared"``, no selection, one outcome, and the
+        priors ``effect``, ``baseline_mean``, ``baseline_sd`` and ``effect_sd``
+        (:data:`NETWORK_PRIOR_KEYS`).
     source : str, default ""
         Path or ``"shipped:NAME"`` the specification was loaded from; not compared.
 
@@ -508,6 +560,7 @@ class ModelSpec:
     description: str = ""
     outcome: str | None = None
     selection: str | None = None
+    structure: str = "studies"
     source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -526,10 +579,17 @@ class ModelSpec:
                     "selection: publication selection is modelled on one outcome's events; "
                     'the joint response model (outcome = "response") cannot take it'
                 )
-        keys = _model_prior_keys(self.likelihood, self.heterogeneity, self.selection)
+        _check_choice("structure", self.structure, STRUCTURES)
+        if self.structure == "network":
+            self._check_network()
+        keys = _model_prior_keys(
+            self.likelihood, self.heterogeneity, self.selection, self.structure
+        )
         model = f"a {self.likelihood} model with {self.heterogeneity} heterogeneity"
         if self.selection is not None:
             model += f" and selection {self.selection}"
+        if self.structure == "network":
+            model = "the network model"
         for section in ("priors", "conditional_priors"):
             checked = _checked_priors(section, getattr(self, section), keys, model)
             object.__setattr__(self, section, checked)
@@ -539,6 +599,23 @@ class ModelSpec:
                     f"priors.{key}: missing; {model} needs priors for {', '.join(keys)}"
                 )
 
+    def _check_network(self) -> None:
+        """SpecError naming the key that a network specification cannot have."""
+        fixed = {"likelihood": "logit_normal", "heterogeneity": "shared"}
+        for key, value in fixed.items():
+            if getattr(self, key) != value:
+                raise SpecError(
+                    f'{key}: the network model (structure = "network") is {key} = "{value}", '
+                    f"got {getattr(self, key)!r}"
+                )
+        if self.selection is not None:
+            raise SpecError('selection: the network model (structure = "network") has none')
+        if self.outcome == "response":
+            raise SpecError(
+                'outcome: the network model (structure = "network") fits one outcome; '
+                '"response" (the joint model) is not one'
+            )
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "") -> ModelSpec:
         """Build and validate a specification from a plain dict (e.g. parsed TOML).
@@ -547,7 +624,8 @@ class ModelSpec:
         ----------
         d : mapping
             Top-level keys: name, description, likelihood, heterogeneity, outcome, selection,
-            priors, conditional_priors. likelihood, heterogeneity and priors are required.
+            structure, priors, conditional_priors. likelihood, heterogeneity and priors are
+            required.
         source : str, default ""
             Where ``d`` came from. When ``d`` has no name, the name is the file stem of
             ``source`` (or NAME of ``"shipped:NAME"``).
@@ -584,14 +662,15 @@ class ModelSpec:
             description=d.get("description", ""),
             outcome=d.get("outcome"),
             selection=d.get("selection"),
+            structure=d.get("structure", "studies"),
             source=source,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON- and TOML-serialisable dict; ``from_dict`` of it equals this spec.
 
-        ``outcome`` and ``selection`` are left out when None (TOML has no null); ``source``
-        is left out.
+        ``outcome`` and ``selection`` are left out when None (TOML has no null), ``structure``
+        when it is the default ``"studies"``; ``source`` is left out.
         """
         d: dict[str, Any] = {
             "name": self.name,
@@ -603,6 +682,8 @@ class ModelSpec:
             d["outcome"] = self.outcome
         if self.selection is not None:
             d["selection"] = self.selection
+        if self.structure != "studies":
+            d["structure"] = self.structure
         for section in ("priors", "conditional_priors"):
             d[section] = {key: prior.to_dict() for key, prior in getattr(self, section).items()}
         return d
@@ -611,7 +692,8 @@ class ModelSpec:
         """Return the specification as TOML text, each prior under a comment saying what it is."""
         d = self.to_dict()
         lines = [f"# Model specification {self.name!r}, written by bayesreview."]
-        for key in ("name", "description", "likelihood", "heterogeneity", "outcome", "selection"):
+        keys = ("name", "description", "likelihood", "heterogeneity", "outcome", "selection")
+        for key in (*keys, "structure"):
             if key in d:
                 lines.append(f"{key} = {_toml_string(d[key])}")
         for section in ("priors", "conditional_priors"):
@@ -723,6 +805,16 @@ class ModelSpec:
         lines = [f"Model {self.name!r}" + (f" ({self.source})" if self.source else "")]
         if self.description:
             lines.append(f"  {self.description}")
+        if self.structure == "network":
+            return "\n".join(
+                [
+                    *lines,
+                    f"Structure: {_NETWORK_WORDS}",
+                    f"Outcome: {_OUTCOME_WORDS[self.outcome]}",
+                    "Priors:",
+                    *(_describe_prior(key, prior) for key, prior in self.priors.items()),
+                ]
+            )
         lines += [
             f"Likelihood: {_LIKELIHOOD_WORDS[self.likelihood]}",
             f"Heterogeneity: {_HETEROGENEITY_WORDS[self.heterogeneity].format(p=param)}",

@@ -63,6 +63,8 @@ __all__ = [
     "SBC_SETTINGS",
     "ReplicateError",
     "large_study_design",
+    "network_sbc_design",
+    "network_sbc_replicate",
     "read_replicates",
     "run_replicates",
     "sbc_design",
@@ -73,6 +75,7 @@ __all__ = [
     "sbc_settings",
     "sbc_uniformity",
     "simulate_from_prior",
+    "simulate_network",
 ]
 
 #: Columns of a replicate's result that hold SBC ranks start with this prefix.
@@ -903,6 +906,13 @@ def sbc_replicate(
     from bayesreview.spec import load_spec
 
     sim_spec = load_spec(model)
+    if sim_spec.structure == "network":
+        if fit_model is not None or bias is not None or design != "calcinosis":
+            raise BayesReviewError(
+                "sbc_replicate: the network model has its own design "
+                "(network_sbc_design) and takes no bias, design or fit_model"
+            )
+        return network_sbc_replicate(seed, sim_spec, draws, tune, thin, chains)
     fit_spec = sim_spec if fit_model is None else load_spec(fit_model)
     if sim_spec.likelihood != fit_spec.likelihood or sim_spec.outcome != fit_spec.outcome:
         raise BayesReviewError(
@@ -924,7 +934,14 @@ def sbc_replicate(
         truth = {**truth, "rate": np.asarray(truth["rate"])[[0, 2]]}
     else:
         arrays["rate"] = posterior["rate"].isel(outcome=0)
-    draws_kept = posterior.sizes["chain"] * posterior.sizes["draw"]
+    return _ranked(arrays, truth, fitted, rng)
+
+
+def _ranked(arrays: Mapping[str, Any], truth: Mapping[str, Any], fitted, rng) -> dict[str, Any]:
+    """``L``, each true value's rank among the thinned draws ``arrays`` (``"rank:<name>
+    [<label>]"``), and the fit's divergences, largest R-hat and smallest ESS."""
+    first = next(iter(arrays.values()))
+    draws_kept = first.sizes["chain"] * first.sizes["draw"]
     result: dict[str, Any] = {"L": int(draws_kept)}
     for name, array in arrays.items():
         dims = [d for d in array.dims if d not in ("chain", "draw")]
@@ -952,6 +969,87 @@ def sbc_replicate(
 
 
 # ---------------------------------------------------------------------------------------------
+# The network model
+# ---------------------------------------------------------------------------------------------
+
+
+def network_sbc_design() -> pd.DataFrame:
+    """The arms the network SBC simulates at: treatments ``A`` (the reference) to ``D``.
+
+    Ten comparative trials of 20 to 60 patients per arm: four of A against B, three of A
+    against C, two of B against C (closing the loop A-B-C) and one three-arm trial of A, B and
+    C; and eight single-arm studies of 4 to 15 patients: three of A, two of B and three of D,
+    which no comparative study reaches (it is compared with the others through the
+    exchangeable baselines alone). Columns ``study``, ``modality``, ``n``.
+    """
+    trials = [("A", "B")] * 4 + [("A", "C")] * 3 + [("B", "C")] * 2 + [("A", "B", "C")]
+    rows = []
+    for i, arms in enumerate(trials):
+        rows += [(f"trial {i + 1}", t, 20 + (7 * i + 11 * k) % 41) for k, t in enumerate(arms)]
+    single = ["A"] * 3 + ["B"] * 2 + ["D"] * 3
+    rows += [(f"series {i + 1}", t, 4 + (5 * i) % 12) for i, t in enumerate(single)]
+    return pd.DataFrame(rows, columns=["study", "modality", "n"])
+
+
+def simulate_network(
+    spec: ModelSpec, arms: pd.DataFrame, rng: np.random.Generator
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Draw the network model's parameters from the priors of ``spec`` and each arm's events.
+
+    The reference is ``A`` and the treatments are in sorted order. Returns the truth (``d``,
+    ``tau``, ``baseline_mean``, ``baseline_sd``, ``rate`` = invlogit(baseline_mean + d), with
+    0 for the reference) and the events, one per row of ``arms``; independent of PyMC.
+    """
+    treatments = sorted(arms["modality"].unique())
+    studies = list(dict.fromkeys(arms["study"]))
+    d = _draw(spec.priors["effect"], len(treatments) - 1, rng)
+    m = float(_draw(spec.priors["baseline_mean"], 1, rng)[0])
+    sigma_mu = float(_draw(spec.priors["baseline_sd"], 1, rng)[0])
+    tau = float(_draw(spec.priors["effect_sd"], 1, rng)[0])
+    mu = rng.normal(m, sigma_mu, size=len(studies))
+    effect = dict(zip(treatments, np.concatenate([[0.0], d]), strict=True))
+    study = arms["study"].map({s: i for i, s in enumerate(studies)}).to_numpy()
+    logit = (
+        mu[study]
+        + arms["modality"].map(effect).to_numpy()
+        + rng.normal(0.0, tau / np.sqrt(2.0), size=len(arms))
+    )
+    events = rng.binomial(arms["n"].to_numpy(), special.expit(logit))
+    truth = {
+        "d": d, "tau": tau, "baseline_mean": m, "baseline_sd": sigma_mu,
+        "rate": special.expit(m + np.concatenate([[0.0], d])),
+    }  # fmt: skip
+    return truth, events
+
+
+def network_sbc_replicate(
+    seed: int, spec: ModelSpec, draws: int, tune: int, thin: int, chains: int
+) -> dict[str, Any]:
+    """One SBC replicate of the network model at :func:`network_sbc_design`, fitted with
+    :func:`bayesreview.fit` (``model=spec``) as a user would; the result as in
+    :func:`sbc_replicate`, ranking ``d``, ``tau``, ``baseline_mean``, ``baseline_sd`` and
+    ``rate`` (each treatment's rate at the typical study's baseline)."""
+    import warnings
+
+    from bayesreview.fitting import fit
+
+    arms = network_sbc_design()
+    rng = np.random.default_rng([seed, 0])
+    truth, events = simulate_network(spec, arms, rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence is recorded; D's assumption is the design's
+        fitted = fit(
+            arms.assign(events=events), outcome="events", model=spec, reference="A",
+            draws=draws, tune=tune, chains=chains, seed=seed, progressbar=False,
+        )  # fmt: skip
+    if list(fitted.treatments) != sorted(arms["modality"].unique()):
+        raise BayesReviewError("network SBC: the fit's treatments differ from the design's")
+    posterior = fitted.idata.posterior.isel(draw=slice(None, None, thin))
+    names = ("d", "tau", "baseline_mean", "baseline_sd", "rate")
+    return _ranked({name: posterior[name] for name in names}, truth, fitted, rng)
+
+
+# ---------------------------------------------------------------------------------------------
 # The configurations the documentation reports
 # ---------------------------------------------------------------------------------------------
 
@@ -969,6 +1067,7 @@ SBC_CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "known_totals": {"model": "beta_binomial", "bias": "totals"},
     "logit_normal_large": {"model": "logit_normal", "design": "large_studies"},
     "selection": {"model": "selection"},
+    "network": {"model": "network"},
 }
 
 #: Least replicates per configuration in the committed evidence.

@@ -5,9 +5,10 @@ Run from the repository root::
     python docs/make_network.py [--quick]
 
 The data are metadat's ``dat.hasselblad1998`` (``tests/data/hasselblad1998.csv``: 24 trials, two
-of them three-arm, a closed loop); the frequentist references are R's lme4 and metafor
-(``tests/data/make_hasselblad_reference.R``). Every number in the page comes from this script,
-and every sentence that reads one is computed from it (``docs/_prose.py``).
+of them three-arm, a closed loop); the references are R's lme4 and metafor
+(``tests/data/make_hasselblad_reference.R``) and multinma's published Bayesian fit
+(``tests/data/hasselblad1998_multinma.csv``, with its sources). Every number in the page comes
+from this script, and every sentence that reads one is computed from it (``docs/_prose.py``).
 """
 
 from __future__ import annotations
@@ -49,39 +50,90 @@ LABELS = {
 }
 
 
-def comparison_table(result: br.network.NetworkFit) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Our log odds ratios next to lme4's and metafor's, and each method's tau."""
+def _interval(median: float, lower: float, upper: float) -> str:
+    return f"{median:.2f} ({lower:.2f} to {upper:.2f})"
+
+
+def comparison_table(result: br.NetworkFit) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Our log odds ratios next to multinma's, lme4's and metafor's, and each one's tau."""
     ours = result.relative_effects(measure="log_or").set_index("treatment")
     glmer = pd.read_csv(DATA / "hasselblad1998_glmer.csv").set_index("treatment")
     rma = pd.read_csv(DATA / "hasselblad1998_rma.csv").set_index("treatment")
+    multinma = pd.read_csv(DATA / "hasselblad1998_multinma.csv")
+    network = multinma[multinma["quantity"] == "d_net"].set_index("treatment")
     rows = []
     for treatment in ours.index:
-        g, r, o = glmer.loc[treatment], rma.loc[treatment], ours.loc[treatment]
+        g, r, o, m = (
+            glmer.loc[treatment],
+            rma.loc[treatment],
+            ours.loc[treatment],
+            network.loc[treatment],
+        )
         rows.append(
             {
                 "against no contact": LABELS[treatment],
-                "bayesreview (median, 95% CrI)": (
-                    f"{o['median']:.2f} ({o.lower:.2f} to {o.upper:.2f})"
+                "bayesreview (median, 95% CrI)": _interval(o["median"], o.lower, o.upper),
+                "multinma (median, 95% CrI)": _interval(m["median"], m.lower, m.upper),
+                "lme4 glmer, ML (estimate ± 1.96 SE)": _interval(
+                    g.log_or, g.log_or - 1.96 * g.se, g.log_or + 1.96 * g.se
                 ),
-                "lme4 glmer, ML (estimate ± 1.96 SE)": (
-                    f"{g.log_or:.2f} ({g.log_or - 1.96 * g.se:.2f} to {g.log_or + 1.96 * g.se:.2f})"
-                ),
-                "metafor rma.mv, REML (95% CI)": f"{r.log_or:.2f} ({r.lower:.2f} to {r.upper:.2f})",
+                "metafor rma.mv, REML (95% CI)": _interval(r.log_or, r.lower, r.upper),
             }
         )
     tau = {
         "bayesreview": result.heterogeneity()["median"],
+        "multinma": float(multinma.loc[multinma["quantity"] == "tau_consistency", "median"].item()),
         "lme4": float(glmer["tau"].iloc[0]),
         "metafor": float(rma["tau"].iloc[0]),
     }
     differences = {
-        "lme4": float(np.max(np.abs(ours["median"] - glmer.loc[ours.index, "log_or"]))),
-        "metafor": float(np.max(np.abs(ours["median"] - rma.loc[ours.index, "log_or"]))),
-    }
+        name: float(np.max(np.abs(ours["median"] - frame.loc[ours.index, column])))
+        for name, frame, column in (
+            ("multinma", network, "median"), ("lme4", glmer, "log_or"), ("metafor", rma, "log_or")
+        )
+    }  # fmt: skip
     return pd.DataFrame(rows), {**{f"tau_{k}": v for k, v in tau.items()}, **differences}
 
 
-def figures(result: br.network.NetworkFit) -> list[Path]:
+def inconsistency_part(check) -> list[str]:
+    """The inconsistency check of the network, with its reading computed from the numbers."""
+    pairs = check.pairs
+    table = pd.DataFrame(
+        {
+            "comparison": [
+                f"{LABELS[t]} vs {LABELS[b]}"
+                for t, b in zip(pairs["treatment"], pairs["versus"], strict=True)
+            ],
+            "trials": pairs["studies"],
+            "direct (unrelated mean effects)": [
+                _interval(*v)
+                for v in pairs[["direct_median", "direct_lower", "direct_upper"]].to_numpy()
+            ],
+            "network (consistency)": [
+                _interval(*v)
+                for v in pairs[["network_median", "network_lower", "network_upper"]].to_numpy()
+            ],
+        }
+    )
+    difference = check.dic_difference
+    reading = (
+        "less than the 3 that Dias et al. read as meaningful: no sign of inconsistency"
+        if abs(difference) < 3
+        else "at least the 3 that Dias et al. read as meaningful"
+    )
+    return [
+        "## Inconsistency",
+        "`br.inconsistency(trials, reference=...)` (or `fit.inconsistency()`) fits the "
+        "unrelated-mean-effects model next to the network model: each pair compared directly "
+        "gets its own log odds ratio, nothing tying the pairs together, with the same priors, "
+        "tau and baselines (Dias et al. 2013). " + check.summary().replace("\n", " "),
+        md_table(table),
+        f"The DIC difference is {difference:.1f}, {reading}; multinma's own example of the same "
+        'network finds "no difference in fit" between the two models.',
+    ]
+
+
+def figures(result: br.NetworkFit) -> list[Path]:
     written = []
     written += save_figure(
         network_graph(result.structure, labels=LABELS), FIGURES / "network_graph", formats=("png",)
@@ -104,10 +156,12 @@ def build(draws: int, chains: int) -> str:
     structure = br.network_structure(trials, reference=REFERENCE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", br.ConvergenceWarning)
-        result = br.fit_network(
-            trials, reference=REFERENCE, draws=draws, tune=draws, chains=chains, seed=SEED,
-            progressbar=False,
+        result = br.fit(
+            trials, model="network", outcome="events", reference=REFERENCE, labels=LABELS,
+            draws=draws, tune=draws, chains=chains, seed=SEED, progressbar=False,
         )  # fmt: skip
+        check = result.inconsistency(progressbar=False)
+    statistics = result.fit_statistics()
     figures(result)
     table, numbers = comparison_table(result)
     ranks = result.ranks()
@@ -117,7 +171,8 @@ def build(draws: int, chains: int) -> str:
         "# Networks of trials\n\n*Generated by `docs/make_network.py`; every number is computed, "
         "and every sentence that reads one is computed from it.*",
         "Rows that share a `study` label are the arms of one trial. `br.network_structure` reads "
-        "the network before anything is fitted; `br.fit_network` fits the arm-based "
+        'the network before anything is fitted; `br.fit(trials, model="network", '
+        'by="treatment")` (or `br.fit_network`) fits the arm-based '
         "random-effects model on the exact binomial likelihood ([models](models.md#networks)): "
         "logit p_ik = mu_i + d[t_ik] + u_ik, with u_ik ~ Normal(0, tau²/2), so that each "
         "contrast between two arms of a trial varies with SD tau and two contrasts of one "
@@ -129,16 +184,22 @@ def build(draws: int, chains: int) -> str:
         "![The network](figures/network_graph.png)",
         "## Relative effects against no contact",
         f"Log odds ratios of quitting, bayesreview ({chains} chains × {draws} draws) next to "
-        "the frequentist arm-based GLMM (lme4) and the contrast-based normal model (metafor):",
+        "multinma's Bayesian arm-based model (Stan; vague priors N(0, 100²) on the effects and "
+        "the study intercepts, half-N(0, 5²) on tau), the frequentist arm-based GLMM (lme4) "
+        "and the contrast-based normal model (metafor):",
         md_table(table),
         f"Between-study SD tau: bayesreview {numbers['tau_bayesreview']:.2f} (posterior "
-        f"median), lme4 {numbers['tau_lme4']:.2f} (ML), metafor {numbers['tau_metafor']:.2f} "
-        f"(REML). The medians differ from lme4's estimates by up to "
+        f"median), multinma {numbers['tau_multinma']:.2f}, lme4 {numbers['tau_lme4']:.2f} "
+        f"(ML), metafor {numbers['tau_metafor']:.2f} (REML). The medians differ from "
+        f"multinma's by up to {numbers['multinma']:.2f}, from lme4's estimates by up to "
         f"{numbers['lme4']:.2f} and from metafor's by up to {numbers['metafor']:.2f} on the "
-        "log-odds scale. "
+        "log-odds scale. The Bayesian fits differ in their priors (ours: N(0, 2²) on the log "
+        "odds ratios, exchangeable baselines where multinma has a free intercept per study, "
+        "half-N(0, 1) on tau). "
         + (
             "The frequentist fits estimate a smaller tau, and "
-            if numbers["tau_bayesreview"] > max(numbers["tau_lme4"], numbers["tau_metafor"])
+            if min(numbers["tau_bayesreview"], numbers["tau_multinma"])
+            > max(numbers["tau_lme4"], numbers["tau_metafor"])
             else "The three estimates of tau are not ordered, and "
         )
         + "a larger tau weighs the trials more equally, so that the small trials count for "
@@ -171,16 +232,33 @@ def build(draws: int, chains: int) -> str:
             )
         ),
         "![League table](figures/network_league.png)",
+        f"Residual deviance {statistics['residual_deviance']:.1f} summed over the "
+        f"{statistics['arms']:.0f} arms ("
+        + (
+            "close to their number, as where a model fits"
+            if abs(statistics["residual_deviance"] - statistics["arms"]) < 0.2 * statistics["arms"]
+            else "far from their number: some arms are fitted poorly"
+        )
+        + f"; Dias et al. 2013), pD {statistics['p_d']:.1f}, DIC {statistics['dic']:.1f}.",
+        *inconsistency_part(check),
         "## Single-arm studies",
         f"This network has {len(structure.single_arm)} single-arm studies. Where a network "
-        "has some, `br.single_arm_sensitivity(trials, by=..., reference=...)` sets the "
-        "relative effects with them next to those without them (comparative studies only), "
-        "and says which treatments only the single-arm studies reach, through the assumption "
-        "that the studies' baselines are exchangeable.",
-        "## Not yet",
-        'The network model is not yet a shipped specification of `br.fit` (`model="network"`), '
-        "nor in `bayesreview analyze` or the report; its simulation-based calibration and an "
-        "inconsistency check for networks with loops are still to come.",
+        "has some, they join it through the assumption that the studies' baselines are "
+        "exchangeable: each informs the rate of its treatment in a typical study. A treatment "
+        "that only single-arm studies reach is compared with the rest through that assumption "
+        "alone, and the fit warns (`AssumptionWarning`) and says so in `fit.assumptions()`; "
+        "with `single_arm=False` it is refused. "
+        "`br.single_arm_sensitivity(trials, by=..., reference=...)` sets the relative effects "
+        "with the single-arm studies next to those without them. The model's calibration, "
+        "with multi-arm trials and single-arm studies, is in [validation](validation.md).",
+        "## Command line and report",
+        "`bayesreview analyze --model network --by treatment data.csv` fits the network, runs "
+        "the inconsistency check where the network has a loop, and writes summary.csv, "
+        "relative_effects.csv, rates.csv, league.csv, ranks.csv, diagnostics.csv, "
+        "inconsistency.csv, the three figures above (PNG, SVG, PDF) and report.html.",
+        "A study table with rows sharing a study label across treatments is refused by the "
+        'single-arm models (`br.fit(..., model="beta_binomial")`), which would pool the arms '
+        "of one trial as unrelated studies: the error names the studies and the network model.",
     ]
     return "\n\n".join(parts) + "\n"
 

@@ -47,6 +47,7 @@ from bayesreview.validation import (
     SBC_MIN_REPLICATES,
     SBC_SETTINGS,
     large_study_design,
+    network_sbc_design,
     sbc_design,
     sbc_job,
     sbc_plot,
@@ -68,11 +69,15 @@ FAMILIES = {
     "bias_level_prob": "level probabilities pi",
     "heterogeneity": "heterogeneity (phi or tau)",
     "rate": "mean response rates",
+    "d": "log odds ratios d (network)",
+    "baseline": "study baselines m and sigma (network)",
 }
 
 
 def family(quantity: str) -> str:
     name = quantity.split("[")[0].removesuffix("_cond")
+    if name.startswith("baseline"):
+        return "baseline"
     return name if name in FAMILIES else "heterogeneity"
 
 
@@ -132,6 +137,8 @@ def describe(name: str) -> str:
     """What configuration ``name`` simulates and fits, from its settings and its design."""
     config = SBC_CONFIGURATIONS[name]
     spec = load_spec(config["model"])
+    if spec.structure == "network":
+        return describe_network(config["model"])
     parts = [f"model `{config['model']}` ({spec.likelihood.replace('_', '-')} likelihood"]
     parts[0] += ", heterogeneity " + spec.heterogeneity.replace("_", " ") + ")"
     if config.get("design") == "large_studies":
@@ -186,6 +193,26 @@ def describe(name: str) -> str:
     else:
         parts.append("no covariate")
     return "; ".join(parts)
+
+
+def describe_network(model: str) -> str:
+    """The network configuration's design in words, counted from :func:`network_sbc_design`."""
+    arms = network_sbc_design()
+    per_study = arms.groupby("study", sort=False)["modality"].agg(lambda t: "-".join(t))
+    single = per_study[~per_study.str.contains("-")]
+    trials = per_study[per_study.str.contains("-")].value_counts(sort=False)
+    designs = ", ".join(f"{count} {design}" for design, count in trials.items())
+    series = single.value_counts(sort=False)
+    only_single = sorted(set(single) - set("-".join(trials.index).split("-")))
+    return (
+        f"model `{model}` (arm-based logit-normal network, shared tau); "
+        f"{int(trials.sum())} trials ({designs}) and {len(single)} single-arm studies "
+        f"({', '.join(f'{c} of {t}' for t, c in series.items())}; "
+        f"{', '.join(only_single)} reached by single-arm studies only), "
+        f"{arms['n'].min()} to {arms['n'].max()} patients an arm; reference A; ranks of d, "
+        "tau, the baselines' mean m and SD sigma, and each treatment's rate at the typical "
+        "baseline"
+    )
 
 
 def _timing(table: pd.DataFrame) -> str:

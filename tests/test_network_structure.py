@@ -14,6 +14,7 @@ from scipy import special
 import bayesreview as br
 from bayesreview.errors import DataError
 from bayesreview.network import arms_of_shared_studies, network_structure
+from bayesreview.spec import load_spec
 
 
 def _table(arms: list[tuple[str, str, int, int]]) -> pd.DataFrame:
@@ -112,7 +113,11 @@ def _fake_fit(d_draws: np.ndarray, better: str = "higher", baseline: float = 0.0
     )
     structure = network_structure(_table(LOOP[:3]), reference="A")
     return NetworkFit(
-        az.InferenceData(posterior=posterior), structure, pd.DataFrame(), {"better": better}
+        az.InferenceData(posterior=posterior),
+        structure,
+        pd.DataFrame(),
+        load_spec("network"),
+        {"better": better},
     )
 
 

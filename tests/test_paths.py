@@ -193,7 +193,10 @@ def test_logit_normal_shrunken_estimate_with_a_missing_level():
 # --------------------------------------------------------------------------------------------
 
 
-def test_logit_normal_with_a_study_in_two_modalities(fast_fit):
+def test_a_study_in_two_modalities_is_refused_as_arms_of_one_trial(fast_fit):
+    # study A has rows under x and y: two arms of one trial, which a single-arm model would
+    # pool as unrelated studies; the fit refuses, naming the study, its rows and the network
+    # model, and the same rows with their own labels fit as separate series
     table = pd.DataFrame(
         {
             "study": ["A", "A", "B", "C", "D"],
@@ -202,11 +205,29 @@ def test_logit_normal_with_a_study_in_two_modalities(fast_fit):
             "events": [2, 3, 4, 1, 2],
         }
     )
-    result = fast_fit(table, outcome="events", model="logit_normal", seed=3)
-    labels = list(result.idata.log_likelihood["events"].study.values)
-    assert labels == ["A [x]", "A [y]", "B", "C", "D"]
+    with pytest.raises(br.BayesReviewError) as refused:
+        fast_fit(table, outcome="events", model="logit_normal", seed=3)
+    message = str(refused.value)
+    assert "'A' (rows 1, 2: x, y)" in message and 'model="network"' in message
+    assert "'B'" not in message
+    separate = table.assign(study=["A1", "A2", "B", "C", "D"])
+    result = fast_fit(separate, outcome="events", model="logit_normal", seed=3)
+    assert list(result.idata.log_likelihood["events"].study.values) == ["A1", "A2", "B", "C", "D"]
     assert len(result.summary()) == 2
-    assert list(result.study_estimates()["study"]) == ["A", "A", "B", "C", "D"]
+
+
+def test_repeated_study_labels_get_unique_coordinates():
+    # model_data's per-row labels stay unique where a label repeats (within or across groups)
+    table = pd.DataFrame(
+        {
+            "study": ["A", "A", "B"],
+            "modality": ["x", "y", "x"],
+            "n": [5, 6, 7],
+            "events": [2, 3, 4],
+        }
+    )
+    data = model_data(br.read_studies(table), "events")
+    assert data.study_labels == ("A [x]", "A [y]", "B")
 
 
 def test_logit_normal_logp_integrates_the_study_effects_out():

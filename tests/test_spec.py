@@ -18,7 +18,7 @@ from bayesreview.backend.priors import prior_variable
 from bayesreview.errors import SpecError
 from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
 
-SHIPPED = ["beta_binomial", "logit_normal", "response", "selection"]
+SHIPPED = ["beta_binomial", "logit_normal", "network", "response", "selection"]
 
 
 def _spec_dict(model: str = "beta_binomial") -> dict:

@@ -488,10 +488,21 @@ def test_large_study_design():
 
 
 def test_every_configuration_simulates():
-    from bayesreview.validation import SBC_LEVEL_TOTALS, _replicate_design
+    from bayesreview.validation import (
+        SBC_LEVEL_TOTALS,
+        _replicate_design,
+        network_sbc_design,
+        simulate_network,
+    )
 
     for name, config in SBC_CONFIGURATIONS.items():
         spec = br.load_spec(config["model"])
+        if spec.structure == "network":
+            arms = network_sbc_design()
+            truth, events = simulate_network(spec, arms, np.random.default_rng(12))
+            assert len(truth["rate"]) == arms["modality"].nunique(), name
+            assert len(events) == len(arms) and (events <= arms["n"]).all(), name
+            continue
         data, levels, hidden = _replicate_design(
             config.get("design", "calcinosis"), config.get("bias"), spec.outcome == "response"
         )

@@ -1,92 +1,100 @@
 """The arm-based network model of binary outcomes, and its sampling.
 
-Arm k of study i (treatment t_ik, y_ik events of n_ik patients)::
+Arm k of study i (y_ik events of n_ik patients)::
 
-    y_ik ~ Binomial(n_ik, p_ik),   logit p_ik = mu_i + d[t_ik] + u_ik,   d[reference] = 0,
+    y_ik ~ Binomial(n_ik, p_ik),   logit p_ik = mu_i + x_ik . d + u_ik,
     u_ik ~ Normal(0, tau^2 / 2),   mu_i ~ Normal(m, sigma_mu^2).
 
-d are the log odds ratios against the reference treatment. The arm effects u make each
-contrast u_ik - u_ib of two arms of one study vary with SD tau between studies, and two
-contrasts of one multi-arm study correlate 0.5: the usual random-effects network model with a
-common heterogeneity, consistency assumed. The study baselines mu_i are exchangeable, which is
-what lets a single-arm study in: its arm informs m + d[t], the rate of its treatment in a
-typical study. Both u and mu are sampled non-centred.
+Under consistency (the network model) x_ik picks the log odds ratio d[t_ik] of the arm's
+treatment against the reference (a row of zeros for a reference arm): logit p_ik = mu_i +
+d[t_ik] + u_ik. The arm effects u make each contrast u_ik - u_ib of two arms of one study vary
+with SD tau between studies, and two contrasts of one multi-arm study correlate 0.5: the usual
+random-effects network model with a common heterogeneity. The study baselines mu_i are
+exchangeable, which is what lets a single-arm study in: its arm informs m + d[t], the rate of
+its treatment in a typical study. Both u and mu are sampled non-centred.
+
+The same model with another design ``x`` is the unrelated-mean-effects model of the
+inconsistency check (:func:`bayesreview.network.inconsistency`): one free parameter per pair
+of treatments compared directly, nothing tying them together.
+
+A model is built and compiled once per shape (arms, studies, parameters) and specification
+and kept with the package's other compiled models
+(:func:`bayesreview.backend.sampling.cached_model`); a refit of the same shape only changes
+the values of its ``pm.Data`` containers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
+import arviz as az
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 
 from bayesreview.backend.priors import prior_variable
-from bayesreview.backend.sampling import TARGET_ACCEPT
+from bayesreview.backend.sampling import SamplerSettings, cached_model, run_nuts
 from bayesreview.spec import Prior
 
-__all__ = ["network_model", "sample_network"]
+__all__ = ["network_arrays", "network_model", "sample_network"]
 
 
 def network_model(
-    study: np.ndarray,
-    treatment: np.ndarray,
-    events: np.ndarray,
-    trials: np.ndarray,
-    studies: list[str],
-    treatments: list[str],
-    priors: dict[str, Prior],
+    n_arms: int,
+    n_studies: int,
+    parameters: list[str],
+    priors: Mapping[str, Prior],
 ) -> pm.Model:
-    """The PyMC model above; ``treatment`` indexes ``treatments``, the reference first.
+    """The PyMC model above for ``n_arms`` arms of ``n_studies`` studies, with one log odds
+    ratio ``d`` per name in ``parameters``; its data are the ``pm.Data`` containers of
+    :func:`network_arrays`.
 
-    ``priors``: ``effect`` (each log odds ratio against the reference), ``baseline_mean``
-    (m), ``baseline_sd`` (sigma_mu) and ``tau``.
+    ``priors``: ``effect`` (each element of d), ``baseline_mean`` (m), ``baseline_sd``
+    (sigma_mu) and ``effect_sd`` (tau).
     """
-    coords = {
-        "study": studies,
-        "treatment": treatments,
-        "contrast": treatments[1:],
-        "arm": list(range(len(events))),
-    }
+    coords = {"study": range(n_studies), "contrast": parameters, "arm": range(n_arms)}
     with pm.Model(coords=coords) as model:
-        study_idx = pm.Data("study_idx", study, dims="arm")
-        treatment_idx = pm.Data("treatment_idx", treatment, dims="arm")
-        n = pm.Data("trials", trials, dims="arm")
-        y = pm.Data("events", events, dims="arm")
+        study_idx = pm.Data("study_idx", np.zeros(n_arms, dtype=np.int64), dims="arm")
+        design = pm.Data("design", np.zeros((n_arms, len(parameters))), dims=("arm", "contrast"))
+        n = pm.Data("trials", np.ones(n_arms, dtype=np.int64), dims="arm")
+        y = pm.Data("events", np.zeros(n_arms, dtype=np.int64), dims="arm")
         d = prior_variable(priors["effect"], "d", dims="contrast")
         m = prior_variable(priors["baseline_mean"], "baseline_mean")
         sigma_mu = prior_variable(priors["baseline_sd"], "baseline_sd")
-        tau = prior_variable(priors["tau"], "tau")
+        tau = prior_variable(priors["effect_sd"], "tau")
         mu = m + sigma_mu * pm.Normal("baseline_raw", 0.0, 1.0, dims="study")
         u = tau / np.sqrt(2.0) * pm.Normal("arm_raw", 0.0, 1.0, dims="arm")
-        effect = pt.concatenate([pt.zeros(1), d])
         pm.Deterministic("mu", mu, dims="study")
-        logit_p = mu[study_idx] + effect[treatment_idx] + u
+        logit_p = mu[study_idx] + design @ d + u
+        pm.Deterministic("logit_p", logit_p, dims="arm")
         pm.Potential("loglik", pm.logp(pm.Binomial.dist(n=n, logit_p=logit_p), y).sum())
     return model
 
 
+def network_arrays(
+    study: np.ndarray, design: np.ndarray, events: np.ndarray, trials: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Values of the network model's ``pm.Data`` containers: each arm's study (index),
+    design row, events and patients."""
+    return {
+        "study_idx": np.asarray(study, dtype=np.int64),
+        "design": np.asarray(design, dtype=float),
+        "events": np.asarray(events, dtype=np.int64),
+        "trials": np.asarray(trials, dtype=np.int64),
+    }
+
+
 def sample_network(
-    model: pm.Model, draws: int, tune: int, chains: int, seed: int, progressbar: bool
-) -> Any:
-    """Sample the network model with nutpie (its compiled code cached on disk)."""
-    import warnings
-
-    import nutpie
-
-    from bayesreview.backend.nutpie_cache import compile_model
-
-    compiled = compile_model(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            progress_bar=progressbar,
-            cores=chains,
-            save_warmup=False,
-            target_accept=TARGET_ACCEPT,
-        )
+    arrays: dict[str, np.ndarray],
+    n_studies: int,
+    parameters: list[str],
+    priors: Mapping[str, Prior],
+    run: SamplerSettings,
+) -> az.InferenceData:
+    """Sample the network model of ``arrays`` (:func:`network_arrays`); the compiled model
+    of this shape and these priors is reused where one is kept."""
+    n_arms = len(arrays["events"])
+    key = ("network", run.sampler, n_arms, n_studies, tuple(parameters), tuple(priors.items()))
+    model, compiled = cached_model(
+        key, lambda: network_model(n_arms, n_studies, parameters, priors), run.sampler
+    )
+    return run_nuts(model, compiled, arrays, run)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import arviz as az
 import numpy as np
 
 from bayesreview.backend.models import build_model
+from bayesreview.errors import BayesReviewError
 from bayesreview.model_data import (
     TERM_NAMES,
     ModelData,
@@ -30,10 +33,14 @@ __all__ = [
     "MAX_COMPILED_MODELS",
     "SAMPLERS",
     "TARGET_ACCEPT",
+    "SamplerSettings",
+    "cached_model",
+    "checked_sampling",
     "clear_compiled_models",
     "compiled_model",
     "data_arrays",
     "default_sampler",
+    "run_nuts",
     "sample",
 ]
 
@@ -47,6 +54,40 @@ SAMPLERS = ("nutpie", "pymc")
 #: 8 seeds of the logit-normal, joint and design-covariate models), 0.95 in none but with
 #: 60% more gradient evaluations.
 TARGET_ACCEPT = 0.9
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How NUTS runs: the sampler (one of :data:`SAMPLERS`), posterior draws per chain,
+    tuning steps, chains, the random seed and whether to show progress."""
+
+    sampler: str
+    draws: int
+    tune: int
+    chains: int
+    seed: int
+    progressbar: bool = False
+
+
+def checked_sampling(
+    sampler: str | None,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int | None = None,
+    progressbar: bool = False,
+) -> SamplerSettings:
+    """The sampler settings of a fit: ``sampler`` (else :func:`default_sampler`), ``seed``
+    (else drawn at random); BayesReviewError naming the argument that is wrong."""
+    sampler = sampler or default_sampler()
+    if sampler not in SAMPLERS:
+        raise BayesReviewError(f"sampler={sampler!r}: must be one of {', '.join(SAMPLERS)}")
+    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if not isinstance(value, int | np.integer) or value < least:
+            raise BayesReviewError(f"{name}={value!r}: must be a whole number >= {least}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    return SamplerSettings(sampler, int(draws), int(tune), int(chains), int(seed), progressbar)
 
 
 def default_sampler() -> str:
@@ -134,10 +175,16 @@ def compiled_model(
         data.groups,
         None if data.bias is None else (data.bias.levels, data.bias.prior_counts),
     )
+    return cached_model(key, lambda: build_model(data, spec, tabulated), sampler)
+
+
+def cached_model(key: tuple, build: Callable[[], Any], sampler: str) -> tuple[Any, Any]:
+    """(model, compiled nutpie model or None) kept under ``key``; ``build()`` makes the PyMC
+    model the first time. Every model family shares this cache and its bound."""
     if key in _COMPILED:
         _COMPILED.move_to_end(key)
     else:
-        model = build_model(data, spec, tabulated)
+        model = build()
         compiled = None
         if sampler == "nutpie":
             from bayesreview.backend.nutpie_cache import compile_model
@@ -152,12 +199,7 @@ def compiled_model(
 def sample(
     data: ModelData,
     spec: ModelSpec,
-    sampler: str,
-    draws: int,
-    tune: int,
-    chains: int,
-    seed: int,
-    progressbar: bool,
+    run: SamplerSettings,
     tabulated: Tabulated | None = None,
 ) -> tuple[az.InferenceData, list[str]]:
     """Sample the model; returns the InferenceData and the names of the free parameters.
@@ -165,40 +207,48 @@ def sample(
     ``data`` is what the model sees (collapsed or padded rows), or, with ``tabulated``, the
     sufficient counts of the beta-binomial likelihood.
     """
-    model, compiled = compiled_model(data, spec, sampler, tabulated)
+    model, compiled = compiled_model(data, spec, run.sampler, tabulated)
     free = [rv.name for rv in model.free_RVs]
-    arrays = data_arrays(data, spec, tabulated)
-    if sampler == "nutpie":
+    idata = run_nuts(model, compiled, data_arrays(data, spec, tabulated), run)
+    return idata, free
+
+
+def run_nuts(
+    model: Any,
+    compiled: Any,
+    arrays: dict[str, np.ndarray],
+    run: SamplerSettings,
+) -> az.InferenceData:
+    """NUTS on ``model`` with its ``pm.Data`` containers set to ``arrays``: nutpie on
+    ``compiled`` where it is given, else PyMC's sampler (one core)."""
+    if compiled is not None:
         import nutpie
 
-        compiled = compiled.with_data(**arrays)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            idata = nutpie.sample(
-                compiled,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                seed=seed,
-                progress_bar=progressbar,
-                cores=chains,
+            return nutpie.sample(
+                compiled.with_data(**arrays),
+                draws=run.draws,
+                tune=run.tune,
+                chains=run.chains,
+                seed=run.seed,
+                progress_bar=run.progressbar,
+                cores=run.chains,
                 save_warmup=False,
                 target_accept=TARGET_ACCEPT,
             )
-        return idata, free
     import pymc as pm
 
     with model:
         pm.set_data(arrays)
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
+        return pm.sample(
+            draws=run.draws,
+            tune=run.tune,
+            chains=run.chains,
             cores=1,
-            random_seed=seed,
-            progressbar=progressbar,
+            random_seed=run.seed,
+            progressbar=run.progressbar,
             compute_convergence_checks=False,
             target_accept=TARGET_ACCEPT,
             return_inferencedata=True,
         )
-    return idata, free
