@@ -687,12 +687,37 @@ def _network_intro(fit: NetworkFit) -> str:
     )
 
 
-def _network_results_section(fit: NetworkFit) -> str:
+def _two_decimals(value: Any) -> str:
+    return f"{float(value):.2f}"
+
+
+def _network_effects_table(fit: NetworkFit) -> pd.DataFrame:
+    """Odds ratios against the reference, for people to read."""
     effects = fit.relative_effects(measure="or")
-    effects["treatment"] = [fit.label(t) for t in effects["treatment"]]
-    effects["reference"] = [fit.label(t) for t in effects["reference"]]
+    return pd.DataFrame(
+        {
+            "treatment": [fit.label(t) for t in effects["treatment"]],
+            "against": [fit.label(t) for t in effects["reference"]],
+            "odds ratio (median)": effects["median"],
+            "95% CrI": [
+                f"{lower:.2f}–{upper:.2f}"
+                for lower, upper in zip(effects["lower"], effects["upper"], strict=True)
+            ],
+            "P(better)": effects["p_better"],
+        }
+    )
+
+
+def _network_results_section(fit: NetworkFit) -> str:
     ranks = fit.ranks()
-    ranks["treatment"] = [fit.label(t) for t in ranks["treatment"]]
+    ranks = pd.DataFrame(
+        {
+            "treatment": [fit.label(t) for t in ranks["treatment"]],
+            "mean rank": ranks["mean_rank"],
+            "P(best)": ranks["p_best"],
+            "SUCRA": ranks["sucra"],
+        }
+    )
     tau = fit.heterogeneity()
     statistics = fit.fit_statistics()
     return "\n".join(
@@ -702,9 +727,19 @@ def _network_results_section(fit: NetworkFit) -> str:
             "as if from one study.</p>",
             _table(fit.summary()),
             "<h3>Odds ratios against the reference</h3>",
-            _table(effects, formats={"p_better": _probability}),
+            _table(
+                _network_effects_table(fit),
+                formats={"odds ratio (median)": _two_decimals, "P(better)": _probability},
+            ),
             "<h3>Ranks</h3>",
-            _table(ranks, formats={"p_best": _probability, "sucra": _probability}),
+            _table(
+                ranks,
+                formats={
+                    "mean rank": _two_decimals,
+                    "P(best)": _probability,
+                    "SUCRA": _probability,
+                },
+            ),
             f"<p>Between-study SD of the log odds ratios, tau: {tau['median']:.2f} (95% CrI "
             f"{tau['lower']:.2f}–{tau['upper']:.2f}). Residual deviance "
             f"{statistics['residual_deviance']:.1f} for {statistics['arms']:.0f} arms (about "
@@ -722,16 +757,30 @@ def _inconsistency_section(fit: NetworkFit, check: InconsistencyCheck | None) ->
             if not fit.structure.has_loop
             else ""
         )
-    pairs = check.pairs.copy()
-    for column in ("treatment", "versus"):
-        pairs[column] = [fit.label(t) for t in pairs[column]]
+    pairs = check.pairs
+
+    def interval(kind: str) -> list[str]:
+        columns = [f"{kind}_median", f"{kind}_lower", f"{kind}_upper"]
+        return [f"{m:.2f} ({lo:.2f} to {hi:.2f})" for m, lo, hi in pairs[columns].to_numpy()]
+
+    table = pd.DataFrame(
+        {
+            "comparison": [
+                f"{fit.label(t)} vs {fit.label(b)}"
+                for t, b in zip(pairs["treatment"], pairs["versus"], strict=True)
+            ],
+            "trials": pairs["studies"],
+            "direct log OR (95% CrI)": interval("direct"),
+            "network log OR (95% CrI)": interval("network"),
+        }
+    )
     return "\n".join(
         [
             "<h2>Inconsistency</h2>",
             "<p>The network model against the unrelated-mean-effects model, which gives each "
             "directly compared pair its own log odds ratio (Dias et al. 2013).</p>",
             f"<p>{_e(check.summary())}</p>",
-            _table(pairs),
+            _table(table),
         ]
     )
 

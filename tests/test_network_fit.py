@@ -14,6 +14,7 @@ from scipy import special
 import bayesreview as br
 from bayesreview.cli import main
 from bayesreview.errors import DataError, SpecError
+from bayesreview.report import write_report
 
 DATA = Path(__file__).parent / "data"
 FAST = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
@@ -191,3 +192,23 @@ def test_hasselblad1998_shows_no_inconsistency():
         check.pairs["network_median"] < check.pairs["direct_upper"]
     )
     assert inside.all()
+
+
+def test_the_network_report_names_treatments_by_their_labels(tmp_path):
+    table, _ = _inconsistent_loop()
+    labels = {"A": "Placebo cream", "B": "Bisphosphonate", "C": "Curettage"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", br.ConvergenceWarning)
+        fitted = br.fit(
+            table, model="network", outcome="events", reference="A", labels=labels, seed=2,
+            draws=150, tune=150, chains=2, progressbar=False,
+        )  # fmt: skip
+    path = write_report(fitted, tmp_path / "report.html")
+    text = path.read_text()
+    body = text.split("<body>")[1].split("Settings and versions")[0]
+    assert "Placebo cream" in body and "Curettage" in body
+    # every table cell naming a treatment shows its label, not its code (the settings, for
+    # reproducing the fit, keep the codes)
+    for code in labels:
+        assert f"<td>{code}</td>" not in body
+    assert "Not checked" not in body  # a loop: without a check given, the section is left out
