@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -23,3 +25,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def save_fit_file(
+    idata: Any,
+    path: str | os.PathLike,
+    spec_toml: str,
+    studies_csv: str,
+    settings: Mapping[str, Any],
+    structure: str = "studies",
+) -> Path:
+    """Write ``idata`` to a netCDF file, whole or not at all, with what :func:`bayesreview.
+    load_fit` needs as attributes of its posterior: the package version, the model
+    ``structure``, the spec (TOML), the study table (CSV) and the settings (JSON)."""
+    from bayesreview import __version__
+
+    path = Path(path)
+    idata = idata.copy()
+    idata.posterior.attrs.update(
+        {
+            "bayesreview_version": __version__,
+            "bayesreview_structure": structure,
+            "bayesreview_spec": spec_toml,
+            "bayesreview_studies": studies_csv,
+            "bayesreview_settings": json.dumps(dict(settings)),
+        }
+    )
+    with atomic_path(path) as temporary:
+        idata.to_netcdf(str(temporary), engine="h5netcdf")
+    return path

@@ -503,7 +503,9 @@ def _analyze_network(args: argparse.Namespace, studies, spec, outcome: str, by: 
         if issubclass(warning.category, ConvergenceWarning | AssumptionWarning):
             print(f"bayesreview analyze: warning: {warning.message}", file=sys.stderr)
     out = Path(args.out)
-    names = _in_staging(out, lambda staging: _write_network_results(result, check, staging))
+    names = _in_staging(
+        out, lambda staging: _write_network_results(result, check, staging, save_fit=True)
+    )
     print(result.summary().to_string(index=False))
     print("\nAssumes: " + "; ".join(result.assumptions()) + ".")
     if check is not None:
@@ -512,9 +514,9 @@ def _analyze_network(args: argparse.Namespace, studies, spec, outcome: str, by: 
     return 0
 
 
-def _write_network_results(result, check, staging: Path) -> None:
-    """The network's tables (:data:`NETWORK_TABLES`), its three figures in every format of
-    :data:`FIGURE_FORMATS`, and report.html, into ``staging``."""
+def _write_network_results(result, check, staging: Path, save_fit: bool = False) -> None:
+    """The network's tables, its three figures in every format of :data:`FIGURE_FORMATS`,
+    report.html and, with ``save_fit``, fit.nc, into ``staging``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -533,6 +535,8 @@ def _write_network_results(result, check, staging: Path) -> None:
     }
     if check is not None:
         tables["inconsistency"] = check.pairs
+    if save_fit:
+        result.save(staging / "fit.nc")
     for name, table in tables.items():
         _write_csv(table, staging / f"{name}.csv")
     figures = {}
@@ -552,6 +556,11 @@ def _report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, args.force)
     result = load_fit(args.fit)
+    if result.spec.structure == "network":
+        names = _in_staging(out, lambda staging: _write_network_results(result, None, staging))
+        print(result.summary().to_string(index=False))
+        print(f"\nWrote {len(names)} files to {out}/ (open {out / 'report.html'})")
+        return 0
     crude = crude_table(
         result.studies, by=result.settings["by"], unknown=result.settings["unknown"]
     )
@@ -569,6 +578,8 @@ def _update(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, args.force)
     old = load_fit(args.fit)
+    if old.spec.structure == "network":
+        raise BayesReviewError(f"{args.fit}: a network fit; refit it with the new studies")
     result = update(old, args.new)  # new rows are validated before anything is fitted
     crude = crude_table(
         result.studies, by=result.settings["by"], unknown=result.settings["unknown"]

@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesreview import __version__
-from bayesreview._io import atomic_path
+from bayesreview._io import save_fit_file
 from bayesreview.backend.sampling import SamplerSettings, checked_sampling, sample
 from bayesreview.compare import check_better, check_level
 from bayesreview.data import (
@@ -46,7 +45,12 @@ from bayesreview.model_data import (
     padded_size,
     tabulated_counts,
 )
-from bayesreview.network import NetworkFit, arms_of_shared_studies, fit_network
+from bayesreview.network import (
+    NetworkFit,
+    arms_of_shared_studies,
+    fit_network,
+    restored_network_fit,
+)
 from bayesreview.quantities import (
     flat_posterior,
     log_likelihood,
@@ -650,19 +654,9 @@ class Fit:
         The spec (TOML), the study table (CSV), the fit settings (JSON) and the package
         version are stored as attributes, so :func:`load_fit` needs nothing else.
         """
-        path = Path(path)
-        idata = self.idata.copy()
-        idata.posterior.attrs.update(
-            {
-                "bayesreview_version": __version__,
-                "bayesreview_spec": self.spec.to_toml(),
-                "bayesreview_studies": self.studies.to_csv(index=False),
-                "bayesreview_settings": json.dumps(self.settings),
-            }
+        return save_fit_file(
+            self.idata, path, self.spec.to_toml(), self.studies.to_csv(index=False), self.settings
         )
-        with atomic_path(path) as temporary:
-            idata.to_netcdf(str(temporary), engine="h5netcdf")
-        return path
 
 
 def _outcome_events(data: ModelData, outcome: str) -> tuple[np.ndarray, np.ndarray]:
@@ -1009,8 +1003,9 @@ def _assemble(
     return Fit(idata=new, studies=studies, spec=spec, data=data, settings=settings)
 
 
-def load_fit(path: str | os.PathLike) -> Fit:
-    """Load a fit written by :meth:`Fit.save`, without refitting and without unpickling.
+def load_fit(path: str | os.PathLike) -> Fit | NetworkFit:
+    """Load a fit written by :meth:`Fit.save` (or :meth:`NetworkFit.save`, which gives a
+    :class:`~bayesreview.NetworkFit`), without refitting and without unpickling.
 
     Raises
     ------
@@ -1035,6 +1030,8 @@ def load_fit(path: str | os.PathLike) -> Fit:
         spec = ModelSpec.from_dict(tomllib.loads(attrs["bayesreview_spec"]), source=str(path))
         settings = json.loads(attrs["bayesreview_settings"])
         studies = read_studies(pd.read_csv(io.StringIO(attrs["bayesreview_studies"])))
+        if attrs.get("bayesreview_structure") == "network":
+            return restored_network_fit(idata, spec, settings, studies)
         studies = _restore_levels(studies, settings)
         data = model_data(
             studies,

@@ -27,6 +27,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import arviz as az
@@ -35,6 +36,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
+from bayesreview._io import save_fit_file
 from bayesreview.backend.sampling import SamplerSettings, checked_sampling
 from bayesreview.compare import check_better, check_level
 from bayesreview.data import display_labels, outcome_counts, validated
@@ -381,6 +383,11 @@ class NetworkFit:
                 f"{names}: no comparative study connects it to {self.label(self.reference)}, "
                 "so its comparison with it rests on the exchangeable baselines alone"
             )
+        if self.structure.comparisons.empty:
+            said.append(
+                "no comparative study: the spread of the arm effects (tau) and that of the "
+                "baselines are not told apart by the data, so tau's posterior is about its prior"
+            )
         return said
 
     def _draws(self, name: str) -> xr.DataArray:
@@ -645,6 +652,15 @@ class NetworkFit:
             **{**settings, "seed": self.settings["seed"], **fit_arguments},
         )
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fit to a netCDF file, whole or not at all, as :meth:`Fit.save` does;
+        :func:`bayesreview.load_fit` reads it back as a NetworkFit."""
+        settings = {k: v for k, v in self.settings.items() if k != "studies"}
+        studies = self.settings["studies"].to_csv(index=False)
+        return save_fit_file(
+            self.idata, path, self.spec.to_toml(), studies, settings, structure="network"
+        )
+
     def __repr__(self) -> str:
         tau = self.heterogeneity()
         lines = [
@@ -803,17 +819,20 @@ def fit_network(
         table = _comparative_only(table, by, structure)
         structure = network_structure(table, by, structure.reference)
     if not structure.connected:
-        outside = ", ".join(repr(t) for t in structure.reached_by_single_arm_studies_only)
+        outside = ", ".join(
+            repr(codebook.get(t, t)) for t in structure.reached_by_single_arm_studies_only
+        )
+        reference_name = codebook.get(structure.reference, structure.reference)
         if not single_arm:
             raise DataError(
                 f"single_arm=False: the comparative studies do not connect {outside} to the "
-                f"reference {structure.reference!r}; fit with single_arm=True (the single-arm "
+                f"reference {reference_name!r}; fit with single_arm=True (the single-arm "
                 "studies then connect them, assuming the studies' baselines exchangeable) or "
                 "drop those treatments"
             )
         warnings.warn(
             f"No comparative study connects {outside} to the reference "
-            f"{structure.reference!r}: the comparison rests on the assumption that "
+            f"{reference_name!r}: the comparison rests on the assumption that "
             f"{EXCHANGEABLE_BASELINES}.",
             AssumptionWarning,
             stacklevel=2,
@@ -840,6 +859,21 @@ def fit_network(
     result = NetworkFit(idata=idata, structure=structure, arms=arms, spec=spec, settings=settings)
     _warn_unconverged(result)
     return result
+
+
+def restored_network_fit(
+    idata: az.InferenceData, spec: ModelSpec, settings: dict[str, Any], studies: pd.DataFrame
+) -> NetworkFit:
+    """The NetworkFit of a saved posterior (:meth:`NetworkFit.save`), its network and arms
+    rebuilt from the saved study table and settings; BayesReviewError where the arms do not
+    match the posterior's."""
+    structure = network_structure(studies, settings["by"], settings["reference"])
+    arms = _network_arms(studies, settings["by"], settings["outcome"], settings["unknown"])
+    labels = [f"{s}: {t}" for s, t in zip(arms["study"], arms["treatment"], strict=True)]
+    if list(idata.posterior["arm"].values) != labels:
+        raise BayesReviewError("the saved study table's arms differ from the posterior's")
+    restored = {**settings, "studies": studies}
+    return NetworkFit(idata=idata, structure=structure, arms=arms, spec=spec, settings=restored)
 
 
 def _warn_unconverged(result: NetworkFit) -> None:

@@ -255,7 +255,8 @@ def build(draws: int, chains: int) -> str:
         "`bayesreview analyze --model network --by treatment data.csv` fits the network, runs "
         "the inconsistency check where the network has a loop, and writes summary.csv, "
         "relative_effects.csv, rates.csv, league.csv, ranks.csv, diagnostics.csv, "
-        "inconsistency.csv, the three figures above (PNG, SVG, PDF) and report.html.",
+        "inconsistency.csv, the three figures above (PNG, SVG, PDF), fit.nc and report.html; "
+        "`fit.save(path)` and `br.load_fit(path)` keep and restore a network fit.",
         "A study table with rows sharing a study label across treatments is refused by the "
         'single-arm models (`br.fit(..., model="beta_binomial")`), which would pool the arms '
         "of one trial as unrelated studies: the error names the studies and the network model.",

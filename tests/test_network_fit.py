@@ -173,6 +173,20 @@ def test_analyze_writes_the_network_tables_figures_and_report(tmp_path):
     for heading in ("Results", "Odds ratios against the reference", "Inconsistency", "Ranks"):
         assert f">{heading}</h" in report
     assert report.count("<svg") >= 3 and "<script" not in report
+    # the saved fit comes back whole, and `report` writes the same tables from it
+    restored = br.load_fit(out / "fit.nc")
+    assert isinstance(restored, br.NetworkFit)
+    pd.testing.assert_frame_equal(
+        restored.relative_effects(), pd.read_csv(out / "relative_effects.csv"), rtol=1e-5
+    )
+    again = tmp_path / "again"
+    assert main(["report", str(out / "fit.nc"), "--out", str(again)]) == 0
+    pd.testing.assert_frame_equal(
+        pd.read_csv(again / "league.csv"), pd.read_csv(out / "league.csv")
+    )
+    # a network fit is refitted, not updated: a clear error (exit code 2), nothing written
+    assert main(["update", str(out / "fit.nc"), str(csv), "--out", str(tmp_path / "u")]) == 2
+    assert not (tmp_path / "u").exists()
 
 
 @pytest.mark.slow
@@ -212,3 +226,25 @@ def test_the_network_report_names_treatments_by_their_labels(tmp_path):
     for code in labels:
         assert f"<td>{code}</td>" not in body
     assert "Not checked" not in body  # a loop: without a check given, the section is left out
+
+
+def test_a_network_of_single_arm_studies_says_tau_rests_on_its_prior():
+    # no comparative study: the arm effects and the baselines vary together, so the data
+    # cannot tell tau from the baselines' spread; the warning names treatments by label
+    table = pd.DataFrame(
+        {
+            "study": ["s1", "s2", "s3", "s4"],
+            "modality": ["a", "a", "b", "b"],
+            "n": [20, 25, 30, 20],
+            "events": [5, 8, 12, 9],
+        }
+    )
+    labels = {"a": "Drug A", "b": "Drug B"}
+    with pytest.warns(br.AssumptionWarning, match="'Drug B' to the reference 'Drug A'"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", br.ConvergenceWarning)
+            fitted = br.fit(
+                table, model="network", outcome="events", reference="a", labels=labels,
+                seed=1, **FAST,
+            )  # fmt: skip
+    assert any("tau's posterior is about its prior" in said for said in fitted.assumptions())
