@@ -496,6 +496,65 @@ def bench_new_datasets() -> dict:
     return rows
 
 
+#: Model families timed by :func:`bench_families`: name -> arguments of ``bayesreview.fit`` on
+#: the bundled data (``network``: on hasselblad1998).
+FAMILIES = {
+    "beta_binomial": {"outcome": "any"},
+    "logit_normal": {"outcome": "any", "model": "logit_normal"},
+    "response": {"outcome": "response", "model": "response", "by": "group"},
+    "missing_levels": {"outcome": "any", "bias": "risk_of_bias"},
+    "known_totals": {"outcome": "any", "bias": "risk_of_bias", "bias_totals": "dataset"},
+    "selection": {"outcome": "any", "model": "selection"},
+    "network": {"outcome": "events", "model": "network", "reference": "no_contact"},
+}
+
+FAMILY_SCRIPT = (
+    "import sys; sys.path.insert(0, {here!r}); import run; print(run.first_fit_of_family({name!r}))"
+)
+
+
+def first_fit_of_family(name: str) -> float:
+    """Seconds of the first fit of model family ``name`` in a new process (compiling included;
+    4 chains x 1000 draws), as a new user's first call."""
+    import bayesreview as br
+
+    warnings.simplefilter("ignore")
+    table = network_trials() if name == "network" else br.load_dataset("calcinosis_cutis")
+    start = time.perf_counter()
+    br.fit(table, seed=1, progressbar=False, **SAMPLING, **FAMILIES[name])
+    return time.perf_counter() - start
+
+
+def bench_families() -> dict:
+    """The first fit of each model family in a fresh process with empty compile caches, set
+    against the default beta-binomial's (the target: none takes longer)."""
+    here = str(Path(__file__).resolve().parent)
+    seconds = {}
+    for name in FAMILIES:
+        with tempfile.TemporaryDirectory() as tmp:
+            done = subprocess.run(
+                [sys.executable, "-c", FAMILY_SCRIPT.format(here=here, name=name)],
+                env=_cache_env(Path(tmp)),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        seconds[name] = float(done.stdout.split()[-1])
+    default = seconds["beta_binomial"]
+    return {
+        f"first_fit_{name}": {
+            "ours_s": value,
+            "baseline_s": default,
+            "ratio": default / value,
+            "target": "<= the default model's first fit (5% timing noise allowed)",
+            "met": bool(value <= default * 1.05),
+            "note": "empty compile caches, fresh process; baseline: the default beta-binomial's",
+        }
+        for name, value in seconds.items()
+        if name != "beta_binomial"
+    }
+
+
 BASELINE_SCRIPT = (
     "import sys; sys.path.insert(0, {here!r}); import run; "
     "run.baseline_fit(run.calcinosis_table(), seed=1)"
@@ -691,6 +750,7 @@ def main(argv=None) -> int:
         "cli": bench_cli,
         "new": bench_new_datasets,
         "network": bench_network,
+        "families": bench_families,
     }
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmarks": {}}
     for name, bench in benches.items():
