@@ -24,8 +24,9 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from bayesreview import __version__
 from bayesreview.data import FIT_OUTCOMES, OUTCOMES
@@ -316,8 +317,9 @@ def _write_csv(frame, path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.6g")
 
 
-def _draw_forest_plots(fit, outcomes: Sequence[str], staging: Path) -> None:
-    """forest_<outcome>.png/.svg/.pdf of each outcome into ``staging``."""
+def _save_figures(figures: Callable[[], Iterable[tuple[str, Any]]], staging: Path) -> None:
+    """Each (name, figure) that ``figures()`` gives, drawn without a display, saved into
+    ``staging`` as name.png/.svg/.pdf (:data:`FIGURE_FORMATS`) and closed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -325,12 +327,16 @@ def _draw_forest_plots(fit, outcomes: Sequence[str], staging: Path) -> None:
 
     from bayesreview.plots import save_figure
 
-    for outcome in outcomes:
-        figure = fit.forest_plot(outcome=outcome)
+    for name, figure in figures():
         try:
-            save_figure(figure, staging / f"forest_{outcome}", formats=FIGURE_FORMATS)
+            save_figure(figure, staging / name, formats=FIGURE_FORMATS)
         finally:
             plt.close(figure)
+
+
+def _draw_forest_plots(fit, outcomes: Sequence[str], staging: Path) -> None:
+    """forest_<outcome>.png/.svg/.pdf of each outcome into ``staging``."""
+    _save_figures(lambda: ((f"forest_{o}", fit.forest_plot(outcome=o)) for o in outcomes), staging)
 
 
 def _write_results(
@@ -517,13 +523,7 @@ def _analyze_network(args: argparse.Namespace, studies, spec, outcome: str, by: 
 def _write_network_results(result, check, staging: Path, save_fit: bool = False) -> None:
     """The network's tables, its three figures in every format of :data:`FIGURE_FORMATS`,
     report.html and, with ``save_fit``, fit.nc, into ``staging``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from bayesreview.plots import save_figure
-    from bayesreview.report import network_figures, write_report
+    from bayesreview.report import NETWORK_FIGURES, network_figures, write_report
 
     tables = {
         "summary": result.summary(),
@@ -539,13 +539,9 @@ def _write_network_results(result, check, staging: Path, save_fit: bool = False)
         result.save(staging / "fit.nc")
     for name, table in tables.items():
         _write_csv(table, staging / f"{name}.csv")
-    figures = {}
-    for name, figure in network_figures(result).items():
-        try:
-            save_figure(figure, staging / name, formats=FIGURE_FORMATS)
-        finally:
-            plt.close(figure)
-        figures[name] = (staging / f"{name}.svg").read_bytes()
+    _save_figures(lambda: network_figures(result).items(), staging)
+    # the report shows the SVG files just written, as for the single-arm models
+    figures = {name: (staging / f"{name}.svg").read_bytes() for name in NETWORK_FIGURES}
     write_report(result, staging / "report.html", figures=figures, inconsistency=check)
 
 

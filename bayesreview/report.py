@@ -650,6 +650,25 @@ def _settings_section(fit: Fit | NetworkFit) -> str:
     return "\n".join(parts)
 
 
+def _written_note() -> str:
+    """When and by which bayesreview a report was written."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f'<p class="note">Written {html.escape(stamp)} by bayesreview '
+        f"{html.escape(package_versions()['bayesreview'])}. Rates are shown as percentages.</p>"
+    )
+
+
+def _html_document(title: str, body: list[str]) -> str:
+    """A whole HTML page: ``title``, the inline CSS and the ``body`` parts."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The report of a network meta-analysis
 # --------------------------------------------------------------------------------------------
@@ -807,7 +826,6 @@ def render_network_report(
     if figures is None:
         figures = {key: _png(figure) for key, figure in network_figures(fit).items()}
     title = title or "Bayesian network meta-analysis"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     drawn = [
         _figure_html(figures[key], caption) for key, caption in NETWORK_FIGURES.items()
         if key in figures
@@ -815,8 +833,7 @@ def render_network_report(
     body = [
         f"<h1>{html.escape(title)}</h1>",
         _network_intro(fit),
-        f'<p class="note">Written {html.escape(stamp)} by bayesreview '
-        f"{html.escape(package_versions()['bayesreview'])}. Rates are shown as percentages.</p>",
+        _written_note(),
         _network_results_section(fit),
         "<h2>Figures</h2>",
         *drawn,
@@ -824,12 +841,7 @@ def render_network_report(
         _network_checks_section(fit),
         _settings_section(fit),
     ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
+    return _html_document(title, body)
 
 
 # --------------------------------------------------------------------------------------------
@@ -858,14 +870,11 @@ def render_report(
         else "Bayesian meta-analysis of response rates"
     )
     settings = fit.settings
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     intro = (
         f"<p>{len(fit.studies)} studies pooled by {_e(settings.get('by'))} "
         f"({len(fit.groups)} levels); outcome: {_e(settings.get('outcome'))}; model "
         f"{_e(fit.spec.name)}; {_e(settings.get('chains'))} chains × {_e(settings.get('draws'))} "
-        f"draws, seed {_e(settings.get('seed'))}.</p>"
-        f'<p class="note">Written {html.escape(stamp)} by bayesreview '
-        f"{html.escape(package_versions()['bayesreview'])}. Rates are shown as percentages.</p>"
+        f"draws, seed {_e(settings.get('seed'))}.</p>" + _written_note()
     )
     body = [
         f"<h1>{html.escape(title)}</h1>",
@@ -882,12 +891,7 @@ def render_report(
         _data_section(fit),
         _settings_section(fit),
     ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
+    return _html_document(title, body)
 
 
 def write_report(
