@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesreview._io import save_fit_file
+from bayesreview._io import fit_file_damage, save_fit_file
 from bayesreview.backend.sampling import SamplerSettings, checked_sampling, sample
 from bayesreview.compare import check_better, check_level
 from bayesreview.data import (
@@ -41,8 +41,6 @@ from bayesreview.model_data import (
     Tabulated,
     collapse_identical,
     model_data,
-    pad_rows,
-    padded_size,
     tabulated_counts,
 )
 from bayesreview.network import (
@@ -533,8 +531,9 @@ class Fit:
     def convergence_problems(self) -> list[str]:
         """What the diagnostics say is wrong, each with what to do, in plain words.
 
-        Empty when all is well. Low ESS: the number of draws that would reach the threshold
-        (ESS grows in proportion to the draws). R-hat: more tuning and draws. Divergences:
+        Empty when all is well. Low ESS: twice the number of draws that would reach the
+        threshold if the ESS grew in proportion to the draws (an ESS estimated from few draws is
+        noisy and tends to be optimistic). R-hat: more tuning and draws. Divergences:
         more draws do not help; they point at the model's geometry.
         """
         table = self.diagnostics()
@@ -550,7 +549,7 @@ class Fit:
             )
         low_ess = min(table["ess_bulk"].min(), table["ess_tail"].min())
         if not low_ess >= ESS_MIN:
-            needed = int(math.ceil(1.5 * draws * ESS_MIN / max(low_ess, 1.0) / 100.0) * 100)
+            needed = int(math.ceil(2 * draws * ESS_MIN / max(low_ess, 1.0) / 100.0) * 100)
             problems.append(
                 f"effective sample size down to {low_ess:.0f} (< {ESS_MIN}): refit with "
                 f"draws={needed} (the ESS grows in proportion to the draws)"
@@ -931,7 +930,7 @@ def _likelihood_data(
     """What the likelihood is evaluated on: (rows, sufficient counts or None, description).
 
     The beta-binomial's sufficient counts where they apply (``collapse``); otherwise the rows,
-    identical studies merged for the beta-binomial, padded to a power of two.
+    identical studies merged for the beta-binomial.
     """
     collapsible = collapse and spec.likelihood == "beta_binomial"
     tabulated = tabulated_counts(data, spec) if collapsible else None
@@ -943,7 +942,7 @@ def _likelihood_data(
         )
     rows = collapse_identical(data) if collapsible else data
     description = f"{rows.n_rows} rows"
-    return pad_rows(rows, padded_size(rows.n_rows)), None, description
+    return rows, None, description
 
 
 def _assemble(
@@ -1010,11 +1009,15 @@ def load_fit(path: str | os.PathLike) -> Fit | NetworkFit:
     Raises
     ------
     BayesReviewError
-        When the file is missing, is not a netCDF file, or was not written by bayesreview.
+        When the file is missing, damaged or cut short (its checksum line does not match), is
+        not a netCDF file, or was not written by bayesreview.
     """
     path = Path(path)
     if not path.is_file():
         raise BayesReviewError(f"{path}: no such file")
+    damage = fit_file_damage(path)
+    if damage:
+        raise BayesReviewError(f"{path}: not a readable bayesreview fit file ({damage})")
     try:
         idata = az.from_netcdf(str(path), engine="h5netcdf")
         idata.load()

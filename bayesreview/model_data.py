@@ -74,6 +74,9 @@ class ModelData:
         How many identical studies a row stands for (1 unless collapsed).
     study
         Study labels per row (``"k identical studies"`` after collapsing).
+    prior_only_groups
+        How many of the last ``groups`` are padding with no rows (:func:`pad_groups`): their
+        parameters are drawn from the prior and dropped after sampling.
     """
 
     outcome: str
@@ -87,6 +90,7 @@ class ModelData:
     weights: np.ndarray
     complete: np.ndarray | None = None
     bias: Bias | None = None
+    prior_only_groups: int = 0
 
     @property
     def n_rows(self) -> int:
@@ -95,6 +99,11 @@ class ModelData:
     @property
     def n_groups(self) -> int:
         return len(self.groups)
+
+    @property
+    def n_data_groups(self) -> int:
+        """Groups that hold studies (all but the prior-only padding)."""
+        return self.n_groups - self.prior_only_groups
 
     @property
     def joint(self) -> bool:
@@ -127,7 +136,8 @@ class ModelData:
         return [("", self.events, self.trials)]
 
     def structure(self) -> tuple:
-        """What fixes the compiled model: shapes and the bias structure, not the counts."""
+        """What fixes the compiled model: the outcome, the number of groups and the bias
+        structure; not the counts, nor the number of rows (the model reads them at run time)."""
         bias = (
             None
             if self.bias is None
@@ -138,7 +148,7 @@ class ModelData:
                 self.bias.known_totals,
             )
         )
-        return (self.outcome, self.n_rows, self.n_groups, bias)
+        return (self.outcome, self.n_groups, bias)
 
 
 def _bias(
@@ -350,46 +360,30 @@ def collapse_identical(data: ModelData) -> ModelData:
     return replace(take_rows(data, rows, study), weights=weights.astype(np.int64))
 
 
-def padded_size(n_rows: int, smallest: int = 16) -> int:
-    """Rows a model is compiled for: the next power of two (at least ``smallest``).
+def padded_size(n: int, smallest: int) -> int:
+    """The next power of two at or above ``n``, at least ``smallest``."""
+    return max(smallest, 1 << (max(n, 1) - 1).bit_length())
 
-    Data of similar size (a study left out, a simulated replicate) then shares one compiled
-    model; the extra rows carry weight 0 and add nothing to the likelihood.
+
+#: Data sets are fitted with their groups padded to :func:`padded_size` of at least this many,
+#: so that one compiled model serves every data set of up to this many groups.
+SMALLEST_GROUP_PADDING = 8
+
+
+def pad_groups(data: ModelData, n_groups: int) -> ModelData:
+    """``data`` with prior-only groups (no rows) appended up to ``n_groups``.
+
+    Each group's parameters are a priori independent of the others' given the pooled ones
+    (location and spread), so a group with no studies leaves the posterior of the rest
+    unchanged: its own parameters are draws from the prior, dropped after sampling. Whether
+    heterogeneity is pooled is decided on the groups that hold studies
+    (:attr:`ModelData.n_data_groups`).
     """
-    return max(smallest, 1 << (max(n_rows, 1) - 1).bit_length())
-
-
-def pad_rows(data: ModelData, n_rows: int) -> ModelData:
-    """``data`` with empty rows (n = 0, weight 0) appended up to ``n_rows``.
-
-    Not with known level totals (:attr:`Bias.known_totals`), where every row is a study whose
-    level counts toward a total: ``data`` is returned as it is.
-    """
-    extra = n_rows - data.n_rows
-    if extra <= 0 or (data.bias is not None and data.bias.known_totals):
+    extra = n_groups - data.n_groups
+    if extra <= 0:
         return data
-
-    def grow(values: np.ndarray | None, fill) -> np.ndarray | None:
-        if values is None:
-            return None
-        return np.concatenate([values, np.full(extra, fill, dtype=values.dtype)])
-
-    bias = data.bias
-    if bias is not None:
-        bias = replace(bias, codes=grow(bias.codes, 0))
-    return ModelData(
-        outcome=data.outcome,
-        by=data.by,
-        unknown=data.unknown,
-        groups=data.groups,
-        group_idx=grow(data.group_idx, 0),
-        trials=grow(data.trials, 0),
-        events=grow(data.events, 0),
-        study=data.study + tuple(f"(padding {i})" for i in range(extra)),
-        weights=grow(data.weights, 0),
-        complete=grow(data.complete, 0),
-        bias=bias,
-    )
+    labels = tuple(f"(prior-only group {i + 1})" for i in range(extra))
+    return replace(data, groups=data.groups + labels, prior_only_groups=data.prior_only_groups + extra)
 
 
 #: Largest denominator for which the beta-binomial likelihood is tabulated (see ``tabulate``).
@@ -431,11 +425,18 @@ class Tabulated:
         return tuple(len(cell) for cell, *_ in self.terms.values())
 
 
+#: Fewest rows for which the beta-binomial likelihood is tabulated. Below it the per-row
+#: likelihood is as fast to evaluate, and every small data set then shares one compiled model
+#: whatever its denominators (the tabulated one is compiled for large data sets only).
+MIN_TABULATED_ROWS = 256
+
+
 def can_tabulate(data: ModelData) -> bool:
-    """Whether :func:`tabulate` applies: no missing bias level, no huge denominator."""
+    """Whether :func:`tabulate` applies: many rows, no missing bias level, no huge
+    denominator."""
     return (
         (data.bias is None or data.bias.n_missing == 0)
-        and data.n_rows > 0
+        and data.n_rows >= MIN_TABULATED_ROWS
         and int(data.trials.max()) <= MAX_TABULATED_TRIALS
     )
 
@@ -591,7 +592,7 @@ def anchor_groups(data: ModelData, spec: ModelSpec) -> dict[str, np.ndarray]:
     for suffix, events, trials in data.stage_counts():
         stage = "conditional" if suffix else "marginal"
         anchor = np.zeros(data.n_groups)
-        if spec.likelihood == "beta_binomial" and spec.pools_heterogeneity(data.n_groups):
+        if spec.likelihood == "beta_binomial" and spec.pools_heterogeneity(data.n_data_groups):
             rate = _cell_rates(data, events, trials)
             half_width = np.array(
                 [
@@ -606,3 +607,20 @@ def anchor_groups(data: ModelData, spec: ModelSpec) -> dict[str, np.ndarray]:
                 anchor[int(np.argmin(half_width))] = 1.0
         out[suffix] = anchor
     return out
+
+
+#: The log heterogeneity parameter that partial pooling pools, per likelihood.
+POOLED_LOG_SCALE = {"beta_binomial": "log_phi", "logit_normal": "log_tau"}
+
+
+def pooling_arrays(data: ModelData, spec: ModelSpec) -> dict[str, dict[str, np.ndarray]]:
+    """Per stage (suffix), the data of partial pooling: ``anchor_group`` (:func:`anchor_groups`)
+    and ``pooled``, 1.0 when there are two data groups or more (else 0.0: one log scale, see
+    :meth:`bayesreview.spec.ModelSpec.pools_heterogeneity`). Empty without partial pooling."""
+    if spec.heterogeneity != "partial_pooling":
+        return {}
+    pooled = np.asarray(float(spec.pools_heterogeneity(data.n_data_groups)))
+    return {
+        suffix: {"anchor_group": anchor, "pooled": pooled}
+        for suffix, anchor in anchor_groups(data, spec).items()
+    }

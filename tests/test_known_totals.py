@@ -152,12 +152,12 @@ def test_model_log_density_is_the_average_over_consistent_assignments():
         point = {
             "alpha": rng.normal(0, 1, 2),
             "beta": rng.normal(0, 0.7, 2),
-            "log_phi": np.array(rng.normal(2, 0.5)),
+            "log_phi_anchor": np.array(rng.normal(2, 0.5)),  # no anchor group: the location
             "log_phi_sd_log__": np.array(rng.normal(-1, 0.3)),
             "log_phi_raw": rng.normal(0, 1, 2),
         }
         sd = np.exp(point["log_phi_sd_log__"])
-        log_phi = point["log_phi"] + sd * point["log_phi_raw"]
+        log_phi = point["log_phi_anchor"] + sd * point["log_phi_raw"]
         shifts = np.concatenate([[0.0], point["beta"]])
         group = np.array([0, 0, 0, 0, 1, 1, 1])
         n, y = studies["n"].to_numpy(), studies["events"].to_numpy()
@@ -172,7 +172,7 @@ def test_model_log_density_is_the_average_over_consistent_assignments():
         priors = (
             stats.norm(0, 1.5).logpdf(point["alpha"]).sum()
             + stats.norm(0, 1).logpdf(point["beta"]).sum()
-            + spec.prior("log_concentration", "marginal").logpdf(point["log_phi"])
+            + spec.prior("log_concentration", "marginal").logpdf(point["log_phi_anchor"])
             + stats.halfnorm(scale=0.5).logpdf(sd)
             + stats.norm(0, 1).logpdf(point["log_phi_raw"]).sum()
         )

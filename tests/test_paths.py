@@ -348,36 +348,71 @@ def _anchor_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_anchored_log_phi_is_the_same_model(monkeypatch):
+def test_anchored_log_phi_is_the_same_model():
     # A group of 80 series of 50-200 patients pins its log phi down: it anchors the pooled
     # location. The anchored model's log density at (log phi_a, w) must equal the non-centred
-    # model's at log_phi = log phi_a - sd w, raw_a = w (a change of variables with Jacobian 1).
-    import bayesreview.backend.models as models
+    # model's (no anchor: log_phi_anchor is the location) at log_phi = log phi_a - sd w,
+    # raw_a = w (a change of variables with Jacobian 1). The anchor is data: one compiled model.
+    import pymc as pm
+
     from bayesreview.model_data import anchor_groups
 
     data = model_data(_anchor_table(), "events", by="modality")
     spec = br.load_spec("beta_binomial")
     np.testing.assert_array_equal(anchor_groups(data, spec)[""], [1.0, 0.0, 0.0])
-    anchored = build_model(data, spec)
-    monkeypatch.setattr(models, "anchor_groups", lambda d, s: {"": np.zeros(d.n_groups)})
-    plain = build_model(data, spec)
-    logp_anchored, logp_plain = anchored.compile_logp(), plain.compile_logp()
+    model = build_model(data, spec)
+    logp = model.compile_logp()
     rng = np.random.default_rng(0)
-    for _ in range(3):
-        point = {
+    points = [
+        {
             "alpha": rng.normal(-0.4, 0.3, 3),
             "log_phi_sd_log__": rng.normal(-1.0, 0.5),
             "log_phi_raw": rng.normal(size=3),
             "log_phi_anchor": rng.normal(2.0, 0.5),
         }
+        for _ in range(3)
+    ]
+    anchored = [logp(point) for point in points]
+    with model:
+        pm.set_data({"log_phi_anchor_group": np.zeros(3)})
+    for point, expected in zip(points, anchored, strict=True):
         sd = np.exp(point["log_phi_sd_log__"])
         location = point["log_phi_anchor"] - sd * point["log_phi_raw"][0]
-        other = {key: value for key, value in point.items() if key != "log_phi_anchor"}
-        np.testing.assert_allclose(
-            logp_anchored(point), logp_plain({**other, "log_phi": location}), rtol=1e-10
-        )
+        np.testing.assert_allclose(logp({**point, "log_phi_anchor": location}), expected, rtol=1e-10)
     # a data set of case reports and small series anchors nothing
     assert not anchor_groups(model_data(br.load_dataset("calcinosis_cutis"), "any"), spec)[""].any()
+
+
+def test_one_group_has_one_log_phi_whatever_the_padding():
+    # One group (here padded with prior-only groups, as fit() samples it): the density is the
+    # priors of alpha, the location log_phi, the prior-only spread and deviations, and the
+    # beta-binomial likelihood at log phi = the location, checked against scipy.
+    from bayesreview.model_data import pad_groups
+
+    table = _anchor_table().query("modality == 'b'")
+    data = pad_groups(model_data(table, "events", by="modality"), 4)
+    spec = br.load_spec("beta_binomial")
+    model = build_model(data, spec)
+    logp = model.compile_logp(jacobian=False)
+    y, n = table["events"].to_numpy(), table["n"].to_numpy()
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        point = {
+            "alpha": rng.normal(0.0, 1.0, 4),
+            "log_phi_sd_log__": np.array(rng.normal(-1.0, 0.5)),
+            "log_phi_raw": rng.normal(size=4),
+            "log_phi_anchor": np.array(rng.normal(2.0, 0.5)),
+        }
+        sd = np.exp(point["log_phi_sd_log__"])
+        mu, phi = special.expit(point["alpha"][0]), np.exp(point["log_phi_anchor"])
+        expected = (
+            stats.betabinom(n, mu * phi, (1 - mu) * phi).logpmf(y).sum()
+            + stats.norm(0, 1.5).logpdf(point["alpha"]).sum()
+            + spec.prior("log_concentration").logpdf(point["log_phi_anchor"])
+            + spec.prior("log_concentration_sd").logpdf(sd)
+            + stats.norm(0, 1).logpdf(point["log_phi_raw"]).sum()
+        )
+        assert logp(point) == pytest.approx(expected, abs=1e-6)
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,8 +33,9 @@ or case series), and each study's likelihood is that of a published study::
 
 exact for either likelihood (the sum over y' of f(y') w(y') has only these two parts).
 
-Every data array is a ``pm.Data`` container, so a compiled model can be refitted on new counts
-of the same shape; a study is left out by setting its weight to 0.
+Every data array is a ``pm.Data`` container whose length is read at run time, so one compiled
+model serves every data set with the same number of groups and the same bias structure (a new
+data set, new counts, a study left out by setting its weight to 0).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ from bayesreview.model_data import (
     TERM_NAMES,
     ModelData,
     Tabulated,
-    anchor_groups,
     cell_covariates,
+    pooling_arrays,
     selection_classes,
 )
 from bayesreview.spec import LIKELIHOODS, SELECTION_CLASSES, ModelSpec
@@ -93,29 +94,31 @@ def _log_scale_per_group(
     """Log of the heterogeneity parameter per group, pooled as the spec says.
 
     ``keys`` are the spec's prior names for the location of the log scale and its spread
-    across groups, e.g. ``("log_concentration", "log_concentration_sd")``. Under partial
-    pooling the free ``{name}_raw`` holds each group's standard normal deviation z_m, or w
-    where the group anchors the location (:func:`bayesreview.model_data.anchor_groups`).
+    across groups, e.g. ``("log_concentration", "log_concentration_sd")``.
+
+    Under partial pooling each group's log scale is non-centred, ``{name} + spread z_m``, with
+    ``z_m = {name}_raw[m]`` standard normal, except a group that anchors the location
+    (:func:`bayesreview.model_data.anchor_groups`): its log scale ``{name}_anchor`` is sampled
+    directly and the location is derived, ``{name} = {name}_anchor - spread z_a``, its prior
+    kept as a density term (the change of variables has Jacobian 1). With no anchor (all
+    zeros) ``{name}_anchor`` is the location itself. Both are data, ``{name}_anchor_group`` and
+    ``{name}_pooled`` (1 with two groups or more; 0 with one, where every group has the
+    location's log scale and the spread and ``z`` are prior-only), so that one compiled model
+    serves every data set with the same number of (padded) groups.
     """
-    n_groups = data.n_groups
-    if not spec.pools_heterogeneity(n_groups):
-        location = spec.prior(keys[0], stage)
+    location_prior = spec.prior(keys[0], stage)
+    if spec.heterogeneity != "partial_pooling":
         if spec.heterogeneity == "per_modality":
-            return prior_variable(location, f"{name}{suffix}", dims="group")
-        # shared, or partial pooling over one group (nothing to pool): one log scale
-        return prior_variable(location, f"{name}{suffix}") * pt.ones(n_groups)
-    anchor = anchor_groups(data, spec)[suffix]
-    spread = prior_variable(spec.prior(keys[1], stage), f"{name}_sd{suffix}")
+            return prior_variable(location_prior, f"{name}{suffix}", dims="group")
+        return prior_variable(location_prior, f"{name}{suffix}") * pt.ones(data.n_groups)
+    arrays = pooling_arrays(data, spec)[suffix]
+    anchor = pm.Data(f"{name}_anchor_group{suffix}", arrays["anchor_group"], dims="group")
+    pooled = pm.Data(f"{name}_pooled{suffix}", arrays["pooled"])
+    spread = pooled * prior_variable(spec.prior(keys[1], stage), f"{name}_sd{suffix}")
     raw = pm.Normal(f"{name}_raw{suffix}", 0.0, 1.0, dims="group")
-    if not anchor.any():
-        centre = prior_variable(spec.prior(keys[0], stage), f"{name}{suffix}")
-        return centre + spread * raw
-    # log phi_a = log_phi + spread w: sample (log phi_a, w) and keep the location's prior as a
-    # density term (the change of variables from (log_phi, w) has Jacobian 1)
-    anchor = pm.Data(f"{name}_anchor_group{suffix}", anchor, dims="group")
     anchor_value = pm.Flat(f"{name}_anchor{suffix}")
     centre = pm.Deterministic(f"{name}{suffix}", anchor_value - spread * pt.sum(anchor * raw))
-    pm.Potential(f"{name}_location_prior{suffix}", prior_logp(spec.prior(keys[0], stage), centre))
+    pm.Potential(f"{name}_location_prior{suffix}", prior_logp(location_prior, centre))
     return anchor * anchor_value + (1.0 - anchor) * (centre + spread * raw)
 
 
@@ -160,7 +163,7 @@ def _logit_normal_scale(data: ModelData, spec: ModelSpec, stage: str, suffix: st
 
 def coords_of(data: ModelData, spec: ModelSpec) -> dict[str, list]:
     """Coordinates (dimension labels) of the model's variables."""
-    coords: dict[str, list] = {"group": list(data.groups), "row": list(range(data.n_rows))}
+    coords: dict[str, list] = {"group": list(data.groups)}
     if data.bias is not None and data.bias.kind == "categorical":
         coords["bias_level"] = list(data.bias.levels[1:])
         coords["level"] = list(data.bias.levels)
@@ -169,14 +172,10 @@ def coords_of(data: ModelData, spec: ModelSpec) -> dict[str, list]:
     return coords
 
 
-def _row_data(data: ModelData, name: str, values: np.ndarray):
-    """A ``pm.Data`` container with one value per row, of static length.
-
-    With the length static PyTensor needs no run-time broadcasting checks between the rows'
-    arrays, which it would emit in an order that changes from one process to the next (and
-    the compiled model could then not be found in the disk cache).
-    """
-    return pm.Data(name, values, dims="row", shape=(data.n_rows,))
+def _row_data(name: str, values: np.ndarray):
+    """A ``pm.Data`` container with one value per row (or tabulated cell or term), its length
+    read at run time: one compiled model serves data sets of any number of studies."""
+    return pm.Data(name, values)
 
 
 def _missing_levels(data: ModelData):
@@ -189,7 +188,7 @@ def _missing_levels(data: ModelData):
     bias = data.bias
     if bias is None or bias.kind != "categorical" or not bias.n_missing:
         return None
-    known = _row_data(data, "bias_known", (bias.codes >= 0).astype(float))
+    known = _row_data("bias_known", (bias.codes >= 0).astype(float))
     n_levels = len(bias.levels)
     if bias.known_totals:
         totals = pm.Data("bias_totals", np.asarray(bias.totals, dtype=np.int64), dims="level")
@@ -210,7 +209,7 @@ def _log_selection_weights(data: ModelData, spec: ModelSpec):
         return pt.zeros(0)
     weights = [prior_variable(spec.prior(key), key) for key in SELECTION_CLASSES.values()]
     weight = pm.Deterministic("selection_weight", pt.stack(weights), dims="selection_class")
-    classes = _row_data(data, "selection_class", selection_classes(data))
+    classes = _row_data("selection_class", selection_classes(data))
     return pt.log(weight)[classes]
 
 
@@ -233,18 +232,18 @@ def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages
             scale = _logit_normal_scale(data, spec, stage, suffix)
         shift = _bias_shift(data, spec, stage, suffix, codes)
         level_shift = shift if categorical else pt.zeros(1)
-        row_shift = shift if bias is not None and not categorical else pt.zeros(data.n_rows)
-        parts.append((alpha, scale, level_shift, row_shift, y, n))
-    stacked = (pt.stack(values) for values in zip(*parts, strict=True))
-    alpha, scale, level_shift, row_shift, events, trials = stacked
+        row_shift = shift if bias is not None and not categorical else None
+        parts.append((alpha, scale, level_shift, y, n, row_shift))
+    *stacked, row_shifts = zip(*parts, strict=True)
+    alpha, scale, level_shift, events, trials = (pt.stack(values) for values in stacked)
+    if row_shifts[0] is not None:
+        row_shift = pt.stack(row_shifts)
+    else:  # one constant, not a stack of per-stage zeros (whose gradient PyTensor mis-shapes)
+        row_shift = pt.zeros((len(stages), weights.shape[0]))
     missing = _missing_levels(data)
     n_levels = len(bias.levels) if categorical else 1
-    known, log_pi, totals = missing or (
-        pt.ones(data.n_rows),
-        pt.zeros(n_levels),
-        _no_totals(n_levels),
-    )
-    level = codes if categorical else pt.zeros(data.n_rows, dtype="int64")
+    known, log_pi, totals = missing or (pt.ones_like(weights), pt.zeros(n_levels), _no_totals(n_levels))
+    level = codes if categorical else pt.zeros_like(g)
     log_w = _log_selection_weights(data, spec)
     op = BetaBinomialRows() if spec.likelihood == "beta_binomial" else LogitNormalRows()
     return op(
@@ -276,14 +275,14 @@ def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = 
         return _build_tabulated(data, spec, tabulated)
     bias = data.bias
     with pm.Model(coords=coords_of(data, spec)) as model:
-        g = _row_data(data, "group_idx", data.group_idx)
-        weights = _row_data(data, "weights", data.weights.astype(float))
+        g = _row_data("group_idx", data.group_idx)
+        weights = _row_data("weights", data.weights.astype(float))
         codes = None
         if bias is not None:
             values = bias.codes if bias.kind == "numeric" else np.maximum(bias.codes, 0)
-            codes = _row_data(data, "bias_code", values)
+            codes = _row_data("bias_code", values)
         stages = [
-            (suffix, _row_data(data, f"events{suffix}", y), _row_data(data, f"trials{suffix}", n))
+            (suffix, _row_data(f"events{suffix}", y), _row_data(f"trials{suffix}", n))
             for suffix, y, n in data.stage_counts()
         ]
         pm.Potential("loglik", _rows_likelihood(data, spec, g, weights, codes, stages))
@@ -297,13 +296,8 @@ def _build_tabulated(data: ModelData, spec: ModelSpec, tabulated: Tabulated) -> 
             f"model {spec.name!r} cannot be fitted from tabulated counts (only the beta-binomial "
             "without publication selection can)"
         )
-    coords = coords_of(data, spec)
-    coords.pop("row")
-    coords["cell"] = list(range(tabulated.n_cells))
-    for suffix, (term_cell, *_) in tabulated.terms.items():
-        coords[f"term{suffix}"] = list(range(len(term_cell)))
-    with pm.Model(coords=coords) as model:
-        cells = pm.Data("cell_group", tabulated.cell_group, dims="cell")
+    with pm.Model(coords=coords_of(data, spec)) as model:
+        cells = _row_data("cell_group", tabulated.cell_group)
         covariates = cell_covariates(data, tabulated)
         if data.bias is not None:
             covariates = pm.Data("cell_covariates", covariates)
@@ -311,7 +305,7 @@ def _build_tabulated(data: ModelData, spec: ModelSpec, tabulated: Tabulated) -> 
         for suffix, terms in tabulated.terms.items():
             stage = "conditional" if suffix else "marginal"
             containers = [
-                pm.Data(f"{name}{suffix}", values, dims=f"term{suffix}")
+                _row_data(f"{name}{suffix}", values)
                 for name, values in zip(TERM_NAMES, terms, strict=True)
             ]
             total = total + beta_binomial_tabulated_stage(

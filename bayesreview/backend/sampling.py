@@ -20,11 +20,15 @@ import numpy as np
 from bayesreview.backend.models import build_model
 from bayesreview.errors import BayesReviewError
 from bayesreview.model_data import (
+    POOLED_LOG_SCALE,
+    SMALLEST_GROUP_PADDING,
     TERM_NAMES,
     ModelData,
     Tabulated,
-    anchor_groups,
     cell_covariates,
+    pad_groups,
+    padded_size,
+    pooling_arrays,
     selection_classes,
 )
 from bayesreview.spec import ModelSpec
@@ -121,9 +125,10 @@ def data_arrays(
     arrays = _count_arrays(data, tabulated)
     if spec.selection is not None:
         arrays["selection_class"] = selection_classes(data)
-    for suffix, anchor in anchor_groups(data, spec).items():
-        if anchor.any():
-            arrays[f"log_phi_anchor_group{suffix}"] = anchor
+    name = POOLED_LOG_SCALE.get(spec.likelihood)
+    for suffix, pooling in pooling_arrays(data, spec).items():
+        arrays[f"{name}_anchor_group{suffix}"] = pooling["anchor_group"]
+        arrays[f"{name}_pooled{suffix}"] = pooling["pooled"]
     return arrays
 
 
@@ -153,26 +158,17 @@ def _count_arrays(data: ModelData, tabulated: Tabulated | None) -> dict[str, np.
 def compiled_model(
     data: ModelData, spec: ModelSpec, sampler: str, tabulated: Tabulated | None = None
 ):
-    """(model, compiled nutpie model or None), built once per structure and spec."""
+    """(model, compiled nutpie model or None), built once per structure and spec.
 
-    shape = (
-        data.structure()
-        if tabulated is None
-        else (
-            "tabulated",
-            data.outcome,
-            tabulated.n_cells,
-            tabulated.n_terms,
-            None if data.bias is None else data.bias.kind,
-        )
-    )
-    anchored = tuple(bool(anchor.any()) for anchor in anchor_groups(data, spec).values())
+    The structure (:meth:`ModelData.structure`: outcome, number of groups, bias structure)
+    fixes the compiled model; the number of rows, cells and terms, the group labels and the
+    counts do not, so data sets that differ only in them share one compiled model.
+    """
     key = (
         sampler,
         spec,
-        shape,
-        anchored,
-        data.groups,
+        "tabulated" if tabulated is not None else "rows",
+        data.structure(),
         None if data.bias is None else (data.bias.levels, data.bias.prior_counts),
     )
     return cached_model(key, lambda: build_model(data, spec, tabulated), sampler)
@@ -204,13 +200,55 @@ def sample(
 ) -> tuple[az.InferenceData, list[str]]:
     """Sample the model; returns the InferenceData and the names of the free parameters.
 
-    ``data`` is what the model sees (collapsed or padded rows), or, with ``tabulated``, the
-    sufficient counts of the beta-binomial likelihood.
+    ``data`` is what the model sees (collapsed rows), or, with ``tabulated``, the sufficient
+    counts of the beta-binomial likelihood. The model is fitted with its groups padded by
+    prior-only groups (:func:`bayesreview.model_data.pad_groups`) to share compiled code with
+    other data sets; the posterior returned holds ``data``'s groups only, under their labels,
+    and none of the parameters that only the padding or a single group leaves prior-only.
     """
-    model, compiled = compiled_model(data, spec, run.sampler, tabulated)
-    free = [rv.name for rv in model.free_RVs]
-    idata = run_nuts(model, compiled, data_arrays(data, spec, tabulated), run)
-    return idata, free
+    padded = pad_groups(data, padded_size(data.n_groups, SMALLEST_GROUP_PADDING))
+    model, compiled = compiled_model(padded, spec, run.sampler, tabulated)
+    idata = run_nuts(model, compiled, data_arrays(padded, spec, tabulated), run)
+    unused = _prior_only_parameters(padded, spec)
+    free = []
+    for rv in model.free_RVs:
+        name = unused.get(rv.name, rv.name)
+        if name is not None and name not in free:
+            free.append(name)
+    return _data_groups(idata, data, unused), free
+
+
+def _prior_only_parameters(data: ModelData, spec: ModelSpec) -> dict[str, str | None]:
+    """Free parameters of the partially pooled model that ``data`` leaves out of the posterior:
+    name -> the name it is reported under (None: dropped).
+
+    Without an anchor group the location's own value ``{log scale}_anchor`` is reported as
+    the location ``{log scale}`` (the same draws); with one data group the spread and the
+    standard normal deviations are prior-only (the model has one log scale).
+    """
+    name = POOLED_LOG_SCALE.get(spec.likelihood)
+    unused: dict[str, str | None] = {}
+    for suffix, pooling in pooling_arrays(data, spec).items():
+        if not pooling["anchor_group"].any():
+            unused[f"{name}_anchor{suffix}"] = f"{name}{suffix}"
+        if not pooling["pooled"]:
+            unused[f"{name}_sd{suffix}"] = None
+            unused[f"{name}_raw{suffix}"] = None
+    return unused
+
+
+def _data_groups(
+    idata: az.InferenceData, data: ModelData, unused: dict[str, str | None]
+) -> az.InferenceData:
+    """The posterior of ``data``'s own groups, labelled, without ``unused`` parameters."""
+    posterior = idata.posterior.drop_vars([v for v in unused if v in idata.posterior])
+    if "group" in posterior.dims:
+        posterior = posterior.isel(group=slice(0, data.n_groups))
+        posterior = posterior.assign_coords(group=list(data.groups))
+    groups = {"posterior": posterior}
+    if "sample_stats" in idata:
+        groups["sample_stats"] = idata.sample_stats
+    return az.InferenceData(**groups)
 
 
 def run_nuts(
