@@ -540,7 +540,12 @@ class Fit:
         problems = []
         draws, tune = int(self.settings["draws"]), int(self.settings["tune"])
         worst_rhat = table["r_hat"].max()
-        if not worst_rhat <= RHAT_MAX:
+        if table["r_hat"].isna().all():
+            problems.append(
+                f"R-hat needs two chains or more (this fit has {self.settings['chains']}): "
+                "refit with chains=4 to check that the chains agree"
+            )
+        elif not worst_rhat <= RHAT_MAX:
             bad = table.loc[table["r_hat"].idxmax(), "parameter"]
             problems.append(
                 f"R-hat up to {worst_rhat:.3f} (> {RHAT_MAX}) for {bad}: the chains disagree; "

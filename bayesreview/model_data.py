@@ -365,6 +365,15 @@ def padded_size(n: int, smallest: int) -> int:
     return max(smallest, 1 << (max(n, 1) - 1).bit_length())
 
 
+#: Name of the model's data container marking the prior-only groups (1) among the groups.
+PRIOR_ONLY_GROUP = "prior_only_group"
+
+
+def prior_only_groups(data: ModelData) -> np.ndarray:
+    """1.0 for each prior-only (padding) group of ``data``, 0.0 for a group with studies."""
+    return (np.arange(data.n_groups) >= data.n_data_groups).astype(float)
+
+
 #: Data sets are fitted with their groups padded to :func:`padded_size` of at least this many,
 #: so that one compiled model serves every data set of up to this many groups.
 SMALLEST_GROUP_PADDING = 8
@@ -383,7 +392,9 @@ def pad_groups(data: ModelData, n_groups: int) -> ModelData:
     if extra <= 0:
         return data
     labels = tuple(f"(prior-only group {i + 1})" for i in range(extra))
-    return replace(data, groups=data.groups + labels, prior_only_groups=data.prior_only_groups + extra)
+    return replace(
+        data, groups=data.groups + labels, prior_only_groups=data.prior_only_groups + extra
+    )
 
 
 #: Largest denominator for which the beta-binomial likelihood is tabulated (see ``tabulate``).
@@ -407,8 +418,7 @@ class Tabulated:
     rising factorials written out. Only the terms with T_i > 0 (i below the cell's largest n)
     are kept, as a list of (cell, i, S_i, F_i, T_i): its length is the sum over cells of their
     largest n, whatever the number of studies, and it has no cancellation for any phi.
-    ``terms`` maps a stage's suffix to the arrays (cell, i, S, F, T), each of one length,
-    padded with zero counts.
+    ``terms`` maps a stage's suffix to the arrays (cell, i, S, F, T), each of one length.
     """
 
     cell_group: np.ndarray
@@ -421,7 +431,7 @@ class Tabulated:
 
     @property
     def n_terms(self) -> tuple[int, ...]:
-        """Number of (padded) terms of each stage."""
+        """Number of terms of each stage."""
         return tuple(len(cell) for cell, *_ in self.terms.values())
 
 
@@ -450,17 +460,13 @@ def _at_least(values: np.ndarray, cell: np.ndarray, n_cells: int, width: int, we
     return at_least[:, 1:]
 
 
-def tabulate(data: ModelData, n_cells: int | None = None) -> Tabulated:
-    """Sufficient counts of ``data`` per (group, bias value) cell; see :class:`Tabulated`.
-
-    The cells (``n_cells``, default the next power of two) and each stage's terms (the next
-    power of two) are padded so that data of similar size share one compiled model.
-    """
+def tabulate(data: ModelData) -> Tabulated:
+    """Sufficient counts of ``data`` per (group, bias value) cell; see :class:`Tabulated`."""
     codes = np.zeros(data.n_rows) if data.bias is None else data.bias.codes.astype(float)
     keys = np.column_stack([data.group_idx.astype(float), codes])
     unique, cell = np.unique(keys, axis=0, return_inverse=True)
     cell = cell.reshape(-1)
-    n_cells = n_cells or padded_size(len(unique), smallest=8)
+    n_cells = len(unique)
     width = int(data.trials.max())
     weights = data.weights.astype(float)
     terms = {}
@@ -470,21 +476,12 @@ def tabulate(data: ModelData, n_cells: int | None = None) -> Tabulated:
             for values in (events, trials - events, trials)
         ]
         term_cell, term_index = np.nonzero(above[2] > 0)
-        size = padded_size(len(term_cell), smallest=8)
-        terms[suffix] = tuple(
-            np.pad(values, (0, size - len(values)))
-            for values in (
-                term_cell.astype(np.int64),
-                term_index.astype(float),
-                *(counts[term_cell, term_index] for counts in above),
-            )
+        terms[suffix] = (
+            term_cell.astype(np.int64),
+            term_index.astype(float),
+            *(counts[term_cell, term_index] for counts in above),
         )
-    padding = n_cells - len(unique)
-    return Tabulated(
-        cell_group=np.concatenate([unique[:, 0], np.zeros(padding)]).astype(np.int64),
-        cell_code=np.concatenate([unique[:, 1], np.zeros(padding)]),
-        terms=terms,
-    )
+    return Tabulated(cell_group=unique[:, 0].astype(np.int64), cell_code=unique[:, 1], terms=terms)
 
 
 def cell_covariates(data: ModelData, tabulated: Tabulated) -> np.ndarray:

@@ -22,8 +22,8 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
+from bayesreview.backend.ops import logit_normal_loglik_compiled
 from bayesreview.integrals import (
-    logit_normal_loglik,
     logit_normal_moment,
     sample_logit_normal_effects,
 )
@@ -395,7 +395,7 @@ def _unselected_row_loglik(likelihood: str, eta, scale, y, n) -> np.ndarray:
     if likelihood == "beta_binomial":
         a, b = beta_shapes(eta, scale)
         return _log_binom(n, y) + special.betaln(y + a, n - y + b) - special.betaln(a, b)
-    return logit_normal_loglik(y, n, eta, scale)
+    return logit_normal_loglik_compiled(y, n, eta, scale)
 
 
 def _levels_loglik(stages, data: ModelData) -> np.ndarray | None:

@@ -98,7 +98,7 @@ def _refit_rates(
     from bayesreview.model_data import tabulated_counts
     from bayesreview.quantities import flat_posterior, pooled_rates
 
-    # cells and terms are padded to powers of two: leaving a study out seldom changes shapes
+    # the model reads the numbers of rows, cells and terms at run time: one compiled model
     tabulated = tabulated_counts(scenario.data, scenario.spec)
     run = SamplerSettings(sampler, draws, tune, chains, seed)
     idata, free = sample(scenario.data, scenario.spec, run, tabulated)

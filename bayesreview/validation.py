@@ -758,9 +758,9 @@ def _fit(
 
     The study table holds the design's groups, bias levels (None where hidden) and patients
     with the simulated counts: ``events`` (one outcome) or the ``complete``/``partial``/
-    ``none`` counts of the joint model. ``fit`` collapses identical beta-binomial studies and
-    pads the rows to a power of two, so the data sets of every replicate share one compiled
-    model per process.
+    ``none`` counts of the joint model. ``fit`` collapses identical beta-binomial studies; the
+    model reads the number of rows at run time, so the data sets of every replicate share one
+    compiled model per process.
     """
     import warnings
 

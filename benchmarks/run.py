@@ -650,24 +650,31 @@ NOTES = """
 
 ## Where the speed comes from
 
-- The beta-binomial likelihood is evaluated from sufficient counts: a list of
-  (cell, i, S_i, F_i, T_i) terms per group-by-bias cell ([models](models.md)), whose length
-  depends on the cells and their largest n, not on the number of studies.
-- That sum and its gradient are one PyTensor Op, `bayesreview.backend.ops.TabulatedBetaBinomial`,
-  computed in a single numba loop over the terms. Written with PyTensor's own operations the
-  same likelihood took gathers, their scatter-add gradients and some forty fused elementwise
-  kernels: about 5.5 s more to compile on a first run, and sampling about 15% slower.
-- Data enter as `pm.Data` containers padded to powers of two, so refits of the same shape
-  (leave-one-out, sensitivity grids, simulations) reuse the compiled model; a study is left
-  out with weight 0.
+- **One compiled model per model family and data structure, not per data shape.** The model
+  reads the number of studies, cells and terms at run time, and the groups are padded to a
+  power of two (at least 8) with prior-only groups, whose parameters are dropped after
+  sampling; whether heterogeneity is pooled and which group anchors the pooled location are
+  data too. A new data set of up to 8 groups, any number of studies and any denominators
+  reuses the model compiled for the bundled data (`new_dataset_*`): in the same process, or
+  through the disk cache in the next.
+- The likelihoods are PyTensor Ops on numba kernels, each giving the log-likelihood and its
+  gradient in one call: per study (`bayesreview.backend.ops.BetaBinomialRows`, and
+  `LogitNormalRows` with each study's effect integrated out) below 256 studies, and for
+  larger data sets the beta-binomial from sufficient counts
+  (`bayesreview.backend.ops.TabulatedBetaBinomial`, [models](models.md)), whose cost depends
+  on the cells and their largest n, not on the number of studies (`studies_100000`).
+- A study is left out with weight 0, so leave-one-out refits and sensitivity grids reuse the
+  compiled model too.
 - nutpie samples the chains in parallel threads with no Python in the loop, at target
   acceptance 0.9.
 - nutpie's C callbacks are compiled so that numba can cache them on disk
   (`bayesreview.backend.nutpie_cache`): a new process loads the compiled model in well under a
-  second, where nutpie's own callbacks took about 8 s to compile every time. The callbacks
+  second, where nutpie's own callbacks are compiled again in every process. The callbacks
   are used only with the nutpie, PyTensor and numba versions they were tested against, and
   only after their log density and gradient have matched PyTensor's at test points;
   otherwise the package warns (`BackendFallbackWarning`) and nutpie compiles the model itself.
+- The logit-normal's per-study log-likelihood of every draw (for PSIS-LOO) is computed by the
+  sampler's compiled kernel rather than by numpy.
 - `bayesreview analyze` embeds the SVG it has just written in the report instead of drawing
   another PNG and finds each figure's tight bounding box once for its three formats. Nothing
   forks (a fork after numba, LLVM and nutpie's threads have started is unsafe), and the
@@ -675,21 +682,13 @@ NOTES = """
 
 ## What a first run spends
 
-With empty compile caches, `bayesreview analyze` spends (two runs, timed by phase) 2.5-3 s
-importing, 1.5 s building the model's PyTensor functions, about 7 s in numba compiling the
-log-density and its gradient (PyTensor's code for the priors and transforms, the likelihood
-kernel, and their composition into the callback), 0.6-0.8 s sampling and 3-4 s on tables,
-figures and the report. Measured and not taken: a lower LLVM optimisation level (`NUMBA_OPT=1` saves
-about 1 s; `0` disables caching), 0/1 matrix products instead of integer indexing in the
-likelihood written with PyTensor operations (1.3 s less to compile, but each evaluation 35%
-slower; the Op above does better on both), and calling the log-density from Python through
-`nutpie.from_pyfunc` (no callback to compile, but sampling took 4.5 s instead of 1 s).
-
-Outside the targets: where bias levels are missing (`--bias risk_of_bias` on the bundled data,
-where every rating is), the likelihood is the per-study mixture over the levels
-(`bayesreview.backend.ops.BetaBinomialRows`). Its first run took 43 s (29 s of it numba
-compiling the priors, the stacking of the two stages' parameters and the Dirichlet's transform
-around the kernel), later runs 12 s (2.4 s of them sampling).
+On a machine whose caches are empty, the first fit of each model family compiles its
+likelihood kernel (numba, stored on disk) and the model's PyTensor functions and callbacks
+(`first_fit_*` against the default model's first fit); the kernel is compiled once per
+machine, the model once per structure. Measured on an earlier version and not taken: a lower
+LLVM optimisation level (`NUMBA_OPT=1` saved about 1 s; `0` disables caching), and calling the
+log-density from Python through `nutpie.from_pyfunc` (no callback to compile, but sampling
+took 4.5 s instead of 1 s).
 """
 
 

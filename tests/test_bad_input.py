@@ -532,8 +532,6 @@ def test_foreign_arviz_inference_data(tmp_path):
 
 def test_fit_file_with_damaged_attributes(saved_fit, tmp_path):
     # A file whose stored specification is not TOML (e.g. edited by hand) is not a valid fit.
-    import arviz as az
-
     from bayesreview._io import save_fit_file
 
     idata = br.load_fit(saved_fit).idata

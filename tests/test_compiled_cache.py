@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -284,3 +285,58 @@ def test_cached_and_uncached_routes_give_the_same_posterior(monkeypatch):
     # two independent-looking runs of 1000 draws: means agree within 4 Monte Carlo SEs
     se = np.sqrt(a.var("sample") / 250 + b.var("sample") / 250)  # ESS >= 250 per run
     assert (np.abs(a.mean("sample") - b.mean("sample")) < 4 * se).all()
+
+
+def _metadat(name: str, by: str):
+    import pandas as pd
+
+    table = pd.read_csv(Path(__file__).parent / "data" / f"{name}.csv")
+    return br.read_studies(table.assign(group=table[by]))
+
+
+def test_callbacks_read_a_data_set_of_another_shape(monkeypatch):
+    # one compiled model serves data sets of other numbers of studies and groups: built on
+    # debruin2009 (13 studies, 2 groups), evaluated on pritz1997 (14 studies, 1 group: its
+    # heterogeneity is not pooled), the callbacks must equal PyMC's log-density of pritz1997
+    from bayesreview.model_data import pad_groups
+
+    spec = br.load_spec("beta_binomial")
+    first, second = (
+        pad_groups(model_data(_metadat(name, by), "events", by="group"), 8)
+        for name, by in (("debruin2009", "ethnicity"), ("pritz1997", "modality"))
+    )
+    assert (first.n_rows, first.n_data_groups) != (second.n_rows, second.n_data_groups)
+    model = build_model(first, spec)
+    compiled = compile_cached(model)
+    arrays = data_arrays(second, spec)
+    assert arrays["log_phi_pooled"] == 0.0
+    x = np.random.default_rng(3).normal(0.0, 1.0, compiled.n_dim)
+    code, logp, grad = _call_logp(compiled.with_data(**arrays), x)
+    with model:
+        pm.set_data(arrays)
+    expected_logp, expected_grad = _pymc_logp_and_gradient(model)(_point(compiled, x))
+    assert code == 0
+    assert logp == pytest.approx(expected_logp, rel=1e-10)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_data_sets_of_other_shapes_share_one_compiled_model(monkeypatch):
+    # a new user's data sets: 1 or 2 groups, 13 to 35 studies, n up to 7,178; one model build
+    from bayesreview.backend import sampling
+
+    builds = []
+    original = sampling.build_model
+    monkeypatch.setattr(
+        sampling, "build_model", lambda *args: builds.append(args[0].structure()) or original(*args)
+    )
+    sampling.clear_compiled_models()
+    options = {"outcome": "events", "by": "group", "draws": 100, "tune": 100, "chains": 2}
+    for name, by in (
+        ("pritz1997", "modality"),
+        ("hannum2020", "objectivity"),
+        ("debruin2009", "ethnicity"),
+    ):
+        quiet_fit(_metadat(name, by), seed=1, progressbar=False, **options)
+    sampling.clear_compiled_models()
+    assert len(builds) == 1

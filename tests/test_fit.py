@@ -400,6 +400,13 @@ def test_same_seed_same_numbers(studies):
     assert not first.summary()["mean_rate"].equals(third.summary()["mean_rate"])
 
 
+def test_one_chain_fits_and_says_that_r_hat_needs_two(studies):
+    with pytest.warns(br.ConvergenceWarning, match="R-hat needs two chains or more"):
+        fit = br.fit(studies, by="group", seed=1, draws=200, tune=200, chains=1, progressbar=False)
+    assert fit.diagnostics()["r_hat"].isna().all()
+    assert fit.summary()["mean_rate"].between(0, 1).all()
+
+
 def test_too_few_draws_warn_with_advice_that_works(studies):
     # the advice names a number of draws; refitting with it must clear the ESS warning
     kwargs = {"by": "group", "seed": 1, "tune": 300, "chains": 2, "progressbar": False}

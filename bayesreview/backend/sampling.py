@@ -21,6 +21,7 @@ from bayesreview.backend.models import build_model
 from bayesreview.errors import BayesReviewError
 from bayesreview.model_data import (
     POOLED_LOG_SCALE,
+    PRIOR_ONLY_GROUP,
     SMALLEST_GROUP_PADDING,
     TERM_NAMES,
     ModelData,
@@ -29,6 +30,7 @@ from bayesreview.model_data import (
     pad_groups,
     padded_size,
     pooling_arrays,
+    prior_only_groups,
     selection_classes,
 )
 from bayesreview.spec import ModelSpec
@@ -123,6 +125,7 @@ def data_arrays(
 ) -> dict[str, np.ndarray]:
     """Values of the model's ``pm.Data`` containers for ``data`` (or its tabulated counts)."""
     arrays = _count_arrays(data, tabulated)
+    arrays[PRIOR_ONLY_GROUP] = prior_only_groups(data)
     if spec.selection is not None:
         arrays["selection_class"] = selection_classes(data)
     name = POOLED_LOG_SCALE.get(spec.likelihood)
