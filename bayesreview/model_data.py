@@ -76,7 +76,7 @@ class ModelData:
         Study labels per row (``"k identical studies"`` after collapsing).
     prior_only_groups
         How many of the last ``groups`` are padding with no rows (:func:`pad_groups`): their
-        parameters are drawn from the prior and dropped after sampling.
+        parameters enter no likelihood term and are dropped after sampling.
     """
 
     outcome: str
@@ -384,7 +384,8 @@ def pad_groups(data: ModelData, n_groups: int) -> ModelData:
 
     Each group's parameters are a priori independent of the others' given the pooled ones
     (location and spread), so a group with no studies leaves the posterior of the rest
-    unchanged: its own parameters are draws from the prior, dropped after sampling. Whether
+    unchanged. Its own parameters are sampled as standard normals on the sampler's scale
+    (:func:`bayesreview.backend.models.group_variable`) and dropped after sampling. Whether
     heterogeneity is pooled is decided on the groups that hold studies
     (:attr:`ModelData.n_data_groups`).
     """
@@ -436,8 +437,8 @@ class Tabulated:
 
 
 #: Fewest rows for which the beta-binomial likelihood is tabulated. Below it the per-row
-#: likelihood is as fast to evaluate, and every small data set then shares one compiled model
-#: whatever its denominators (the tabulated one is compiled for large data sets only).
+#: likelihood costs little more to evaluate, and every small data set then shares one compiled
+#: model whatever its denominators (the tabulated one is compiled for large data sets only).
 MIN_TABULATED_ROWS = 256
 
 
