@@ -208,6 +208,24 @@ def test_the_per_study_model_has_the_same_cache_key_in_every_process(tmp_path):
     assert keys[0] != "None" and keys[0] == keys[1]
 
 
+def test_the_likelihood_ops_cache_key_does_not_depend_on_what_the_process_did_before():
+    # The key of the likelihood Ops' numba code was once a hash of marshal.dumps of the
+    # kernels' code objects, whose bytes depend on reference counts: once numba had compiled
+    # one model, the next model got another key than in a fresh process and was compiled
+    # again (the warm `analyze` recompiled). Holding more references to the kernels' code,
+    # constants and names (what compiling does) must leave every Op's key unchanged.
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+
+    from bayesreview.backend import ops
+
+    op_types = (ops.BetaBinomialRows, ops.LogitNormalRows, ops.TabulatedBetaBinomial)
+    before = [numba_funcify_and_cache_key(op_type())[1] for op_type in op_types]
+    codes = [f.py_func.__code__ for f in vars(ops).values() if hasattr(f, "py_func")]
+    held = [part for code in codes for part in (*code.co_consts, *code.co_names)]
+    after = [numba_funcify_and_cache_key(op_type())[1] for op_type in op_types]
+    assert held and None not in before and before == after
+
+
 # ---- bounded, verified, never a silent fallback (issue 16) ---------------------------------
 
 

@@ -38,7 +38,6 @@ study effects at all.
 from __future__ import annotations
 
 import hashlib
-import marshal
 import math
 
 import numba
@@ -551,10 +550,23 @@ _KERNELS = (
 )
 
 
+def _code_digest(code) -> bytes:
+    """The bytecode, names and constants of ``code`` (nested functions included), as bytes that
+    depend on the code alone. ``marshal.dumps`` would not do: its output depends on reference
+    counts, which differ once numba has compiled a kernel, so the cache key changed with what
+    the process had compiled before."""
+    parts = [code.co_code, repr((code.co_names, code.co_varnames, code.co_freevars)).encode()]
+    for constant in code.co_consts:
+        parts.append(
+            _code_digest(constant) if hasattr(constant, "co_code") else repr(constant).encode()
+        )
+    return hashlib.sha256(b"\x00".join(parts)).digest()
+
+
 def _kernel_version() -> int:
     """A number that changes with the kernels' code (and the quadrature rule they read): part
     of PyTensor's numba cache key."""
-    code = b"".join(marshal.dumps(f.py_func.__code__) for f in _KERNELS)
+    code = b"".join(_code_digest(f.py_func.__code__) for f in _KERNELS)
     code += _GH_NODES.tobytes() + _GH_LOG_WEIGHTS.tobytes()
     return int(hashlib.sha256(code).hexdigest()[:12], 16)
 
