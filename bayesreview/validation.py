@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import multiprocessing
 import os
 import tempfile
 import time
@@ -256,7 +257,8 @@ def run_replicates(
         Cache folder; default :func:`bayesreview.evidence.cache_root` (``$BAYESREVIEW_CACHE``,
         ``$XDG_CACHE_HOME/bayesreview`` or ``~/.cache/bayesreview``).
     n_jobs
-        Local worker processes (``concurrent.futures.ProcessPoolExecutor``); default
+        Local worker processes (``concurrent.futures.ProcessPoolExecutor``, started by spawning
+        fresh interpreters, never by forking this one); default
         ``os.cpu_count()``. ``1`` runs in this process, one seed after another.
     client
         A ``dask.distributed.Client``: the replicates are submitted to its cluster instead
@@ -339,7 +341,11 @@ def _run_todo(job, todo: list[int], save, check, client, n_jobs) -> None:
 
 
 def _run_in_processes(job, seeds: list[int], n_jobs: int, save, check) -> None:
-    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+    """Each seed in one of ``n_jobs`` fresh worker processes: started by spawning, never by
+    forking this process, whose numba, LLVM and sampler threads may be running (a forked
+    child can inherit a lock held by another thread and hang)."""
+    spawning = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=spawning) as pool:
         futures = {pool.submit(_call, job, seed, check): seed for seed in seeds}
         for future in as_completed(futures):
             seed = futures[future]

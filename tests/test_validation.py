@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -101,6 +102,24 @@ def test_rerun_runs_only_the_missing_seed(tmp_path, n_jobs):
     table = run(functools.partial(square_job, calls=str(second)), range(8), tmp_path, n_jobs)
     assert _calls(second) == [3, 6, 7]
     _check_squares(table, range(8))
+
+
+#: What a worker process sees of this module's state: the import-time value unless the
+#: worker was forked from a process that changed it
+STATE_SEEN_BY_WORKERS = "as imported"
+
+
+def state_job(seed: int) -> dict:
+    return {"state": STATE_SEEN_BY_WORKERS, "pid": os.getpid()}
+
+
+def test_worker_processes_are_spawned_not_forked(tmp_path, monkeypatch):
+    # a forked worker inherits this process's memory (and any lock another thread holds);
+    # a spawned one starts a fresh interpreter and imports the module again
+    monkeypatch.setattr(sys.modules[__name__], "STATE_SEEN_BY_WORKERS", "changed by the parent")
+    table = run(state_job, [1, 2, 3], tmp_path, n_jobs=2)
+    assert set(table["state"]) == {"as imported"}
+    assert os.getpid() not in set(table["pid"])
 
 
 def test_records_are_plain_json_with_fingerprint_and_settings(tmp_path):
