@@ -689,6 +689,10 @@ NOTES = """
   larger data sets the beta-binomial from sufficient counts
   (`bayesreview.backend.ops.TabulatedBetaBinomial`, [models](models.md)), whose cost depends
   on the cells and their largest n, not on the number of studies (`studies_100000`).
+- Each likelihood kernel is compiled for one type of inputs: the Ops hand it C-contiguous,
+  writable copies of their inputs, where PyTensor passes strided views in some graphs and
+  read-only constants in others (each variant compiled the whole kernel again: three times
+  on a first fit of the joint response model).
 - A study is left out with weight 0, so leave-one-out refits and sensitivity grids reuse the
   compiled model too.
 - nutpie samples the chains in parallel threads with no Python in the loop, at target

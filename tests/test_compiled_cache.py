@@ -226,6 +226,34 @@ def test_the_likelihood_ops_cache_key_does_not_depend_on_what_the_process_did_be
     assert held and None not in before and before == after
 
 
+@pytest.mark.slow
+def test_each_likelihood_kernel_is_compiled_for_one_type_of_inputs(fast_fit):
+    # numba compiles a kernel once per type of its inputs, and PyTensor hands the Ops strided
+    # views in some graphs and read-only constants in others: the joint response model's
+    # first fit compiled the per-study kernel three times. Every model family must call each
+    # kernel with one type (the signatures accumulate over the whole test session).
+    from bayesreview.backend import ops
+
+    studies = br.load_dataset("calcinosis_cutis")
+    families = [
+        {"outcome": "any"},
+        {"outcome": "response", "model": "response", "by": "group"},
+        {"outcome": "any", "bias": "risk_of_bias"},
+        {"outcome": "any", "bias": "risk_of_bias", "bias_totals": "dataset"},
+        {"outcome": "any", "bias": "design"},
+        {"outcome": "any", "model": "selection"},
+        {"outcome": "any", "model": "logit_normal", "bias": "risk_of_bias"},
+        {"outcome": "any", "model": "logit_normal"},
+    ]
+    for arguments in families:
+        fast_fit(studies, **arguments)
+    kernels = {"beta_binomial_rows": ops.beta_binomial_rows}
+    kernels["logit_normal_rows"] = ops.logit_normal_rows
+    assert {name: len(kernel.signatures) for name, kernel in kernels.items()} == {
+        name: 1 for name in kernels
+    }
+
+
 # ---- bounded, verified, never a silent fallback (issue 16) ---------------------------------
 
 
