@@ -669,8 +669,8 @@ class LogitNormalRows(_RowsOp):
 #: The numba implementation of a likelihood Op's node (arguments x0, x1, ...). It hands the
 #: kernel a C-contiguous, writable copy of every input, so that the kernel is compiled for one
 #: type per input: PyTensor passes a strided view or a read-only constant in some graphs, and
-#: each such variant would compile the whole kernel again (three times as long on a first fit
-#: of the joint response model). The copies are small: rows, cells or terms.
+#: each such variant would compile the whole kernel again (the joint response model's first
+#: fit compiled it three times, about 8 s each). The copies are small: rows, cells or terms.
 _NODE_SOURCE = """
 def likelihood_node({arguments}):
     result = kernel({copies})
