@@ -227,31 +227,46 @@ def test_the_likelihood_ops_cache_key_does_not_depend_on_what_the_process_did_be
 
 
 @pytest.mark.slow
-def test_each_likelihood_kernel_is_compiled_for_one_type_of_inputs(fast_fit):
+def test_the_likelihood_ops_compile_their_kernel_for_one_type_of_inputs():
     # numba compiles a kernel once per type of its inputs, and PyTensor hands the Ops strided
     # views in some graphs and read-only constants in others: the joint response model's
-    # first fit compiled the per-study kernel three times. Every model family must call each
-    # kernel with one type (the signatures accumulate over the whole test session).
-    from bayesreview.backend import ops
-
-    studies = br.load_dataset("calcinosis_cutis")
-    families = [
-        {"outcome": "any"},
-        {"outcome": "response", "model": "response", "by": "group"},
-        {"outcome": "any", "bias": "risk_of_bias"},
-        {"outcome": "any", "bias": "risk_of_bias", "bias_totals": "dataset"},
-        {"outcome": "any", "bias": "design"},
-        {"outcome": "any", "model": "selection"},
-        {"outcome": "any", "model": "logit_normal", "bias": "risk_of_bias"},
-        {"outcome": "any", "model": "logit_normal"},
-    ]
-    for arguments in families:
-        fast_fit(studies, **arguments)
-    kernels = {"beta_binomial_rows": ops.beta_binomial_rows}
-    kernels["logit_normal_rows"] = ops.logit_normal_rows
-    assert {name: len(kernel.signatures) for name, kernel in kernels.items()} == {
-        name: 1 for name in kernels
-    }
+    # first fit compiled the per-study kernel three times. Given such inputs, the Op's numba
+    # code must call the kernel with C-contiguous, writable arrays only (a fresh process, so
+    # that the kernel's signatures are those of this call alone) and give the same value.
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from pytensor.link.numba.dispatch.basic import numba_funcify
+        from bayesreview.backend.ops import BetaBinomialRows, beta_binomial_rows
+        rng = np.random.default_rng(0)
+        trials = rng.integers(1, 15, 12).astype(float)
+        events = np.vstack([rng.binomial(trials.astype(int), 0.6)] * 2).astype(float)
+        inputs = [
+            rng.normal(0.0, 1.0, (2, 3)), rng.normal(1.0, 1.0, (2, 3)),
+            np.column_stack([np.zeros(2), rng.normal(0.0, 0.5, (2, 2))]), np.zeros((2, 12)),
+            np.log(np.full(3, 1 / 3)), np.zeros(0), rng.integers(0, 3, 12),
+            events, np.vstack([trials, events[0]]), np.ones(12), rng.integers(0, 3, 12),
+            np.ones(12), np.full(3, -1, dtype=np.int64),
+        ]
+        wide = np.zeros((2, 6))
+        wide[:, ::2] = inputs[0]
+        frozen = inputs[4].copy()
+        frozen.flags.writeable = False
+        odd = [wide[:, ::2], *inputs[1:4], frozen, *inputs[5:]]
+        node = numba_funcify(BetaBinomialRows())
+        print(float(node(*odd)[0]), float(node(*inputs)[0]))
+        for signature in beta_binomial_rows.signatures:
+            arrays = [t for t in signature if hasattr(t, "layout")]
+            print(all(t.layout == "C" and t.mutable for t in arrays), len(arrays))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    values, *signatures = done.stdout.split("\n")[:-1]
+    odd_value, plain_value = map(float, values.split())
+    assert np.isfinite(plain_value) and odd_value == plain_value
+    assert signatures == ["True 13"]
 
 
 # ---- bounded, verified, never a silent fallback (issue 16) ---------------------------------
