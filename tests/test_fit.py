@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytest
 from scipy import integrate, special, stats
 
@@ -78,6 +79,59 @@ def test_beta_binomial_logp_matches_scipy_and_the_binomial_limit():
     assert got == pytest.approx(stats.binom(10, 0.3).logpmf(3), abs=1e-6)
 
 
+def _simplex_point(z: np.ndarray) -> tuple[np.ndarray, float]:
+    """pi = softmax([z, -sum z]) (PyMC's simplex scale) and log |d pi[:-1] / dz|, the Jacobian
+    by central differences."""
+
+    def simplex(v):
+        w = np.append(v, -v.sum())
+        return np.exp(w - special.logsumexp(w))
+
+    step = 1e-6
+    columns = [
+        (simplex(z + step * unit) - simplex(z - step * unit))[:-1] / (2 * step)
+        for unit in np.eye(z.size)
+    ]
+    return simplex(z), float(np.linalg.slogdet(np.column_stack(columns))[1])
+
+
+def test_level_probabilities_have_pymcs_dirichlet_density_on_the_simplex_scale():
+    # The model writes the Dirichlet of the level probabilities out on PyMC's simplex scale; its
+    # log-density must be PyMC's own Dirichlet with its default transform, Jacobian included
+    table = pd.DataFrame(
+        {
+            "study": list("abcd"),
+            "modality": ["m"] * 4,
+            "design": ["x", "y", "z", None],
+            "n": [5, 8, 3, 4],
+            "events": [2, 7, 1, 0],
+        }
+    )
+    counts = {"x": 2.0, "y": 3.0, "z": 0.5}
+    data = model_data(
+        br.read_studies(table), "events", bias="design", bias_reference="x",
+        bias_prior_counts=counts,
+    )  # fmt: skip
+    model = build_model(data, _shared_spec())
+    with pm.Model() as dirichlet:
+        pm.Dirichlet("pi", a=np.array(list(counts.values())))
+    reference = dirichlet.compile_logp(jacobian=True)
+    z_value = [model.rvs_to_values[model["bias_level_prob_simplex"]]]
+    density, pi_of_z = model.replace_rvs_by_values(
+        [model["bias_level_prob_prior"], model["bias_level_prob"]]
+    )
+    prior = model.compile_fn(density, inputs=z_value)
+    probabilities = model.compile_fn(pi_of_z, inputs=z_value)
+    for z in ([0.0, 0.0], [0.3, -1.2], [2.5, 0.7]):
+        point = {"bias_level_prob_simplex": np.array(z)}
+        assert prior(point) == pytest.approx(reference({"pi_simplex__": np.array(z)}), abs=1e-10)
+        pi, log_jacobian = _simplex_point(np.array(z))
+        np.testing.assert_allclose(probabilities(point), pi, atol=1e-12)
+        assert prior(point) == pytest.approx(
+            stats.dirichlet(list(counts.values())).logpdf(pi) + log_jacobian, abs=1e-6
+        )
+
+
 def test_missing_bias_mixture_logp_matches_an_independent_computation():
     # Three studies, a two-level covariate, the third study's level missing: the model's joint
     # log-density at an arbitrary point must equal the mixture written out with scipy.
@@ -102,11 +156,10 @@ def test_missing_bias_mixture_logp_matches_an_independent_computation():
         "alpha": np.array([0.4]),
         "log_phi": 1.7,
         "beta": np.array([-0.8]),
-        "bias_level_prob_simplex__": np.array([0.3]),
+        "bias_level_prob_simplex": np.array([0.3]),
     }
     logp = model.compile_logp(jacobian=False)(point)
-    prob = model["bias_level_prob"]
-    pi = model.rvs_to_transforms[prob].backward(np.array([0.3]), *prob.owner.inputs).eval()
+    pi, log_jacobian = _simplex_point(np.array([0.3]))
     phi = np.exp(1.7)
 
     def lik(k, size, level):
@@ -123,6 +176,7 @@ def test_missing_bias_mixture_logp_matches_an_independent_computation():
         + stats.norm(np.log(10), 1).logpdf(1.7)
         + stats.norm(0, 1).logpdf(-0.8)
         + stats.dirichlet([2.0, 3.0]).logpdf(pi)
+        + log_jacobian
     )
     assert logp == pytest.approx(expected, abs=1e-6)
     # With every level known the mixture is gone: the plain covariate model, no pi at all
@@ -131,7 +185,7 @@ def test_missing_bias_mixture_logp_matches_an_independent_computation():
     )
     plain = build_model(known, _shared_spec())
     assert "bias_level_prob" not in plain.named_vars
-    plain_point = {k: v for k, v in point.items() if k != "bias_level_prob_simplex__"}
+    plain_point = {k: v for k, v in point.items() if k != "bias_level_prob_simplex"}
     assert plain.compile_logp()(plain_point) == pytest.approx(
         lik(2, 5, 0)
         + lik(7, 8, 1)

@@ -24,6 +24,7 @@ from scipy import special, stats
 
 from bayesreview.backend.ops import (
     BetaBinomialRows,
+    SimplexLogProbabilities,
     TabulatedBetaBinomial,
     _digamma,
     _log_rising_factorial,
@@ -353,3 +354,35 @@ def _log_marginal_by_quad(y: float, n: float, eta: float, tau: float) -> float:
     peak = (special.logit((y + 0.5) / (n + 1.0)) - eta) / tau
     total, _ = integrate.quad(integrand, -12, 12, points=[peak], limit=400, epsabs=0, epsrel=1e-12)
     return float(np.log(total))
+
+
+def test_simplex_log_probabilities_equal_scipys_log_softmax_and_their_gradient():
+    # log pi = log_softmax([z, -sum z]), PyMC's simplex map; its gradient node against finite
+    # differences of a weighted sum, and the numba backend against the Python call
+    z = pt.dvector("z")
+    upstream = np.array([0.7, -1.3, 2.0, 0.4])
+    log_pi = SimplexLogProbabilities()(z)
+    objective = pt.sum(upstream * log_pi)
+    outputs = [log_pi, pt.grad(objective, z)]
+    default_fn = pytensor.function([z], outputs)
+    numba_fn = pytensor.function([z], outputs, mode="NUMBA")
+    rng = np.random.default_rng(11)
+    for point in (np.zeros(3), rng.normal(size=3), np.array([40.0, -3.0, 0.5])):
+        value, gradient = default_fn(point)
+        np.testing.assert_allclose(
+            value, special.log_softmax(np.append(point, -point.sum())), atol=1e-12
+        )
+        step = 1e-6
+        numeric = [
+            (
+                upstream
+                @ special.log_softmax(np.append(point + step * e, -(point + step * e).sum()))
+                - upstream
+                @ special.log_softmax(np.append(point - step * e, -(point - step * e).sum()))
+            )
+            / (2 * step)
+            for e in np.eye(3)
+        ]
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-6)
+        for got, expected in zip(numba_fn(point), (value, gradient), strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)

@@ -17,7 +17,8 @@ and the effects whatever the studies' sizes, and the effects are drawn after sam
 A categorical bias covariate adds ``beta`` for each non-reference level (the reference level's
 shift is 0). Where a study's level is missing, its likelihood is the mixture
 ``sum_k pi_k L_j(k)``, computed with log-sum-exp; ``pi ~ Dirichlet(prior counts)`` and a study
-whose level is known contributes ``log pi_b`` as well (its level is data about ``pi``). Where
+whose level is known contributes ``log pi_b`` as well (its level is data about ``pi``); pi is
+sampled on PyMC's simplex scale (:func:`_level_log_probabilities`). Where
 the number of studies at each level is known instead (``bias_totals``), the likelihood of all
 studies together is the average over every assignment of levels with those totals of
 ``prod_j L_j(b_j)`` (:mod:`bayesreview.known_totals`).
@@ -43,8 +44,14 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from scipy.special import gammaln
 
-from bayesreview.backend.ops import BetaBinomialRows, LogitNormalRows, TabulatedBetaBinomial
+from bayesreview.backend.ops import (
+    BetaBinomialRows,
+    LogitNormalRows,
+    SimplexLogProbabilities,
+    TabulatedBetaBinomial,
+)
 from bayesreview.backend.priors import prior_logp, prior_variable
 from bayesreview.errors import SpecError
 from bayesreview.model_data import (
@@ -58,6 +65,12 @@ from bayesreview.model_data import (
     selection_classes,
 )
 from bayesreview.spec import LIKELIHOODS, SELECTION_CLASSES, ModelSpec, Prior
+
+#: The level probabilities of a categorical bias covariate with missing levels; the sampler
+#: draws them on the simplex scale, as ``{LEVEL_PROBABILITY}_simplex``.
+LEVEL_PROBABILITY = "bias_level_prob"
+#: Parameters sampled on another scale: name -> the name they are reported under.
+REPORTED_AS = {f"{LEVEL_PROBABILITY}_simplex": LEVEL_PROBABILITY}
 
 
 def _bias_coefficients(data: ModelData, spec: ModelSpec, stage: str, suffix: str):
@@ -230,8 +243,31 @@ def _missing_levels(data: ModelData):
     if bias.known_totals:
         totals = pm.Data("bias_totals", np.asarray(bias.totals, dtype=np.int64), dims="level")
         return known, pt.zeros(n_levels), totals
-    pi = pm.Dirichlet("bias_level_prob", a=np.asarray(bias.prior_counts), dims="level")
-    return known, pt.log(pi), _no_totals(n_levels)
+    return known, _level_log_probabilities(bias.prior_counts), _no_totals(n_levels)
+
+
+def _level_log_probabilities(prior_counts):
+    """log pi, pi ~ Dirichlet(``prior_counts``), sampled on PyMC's simplex scale.
+
+    The sampler's K - 1 coordinates ``z`` (``bias_level_prob_simplex``, reported as
+    ``bias_level_prob``) map to ``log pi = log_softmax([z, -sum z])``, the backward map of
+    PyMC's ``simplex`` transform. Their density is Dirichlet(pi | a) times the Jacobian
+    K prod_k pi_k, that is
+
+        log p(z) = lgamma(sum a) - sum lgamma(a_k) + log K + sum_k a_k log pi_k,
+
+    the same target as ``pm.Dirichlet`` with its default transform, written out (the map
+    and its gradient one Op each, :class:`~bayesreview.backend.ops.SimplexLogProbabilities`)
+    because PyMC's graph of that density and transform was half of the missing-level model's
+    log-density, and compiling it took about 14 s on a first fit.
+    """
+    counts = np.asarray(prior_counts, dtype=float)
+    z = pm.Flat(f"{LEVEL_PROBABILITY}_simplex", shape=counts.size - 1)
+    log_pi = SimplexLogProbabilities()(z)
+    constant = gammaln(counts.sum()) - gammaln(counts).sum() + np.log(counts.size)
+    pm.Potential(f"{LEVEL_PROBABILITY}_prior", constant + pt.sum(counts * log_pi))
+    pm.Deterministic(LEVEL_PROBABILITY, pt.exp(log_pi), dims="level")
+    return log_pi
 
 
 def _no_totals(n_levels: int):

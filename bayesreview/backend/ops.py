@@ -531,6 +531,25 @@ def logit_normal_rows(
     )  # fmt: skip
 
 
+@numba.njit(cache=True)
+def simplex_log_probabilities(z: np.ndarray) -> np.ndarray:
+    """log pi = log_softmax([z, -sum z]): PyMC's simplex map from K - 1 free coordinates to K
+    log-probabilities."""
+    w = np.empty(z.shape[0] + 1)
+    w[:-1] = z
+    w[-1] = -z.sum()
+    top = w.max()
+    return w - (top + np.log(np.exp(w - top).sum()))
+
+
+@numba.njit(cache=True)
+def simplex_log_probabilities_gradient(z: np.ndarray, upstream: np.ndarray) -> np.ndarray:
+    """d/dz of sum_k upstream_k log pi_k(z): with d log pi_k / d w_m = [k = m] - pi_m,
+    d/dw_m = upstream_m - pi_m sum(upstream), and w = [z, -sum z]."""
+    d_w = upstream - np.exp(simplex_log_probabilities(z)) * upstream.sum()
+    return d_w[:-1] - d_w[-1]
+
+
 _KERNELS = (
     _log_sigmoid,
     tabulated_beta_binomial,
@@ -547,6 +566,8 @@ _KERNELS = (
     beta_binomial_rows,
     logit_normal_term,
     logit_normal_rows,
+    simplex_log_probabilities,
+    simplex_log_probabilities_gradient,
 )
 
 
@@ -666,6 +687,52 @@ class LogitNormalRows(_RowsOp):
     kernel = staticmethod(logit_normal_rows)
 
 
+class SimplexLogProbabilities(Op):
+    """log pi (K,) from the K - 1 free coordinates z of PyMC's simplex scale
+    (:func:`simplex_log_probabilities`), its gradient one node
+    (:class:`SimplexLogProbabilitiesGradient`): PyTensor's own graph of the same map and its
+    gradient (a join, log-softmax, softmax, split) is a third of the missing-level model's
+    log-density, and compiling it costs seconds."""
+
+    __props__ = ()
+
+    def make_node(self, z) -> Apply:
+        z = pt.cast(pt.as_tensor_variable(z), "float64")
+        if z.ndim != 1:
+            raise TypeError(f"SimplexLogProbabilities: z has {z.ndim} dimensions, expected 1")
+        return Apply(self, [z], [pt.dvector()])
+
+    def perform(self, node, inputs, output_storage) -> None:
+        output_storage[0][0] = simplex_log_probabilities(inputs[0])
+
+    def infer_shape(self, fgraph, node, input_shapes):
+        return [(input_shapes[0][0] + 1,)]
+
+    def L_op(self, inputs, outputs, output_grads):
+        return [SimplexLogProbabilitiesGradient()(inputs[0], output_grads[0])]
+
+
+class SimplexLogProbabilitiesGradient(Op):
+    """The gradient of ``sum(upstream * log pi(z))`` with respect to z
+    (:func:`simplex_log_probabilities_gradient`); no second derivatives."""
+
+    __props__ = ()
+
+    def make_node(self, z, upstream) -> Apply:
+        z = pt.cast(pt.as_tensor_variable(z), "float64")
+        upstream = pt.cast(pt.as_tensor_variable(upstream), "float64")
+        return Apply(self, [z, upstream], [pt.dvector()])
+
+    def perform(self, node, inputs, output_storage) -> None:
+        output_storage[0][0] = simplex_log_probabilities_gradient(*inputs)
+
+    def infer_shape(self, fgraph, node, input_shapes):
+        return [input_shapes[0]]
+
+    def L_op(self, inputs, outputs, output_grads):
+        return [grad_not_implemented(self, k, x) for k, x in enumerate(inputs)]
+
+
 #: The numba implementation of a likelihood Op's node (arguments x0, x1, ...). It hands the
 #: kernel a C-contiguous, writable copy of every input, so that the kernel is compiled for one
 #: type per input: PyTensor passes a strided view or a read-only constant in some graphs, and
@@ -696,12 +763,24 @@ def _register_numba() -> None:
     def funcify(op, node=None, **kwargs):
         return _node_function(op.kernel, len(op.input_types)), _kernel_version()
 
+    def simplex(kernel):
+        return lambda op, node=None, **kwargs: (kernel, _kernel_version())
+
     register = getattr(basic, "register_funcify_default_op_cache_key", None)
-    for op_type in (TabulatedBetaBinomial, BetaBinomialRows, LogitNormalRows):
+    implementations = {
+        TabulatedBetaBinomial: funcify,
+        BetaBinomialRows: funcify,
+        LogitNormalRows: funcify,
+        SimplexLogProbabilities: simplex(simplex_log_probabilities),
+        SimplexLogProbabilitiesGradient: simplex(simplex_log_probabilities_gradient),
+    }
+    for op_type, implementation in implementations.items():
         if register is not None:
-            register(op_type)(funcify)
+            register(op_type)(implementation)
         else:  # older PyTensor: no on-disk cache for custom Ops
-            basic.numba_funcify.register(op_type)(lambda op, **kw: funcify(op)[0])
+            basic.numba_funcify.register(op_type)(
+                lambda op, implementation=implementation, **kw: implementation(op)[0]
+            )
 
 
 _register_numba()

@@ -17,7 +17,7 @@ from typing import Any
 import arviz as az
 import numpy as np
 
-from bayesreview.backend.models import build_model
+from bayesreview.backend.models import REPORTED_AS, build_model
 from bayesreview.errors import BayesReviewError
 from bayesreview.model_data import (
     POOLED_LOG_SCALE,
@@ -207,12 +207,13 @@ def sample(
     counts of the beta-binomial likelihood. The model is fitted with its groups padded by
     prior-only groups (:func:`bayesreview.model_data.pad_groups`) to share compiled code with
     other data sets; the posterior returned holds ``data``'s groups only, under their labels,
-    and none of the parameters that only the padding or a single group leaves prior-only.
+    and none of the parameters that only the padding or a single group leaves prior-only; a
+    parameter sampled on another scale is reported on its own (``REPORTED_AS``).
     """
     padded = pad_groups(data, padded_size(data.n_groups, SMALLEST_GROUP_PADDING))
     model, compiled = compiled_model(padded, spec, run.sampler, tabulated)
     idata = run_nuts(model, compiled, data_arrays(padded, spec, tabulated), run)
-    unused = _prior_only_parameters(padded, spec)
+    unused = {**REPORTED_AS, **_prior_only_parameters(padded, spec)}
     free = []
     for rv in model.free_RVs:
         name = unused.get(rv.name, rv.name)
