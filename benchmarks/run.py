@@ -657,6 +657,18 @@ def machine() -> dict:
     }
 
 
+def code_revision() -> str:
+    """The git commit benchmarked, with ``+changes`` when the work tree differs from it."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 NOTES = """
 ## Reading the table
 
@@ -724,6 +736,18 @@ callback to compile, but sampling took 4.5 s instead of 1 s).
 """
 
 
+def _run_dates(rows: dict) -> list[str]:
+    """A line saying that the rows were run at different times (``--only``), if they were."""
+    dates = sorted({row["run"] for row in rows.values() if "run" in row})
+    if len(dates) < 2:
+        return []
+    return [
+        "",
+        f"Rows were run between {dates[0]} and {dates[-1]} (`--only` reruns some): each "
+        "row's note gives its run and the code it measured.",
+    ]
+
+
 def write_docs(results: dict) -> None:
     machine = results["machine"]
     lines = [
@@ -737,6 +761,7 @@ def write_docs(results: dict) -> None:
         f"Python {machine['python']}; "
         + ", ".join(f"{k} {v}" for k, v in machine["packages"].items() if v)
         + f"; run {machine['date']}.",
+        *_run_dates(results["benchmarks"]),
         "",
         "| benchmark | bayesreview (s) | baseline (s) | ratio | target | met | note |",
         "|---|---|---|---|---|---|---|",
@@ -759,6 +784,8 @@ def write_docs(results: dict) -> None:
             )
             ours, base = row["warm_s"], row["baseline_warm_s"]
             ratio = base / ours
+        if "run" in row:
+            note = f"{note.rstrip()} (run {row['run']}, code {row['code']})".strip()
         met = {True: "yes", False: "**no**", None: ""}[row.get("met")]
         lines.append(
             f"| {name} | {ours:.2f} | {base:.2f} | "
@@ -784,11 +811,15 @@ def main(argv=None) -> int:
         "families": bench_families,
     }
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"benchmarks": {}}
+    for row in results["benchmarks"].values():  # rows from before runs were stamped
+        row.setdefault("run", results["machine"]["date"])
+        row.setdefault("code", "not recorded")
     for name, bench in benches.items():
         if args.only and name not in args.only:
             continue
         print(f"running {name} ...", flush=True)
-        results["benchmarks"].update(bench())
+        stamp = {"run": time.strftime("%Y-%m-%d %H:%M"), "code": code_revision()}
+        results["benchmarks"].update({k: {**row, **stamp} for k, row in bench().items()})
     results["machine"] = machine()
     write_text_atomic(RESULTS, json.dumps(results, indent=2))
     write_docs(results)
