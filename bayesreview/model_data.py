@@ -607,6 +607,10 @@ def anchor_groups(data: ModelData, spec: ModelSpec) -> dict[str, np.ndarray]:
     return out
 
 
+#: The level probabilities of a categorical bias covariate with missing levels (the model's
+#: variable; the sampler draws them on the simplex scale, as ``{LEVEL_PROBABILITY}_simplex``).
+LEVEL_PROBABILITY = "bias_level_prob"
+
 #: The log heterogeneity parameter that partial pooling pools, per likelihood.
 POOLED_LOG_SCALE = {"beta_binomial": "log_phi", "logit_normal": "log_tau"}
 

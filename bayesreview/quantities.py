@@ -27,7 +27,7 @@ from bayesreview.integrals import (
     logit_normal_moment,
     sample_logit_normal_effects,
 )
-from bayesreview.model_data import ModelData, selection_classes, take_rows
+from bayesreview.model_data import LEVEL_PROBABILITY, ModelData, selection_classes, take_rows
 
 #: Inner draws per posterior draw for the median-study rate of the joint model's complete and
 #: partial response (the median of a product of two stages' rates has no closed form).
@@ -93,12 +93,20 @@ class Stage:
             return special.betaincinv(a, b, 0.5)
         return special.expit(eta)
 
-    def new_rate(self, eta: np.ndarray, scale: np.ndarray, rng: np.random.Generator):
-        """One draw of a new study's rate per posterior draw."""
+    def new_rate(
+        self,
+        eta: np.ndarray,
+        scale: np.ndarray,
+        rng: np.random.Generator,
+        size: tuple[int, ...] | None = None,
+    ):
+        """Draws of a new study's rate: one per entry of ``eta`` and ``scale`` broadcast
+        together, or an array of ``size`` they broadcast to (several per posterior draw)."""
         if self.likelihood == "beta_binomial":
             a, b = beta_shapes(eta, scale)
-            return rng.beta(a, b)
-        return special.expit(eta + scale * rng.standard_normal(eta.shape))
+            return rng.beta(a, b, size=size)
+        shape = np.broadcast_shapes(np.shape(eta), np.shape(scale)) if size is None else size
+        return special.expit(eta + scale * rng.standard_normal(shape))
 
 
 def stages_from_posterior(posterior: dict[str, np.ndarray], data: ModelData, likelihood: str):
@@ -165,7 +173,7 @@ def missing_level_probabilities(posterior: dict[str, np.ndarray], stages, data: 
     if data.bias.known_totals:
         return _levels_given_totals(stages, data)[:, missing, :]
     loglik = _levels_loglik(stages, take_rows(data, missing))
-    log_post = loglik + np.log(posterior["bias_level_prob"])[:, None, :]
+    log_post = loglik + np.log(posterior[LEVEL_PROBABILITY])[:, None, :]
     return np.exp(log_post - special.logsumexp(log_post, -1, keepdims=True))
 
 
@@ -287,10 +295,8 @@ def _median_rates(stages, level, outcomes, rng) -> dict[str, np.ndarray]:
     complete, partial = np.empty(eta1.shape), np.empty(eta1.shape)
     for g in range(eta1.shape[1]):
         inner = (eta1.shape[0], MEDIAN_INNER_DRAWS)
-        p1 = first.new_rate(np.broadcast_to(eta1[:, g, None], inner), first.scale[:, g, None], rng)
-        p2 = second.new_rate(
-            np.broadcast_to(eta2[:, g, None], inner), second.scale[:, g, None], rng
-        )
+        p1 = first.new_rate(eta1[:, g, None], first.scale[:, g, None], rng, size=inner)
+        p2 = second.new_rate(eta2[:, g, None], second.scale[:, g, None], rng, size=inner)
         complete[:, g] = np.median(p1 * p2, axis=1)
         partial[:, g] = np.median(p1 * (1 - p2), axis=1)
     return {"complete": complete, "partial": partial, "any": median1}
@@ -484,7 +490,7 @@ def _unrated_level_prior(posterior: dict[str, np.ndarray], data: ModelData) -> n
     """
     bias = data.bias
     if not bias.known_totals:
-        return posterior["bias_level_prob"][:, None, :]
+        return posterior[LEVEL_PROBABILITY][:, None, :]
     rated = np.bincount(bias.codes[bias.codes >= 0], minlength=len(bias.levels))
     left = np.asarray(bias.totals, dtype=float) - rated
     return (left / left.sum())[None, None, :]

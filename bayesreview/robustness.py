@@ -34,7 +34,7 @@ from scipy import stats
 from bayesreview.data import display_labels, published_totals, validated
 from bayesreview.display import selection_note
 from bayesreview.errors import BayesReviewError, ConvergenceWarning, WeakIdentificationWarning
-from bayesreview.model_data import ModelData, model_data
+from bayesreview.model_data import LEVEL_PROBABILITY, ModelData, model_data
 from bayesreview.progress import progress
 from bayesreview.spec import ModelSpec, Prior, load_spec, shipped_models
 
@@ -485,7 +485,7 @@ def log_prior(fit: Fit) -> xr.Dataset:
         elif base in _PRIOR_KEY:
             prior: Prior = fit.spec.prior(_PRIOR_KEY[base], stage)
             logpdf = prior.logpdf(values.values)
-        elif base == "bias_level_prob":
+        elif base == LEVEL_PROBABILITY:
             alpha = np.asarray(fit.data.bias.prior_counts, dtype=float)
             x = values.values.reshape(-1, len(alpha))
             flat = np.array([stats.dirichlet.logpdf(row / row.sum(), alpha) for row in x])

@@ -47,6 +47,7 @@ from bayesreview.evidence import (
     settings_hash,
 )
 from bayesreview.integrals import logit_normal_moment
+from bayesreview.model_data import LEVEL_PROBABILITY
 from bayesreview.progress import progress
 from bayesreview.spec import SELECTION_CLASSES
 
@@ -692,7 +693,7 @@ def simulate_from_prior(
             codes = np.asarray(design.bias.codes, dtype=np.int64)
         elif levels == "prior":
             pi = rng.dirichlet(np.asarray(design.bias.prior_counts, dtype=float))
-            truth["bias_level_prob"] = pi
+            truth[LEVEL_PROBABILITY] = pi
             codes = rng.choice(k, size=len(n), p=pi).astype(np.int64)
         elif levels == "totals":
             if totals is None or len(totals) != k or sum(totals) != len(n):
@@ -933,7 +934,7 @@ def sbc_replicate(
 
     fitted = _fit(data, events, truth, fit_spec, draws, tune, chains, seed)
     posterior = fitted.idata.posterior.isel(draw=slice(None, None, thin))
-    names = [f"{n}{s}" for s in ("", "_cond") for n in _RANKED] + ["bias_level_prob"]
+    names = [f"{n}{s}" for s in ("", "_cond") for n in _RANKED] + [LEVEL_PROBABILITY]
     arrays = {name: posterior[name] for name in names if name in posterior and name in truth}
     if joint:  # complete and any response; partial is any minus complete
         arrays["rate"] = posterior["rate"].sel(outcome=["complete", "any"])

@@ -55,6 +55,7 @@ from bayesreview.backend.ops import (
 from bayesreview.backend.priors import prior_logp, prior_variable
 from bayesreview.errors import SpecError
 from bayesreview.model_data import (
+    LEVEL_PROBABILITY,
     PRIOR_ONLY_GROUP,
     TERM_NAMES,
     ModelData,
@@ -66,9 +67,6 @@ from bayesreview.model_data import (
 )
 from bayesreview.spec import LIKELIHOODS, SELECTION_CLASSES, ModelSpec, Prior
 
-#: The level probabilities of a categorical bias covariate with missing levels; the sampler
-#: draws them on the simplex scale, as ``{LEVEL_PROBABILITY}_simplex``.
-LEVEL_PROBABILITY = "bias_level_prob"
 #: Parameters sampled on another scale: name -> the name they are reported under.
 REPORTED_AS = {f"{LEVEL_PROBABILITY}_simplex": LEVEL_PROBABILITY}
 
@@ -229,21 +227,20 @@ def _row_data(name: str, values: np.ndarray):
 
 
 def _missing_levels(data: ModelData):
-    """(known, log pi, totals) where some rows' categorical bias level is missing, else None.
+    """(log pi, totals) where some rows' categorical bias level is missing, else None.
 
-    ``known`` is 1 for a row whose level is given. With known level totals the missing levels
-    are marginalised over the assignments consistent with them (``totals``; log pi is 0 and
-    unused); otherwise pi ~ Dirichlet(prior counts) and ``totals`` is -1 for every level.
+    With known level totals the missing levels are marginalised over the assignments
+    consistent with them (``totals``; log pi is 0 and unused); otherwise
+    pi ~ Dirichlet(prior counts) and ``totals`` is -1 for every level.
     """
     bias = data.bias
     if bias is None or bias.kind != "categorical" or not bias.n_missing:
         return None
-    known = _row_data("bias_known", (bias.codes >= 0).astype(float))
     n_levels = len(bias.levels)
     if bias.known_totals:
         totals = pm.Data("bias_totals", np.asarray(bias.totals, dtype=np.int64), dims="level")
-        return known, pt.zeros(n_levels), totals
-    return known, _level_log_probabilities(bias.prior_counts), _no_totals(n_levels)
+        return pt.zeros(n_levels), totals
+    return _level_log_probabilities(bias.prior_counts), _no_totals(n_levels)
 
 
 def _level_log_probabilities(prior_counts):
@@ -286,12 +283,37 @@ def _log_selection_weights(data: ModelData, spec: ModelSpec):
     return pt.log(weight)[classes]
 
 
-def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages):
+def row_arrays(data: ModelData) -> dict[str, np.ndarray]:
+    """Values of the per-row ``pm.Data`` containers of the rows' likelihood, counts apart.
+
+    ``group_idx`` and ``weights``; ``bias_value``, a numeric covariate's values (only with
+    one); ``bias_level``, each row's categorical level code (0 where it is missing, and for
+    every row without a categorical covariate); ``bias_known``, 1 where the level is given
+    (every row without missing levels); and ``zero_row_shift``, zeros (stages x rows), the
+    per-row shift of a model without a numeric covariate. Data rather than constants sized by
+    the number of rows: PyTensor compiles each of those into the log density as an array
+    allocated at run time.
+    """
+    n_rows = len(data.group_idx)
+    bias = data.bias
+    categorical = bias is not None and bias.kind == "categorical"
+    arrays = {"group_idx": data.group_idx, "weights": data.weights.astype(float)}
+    if bias is not None and not categorical:
+        arrays["bias_value"] = np.asarray(bias.codes, dtype=float)
+    else:
+        arrays["zero_row_shift"] = np.zeros((len(data.stage_counts()), n_rows))
+    codes = bias.codes if categorical else np.zeros(n_rows, dtype=int)
+    arrays["bias_level"] = np.maximum(codes, 0)
+    arrays["bias_known"] = (codes >= 0).astype(float)
+    return arrays
+
+
+def _rows_likelihood(data: ModelData, spec: ModelSpec, rows: dict, stages):
     """Weighted per-study log-likelihood of the rows, marginal over missing bias levels.
 
     Beta-binomial (:class:`bayesreview.backend.ops.BetaBinomialRows`) or binomial-normal with each
     study's effect integrated out (:class:`bayesreview.backend.ops.LogitNormalRows`), evaluated with
-    its gradient in one pass.
+    its gradient in one pass. ``rows`` are the containers of :func:`row_arrays`.
     """
     bias = data.bias
     categorical = bias is not None and bias.kind == "categorical"
@@ -303,29 +325,21 @@ def _rows_likelihood(data: ModelData, spec: ModelSpec, g, weights, codes, stages
         else:
             alpha = group_variable(data, spec.prior("intercept", stage), f"alpha{suffix}")
             scale = _logit_normal_scale(data, spec, stage, suffix)
-        shift = _bias_shift(data, spec, stage, suffix, codes)
+        shift = _bias_shift(data, spec, stage, suffix, rows.get("bias_value"))
         level_shift = shift if categorical else pt.zeros(1)
-        row_shift = shift if bias is not None and not categorical else None
-        parts.append((alpha, scale, level_shift, y, n, row_shift))
+        parts.append((alpha, scale, level_shift, y, n, shift))
     *stacked, row_shifts = zip(*parts, strict=True)
     alpha, scale, level_shift, events, trials = (pt.stack(values) for values in stacked)
-    if row_shifts[0] is not None:
+    row_shift = rows.get("zero_row_shift")
+    if row_shift is None:
         row_shift = pt.stack(row_shifts)
-    else:  # one constant, not a stack of per-stage zeros (whose gradient PyTensor mis-shapes)
-        row_shift = pt.zeros((len(stages), weights.shape[0]))
-    missing = _missing_levels(data)
     n_levels = len(bias.levels) if categorical else 1
-    known, log_pi, totals = missing or (
-        pt.ones_like(weights),
-        pt.zeros(n_levels),
-        _no_totals(n_levels),
-    )
-    level = codes if categorical else pt.zeros_like(g)
+    log_pi, totals = _missing_levels(data) or (pt.zeros(n_levels), _no_totals(n_levels))
     log_w = _log_selection_weights(data, spec)
     op = BetaBinomialRows() if spec.likelihood == "beta_binomial" else LogitNormalRows()
     return op(
-        alpha, scale, level_shift, row_shift, log_pi, log_w, g, events, trials, weights, level,
-        known, totals,
+        alpha, scale, level_shift, row_shift, log_pi, log_w, rows["group_idx"], events, trials,
+        rows["weights"], rows["bias_level"], rows["bias_known"], totals,
     )[0]  # fmt: skip
 
 
@@ -350,19 +364,13 @@ def build_model(data: ModelData, spec: ModelSpec, tabulated: Tabulated | None = 
         )
     if tabulated is not None:
         return _build_tabulated(data, spec, tabulated)
-    bias = data.bias
     with pm.Model(coords=coords_of(data, spec)) as model:
-        g = _row_data("group_idx", data.group_idx)
-        weights = _row_data("weights", data.weights.astype(float))
-        codes = None
-        if bias is not None:
-            values = bias.codes if bias.kind == "numeric" else np.maximum(bias.codes, 0)
-            codes = _row_data("bias_code", values)
+        rows = {name: _row_data(name, values) for name, values in row_arrays(data).items()}
         stages = [
             (suffix, _row_data(f"events{suffix}", y), _row_data(f"trials{suffix}", n))
             for suffix, y, n in data.stage_counts()
         ]
-        pm.Potential("loglik", _rows_likelihood(data, spec, g, weights, codes, stages))
+        pm.Potential("loglik", _rows_likelihood(data, spec, rows, stages))
     return model
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import arviz as az
 import numpy as np
 
-from bayesreview.backend.models import REPORTED_AS, build_model
+from bayesreview.backend.models import REPORTED_AS, build_model, row_arrays
 from bayesreview.errors import BayesReviewError
 from bayesreview.model_data import (
     POOLED_LOG_SCALE,
@@ -144,14 +144,9 @@ def _count_arrays(data: ModelData, tabulated: Tabulated | None) -> dict[str, np.
         for suffix, terms in tabulated.terms.items():
             arrays.update({f"{n}{suffix}": v for n, v in zip(TERM_NAMES, terms, strict=True)})
         return arrays
-    arrays = {"group_idx": data.group_idx, "weights": data.weights.astype(float)}
-    if data.bias is not None:
-        codes = data.bias.codes
-        arrays["bias_code"] = codes if data.bias.kind == "numeric" else np.maximum(codes, 0)
-        if data.bias.kind == "categorical" and data.bias.n_missing:
-            arrays["bias_known"] = (codes >= 0).astype(float)
-            if data.bias.known_totals:
-                arrays["bias_totals"] = np.asarray(data.bias.totals, dtype=np.int64)
+    arrays = row_arrays(data)
+    if data.bias is not None and data.bias.known_totals:
+        arrays["bias_totals"] = np.asarray(data.bias.totals, dtype=np.int64)
     for suffix, events, trials in data.stage_counts():
         arrays[f"events{suffix}"] = events
         arrays[f"trials{suffix}"] = trials
