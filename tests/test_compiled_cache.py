@@ -401,3 +401,43 @@ def test_data_sets_of_other_shapes_share_one_compiled_model(monkeypatch):
         quiet_fit(_metadat(name, by), seed=1, progressbar=False, **options)
     sampling.clear_compiled_models()
     assert len(builds) == 1
+
+
+_CONTAINER_CASES = {
+    "default": ({"outcome": "any"}, "beta_binomial", False),
+    "logit_normal": ({"outcome": "any"}, "logit_normal", False),
+    "response": ({"outcome": "response", "by": "group"}, "response", False),
+    "response_tabulated": ({"outcome": "response", "by": "group"}, "response", True),
+    "levels_given": ({"outcome": "any", "bias": "design"}, "beta_binomial", False),
+    "levels_missing": ({"outcome": "any", "bias": "risk_of_bias"}, "beta_binomial", False),
+    "known_totals": (
+        {"outcome": "any", "bias": "risk_of_bias", "bias_totals": "dataset"},
+        "beta_binomial",
+        False,
+    ),
+    "selection": ({"outcome": "any"}, "selection", False),
+    "numeric": ({"outcome": "any", "bias": "year"}, "logit_normal", False),
+}
+
+
+@pytest.mark.parametrize("case", list(_CONTAINER_CASES))
+def test_refit_arrays_set_every_data_container_of_the_model(case):
+    # A refit swaps data in through data_arrays: a container it left out would keep the first
+    # data set's values (or fail on another number of studies), so the two must name the same
+    # containers, with values of the shapes the model was built with.
+    studies = br.load_dataset("calcinosis_cutis").assign(year=lambda t: np.arange(len(t)) / 10)
+    kwargs, spec_name, tabulated = _CONTAINER_CASES[case]
+    if kwargs.get("bias_totals") == "dataset":
+        totals = br.dataset_info("calcinosis_cutis")["risk_of_bias_totals"]
+        kwargs = {**kwargs, "bias_totals": totals}
+    data = model_data(studies, **kwargs)
+    spec = br.load_spec(spec_name)
+    table = tabulate(data) if tabulated else None
+    model = build_model(data, spec, table)
+    containers = {variable.name: variable.get_value() for variable in model.data_vars}
+    arrays = data_arrays(data, spec, table)
+    assert ("bias_value" in containers) == (case == "numeric")
+    assert set(arrays) == set(containers)
+    for name, values in arrays.items():
+        assert np.shape(values) == np.shape(containers[name]), name
+        np.testing.assert_array_equal(values, containers[name], err_msg=name)
