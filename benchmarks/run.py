@@ -632,22 +632,26 @@ def bench_cli() -> dict:
     fit that ``analyze`` was before its Bias section).
 
     Cold: every compile cache empty. Warm: the caches the cold run left. The baseline is a
-    process fitting the plain PyMC model (no tables, figures or report), timed the same way.
+    process fitting the plain PyMC model (no tables, figures or report), timed the same way,
+    once for both.
     """
+    baseline = [
+        sys.executable,
+        "-c",
+        BASELINE_SCRIPT.format(here=str(Path(__file__).resolve().parent)),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        # the baseline, cold then warm, once for both runs of analyze
+        plain = {
+            f"baseline_{label}": _whole_process(baseline, Path(tmp)) for label in ("cold", "warm")
+        }
     results = {}
     for name, extra in ANALYZE_RUNS.items():
-        out = {}
+        out = dict(plain)
         with tempfile.TemporaryDirectory() as tmp:
-            ours_cache, base_cache = Path(tmp) / "ours", Path(tmp) / "baseline"
-            baseline = [
-                sys.executable,
-                "-c",
-                BASELINE_SCRIPT.format(here=str(Path(__file__).resolve().parent)),
-            ]
             for label in ("cold", "warm"):
                 analyze = [sys.executable, "-m", "bayesreview", "analyze", "--seed", "1", *extra]
-                out[label] = _whole_process([*analyze, "--out", str(Path(tmp) / label)], ours_cache)
-                out[f"baseline_{label}"] = _whole_process(baseline, base_cache)
+                out[label] = _whole_process([*analyze, "--out", str(Path(tmp) / label)], Path(tmp))
         codes = [out[k][1] for k in ("cold", "warm", "baseline_cold", "baseline_warm")]
         cold, warm = out["cold"][0], out["warm"][0]
         results[name] = {
