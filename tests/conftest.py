@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -25,6 +26,22 @@ RESPONSE_FIT_ARGS = {
     "seed": 11,
     **FAST,
 }
+
+
+def rows_op_inputs(stacked: list, data: list, classes=None) -> tuple[list, list]:
+    """(parameters, data) of the rows Ops (``BetaBinomialRows(S)``) from the inputs of their
+    kernels: ``stacked`` is alpha, scale, level_shift (S, K; 0 in the reference column) and
+    row_shift (S, J), then log pi and optionally the classes' log w; ``data`` is group,
+    events (S, J), trials (S, J), weights, level, known and totals; ``classes`` each row's
+    selection class (none without selection)."""
+    alpha, scale, level_shift, row_shift, log_pi, *log_class_w = stacked
+    stages = range(alpha.shape[0])
+    parameters = [x for s in stages for x in (alpha[s], scale[s], level_shift[s, 1:], row_shift[s])]
+    log_class_w = log_class_w[0] if log_class_w else np.zeros(0)
+    group, events, trials, *row_data = data
+    counts = [x for s in stages for x in (events[s], trials[s])]
+    classes = np.zeros(0, dtype=np.int64) if classes is None else np.asarray(classes)
+    return [*parameters, log_pi, log_class_w], [group, *counts, *row_data, classes]
 
 
 def quiet_fit(studies: pd.DataFrame, **kwargs) -> br.Fit:

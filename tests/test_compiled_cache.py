@@ -248,13 +248,20 @@ def test_the_likelihood_ops_compile_their_kernel_for_one_type_of_inputs():
             events, np.vstack([trials, events[0]]), np.ones(12), rng.integers(0, 3, 12),
             np.ones(12), np.full(3, -1, dtype=np.int64),
         ]
-        wide = np.zeros((2, 6))
-        wide[:, ::2] = inputs[0]
-        frozen = inputs[4].copy()
+        alpha, log_phi, level_shift, row_shift = inputs[:4]
+        stages = [
+            x for s in range(2) for x in (alpha[s], log_phi[s], level_shift[s, 1:], row_shift[s])
+        ]
+        counts = [x for s in range(2) for x in (inputs[7][s], inputs[8][s])]
+        classes = np.zeros(0, dtype=np.int64)
+        plain = [*stages, *inputs[4:7], *counts, *inputs[9:], classes]
+        wide = np.zeros(6)
+        wide[::2] = plain[0]
+        frozen = plain[8].copy()
         frozen.flags.writeable = False
-        odd = [wide[:, ::2], *inputs[1:4], frozen, *inputs[5:]]
-        node = numba_funcify(BetaBinomialRows())
-        print(float(node(*odd)[0]), float(node(*inputs)[0]))
+        odd = [wide[::2], *plain[1:8], frozen, *plain[9:]]
+        node = numba_funcify(BetaBinomialRows(2))
+        print(float(node(*odd)[0]), float(node(*plain)[0]), float(beta_binomial_rows(*inputs)[0]))
         for signature in beta_binomial_rows.signatures:
             arrays = [t for t in signature if hasattr(t, "layout")]
             print(all(t.layout == "C" and t.mutable for t in arrays), len(arrays))
@@ -264,8 +271,8 @@ def test_the_likelihood_ops_compile_their_kernel_for_one_type_of_inputs():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     values, *signatures = done.stdout.split("\n")[:-1]
-    odd_value, plain_value = map(float, values.split())
-    assert np.isfinite(plain_value) and odd_value == plain_value
+    odd_value, plain_value, kernel_value = map(float, values.split())
+    assert np.isfinite(plain_value) and odd_value == plain_value == kernel_value
     assert signatures == ["True 13"]
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from conftest import rows_op_inputs
 from pytensor.gradient import verify_grad
 from scipy import special, stats
 
@@ -309,28 +310,51 @@ def _quad_loglik(y: float, n: float, eta: float, tau: float) -> float:
 
 def test_rows_gradient_with_known_totals_equals_finite_differences():
     parameters, data = _rows(False, seed=4, totals=True)
-    constants = [pt.as_tensor(x) for x in data]
+    op_parameters, op_data = rows_op_inputs(parameters, data)
+    constants = [pt.as_tensor(x) for x in op_data]
 
     def loglik(*p):
-        return BetaBinomialRows()(*p, pt.zeros(3), pt.zeros(0), *constants)[0]
+        return BetaBinomialRows(2)(*p, pt.zeros(3), pt.zeros(0), *constants)[0]
 
-    verify_grad(loglik, parameters[:4], rng=np.random.default_rng(5), abs_tol=1e-4, rel_tol=1e-4)
+    rng = np.random.default_rng(5)
+    verify_grad(loglik, op_parameters[:8], rng=rng, abs_tol=1e-4, rel_tol=1e-4)
 
 
 @pytest.mark.parametrize("mixture", [False, True])
 def test_rows_gradient_equals_finite_differences(mixture):
+    # per stage: alpha, log_phi, the non-reference levels' shifts, the row shifts; then log pi
     parameters, data = _rows(mixture, seed=1)
-    constants = [pt.as_tensor(x) for x in data]
+    op_parameters, op_data = rows_op_inputs(parameters, data)
+    constants = [pt.as_tensor(x) for x in op_data]
 
     def loglik(*parameters):
-        return BetaBinomialRows()(*parameters, pt.zeros(0), *constants)[0]
+        return BetaBinomialRows(2)(*parameters, pt.zeros(0), *constants)[0]
 
     rng = np.random.default_rng(2)
-    points = parameters if mixture else parameters[:4]  # log pi: a constant 0 without a mixture
-    if not mixture:
-        verify_grad(lambda *p: loglik(*p, pt.zeros(3)), points, rng=rng, abs_tol=1e-4, rel_tol=1e-4)
+    if not mixture:  # log pi: a constant 0 without a mixture
+        stages = op_parameters[:8]
+        verify_grad(lambda *p: loglik(*p, pt.zeros(3)), stages, rng=rng, abs_tol=1e-4, rel_tol=1e-4)
     else:
-        verify_grad(loglik, points, rng=rng, abs_tol=1e-4, rel_tol=1e-4)
+        verify_grad(loglik, op_parameters[:9], rng=rng, abs_tol=1e-4, rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["FAST_COMPILE", "NUMBA"])
+def test_rows_op_per_stage_equals_the_kernel_on_stacked_arrays(mode):
+    # The Op takes each stage's vectors and packs them for the kernel: its value and gradient
+    # must be the kernel's, exactly, under the Python and the numba implementation alike.
+    stacked, data = _rows(True, seed=8)
+    op_parameters, op_data = rows_op_inputs(stacked, data)
+    variables = [pt.dvector() for _ in op_parameters[:9]]  # no selection: no classes' log w
+    outputs = BetaBinomialRows(2)(*variables, pt.zeros(0), *map(pt.as_tensor, op_data))
+    function = pytensor.function(variables, outputs, mode=mode)
+    logp, *gradient = function(*op_parameters[:9])
+    expected, d_alpha, d_log_phi, d_level, d_row, d_log_pi, _ = beta_binomial_rows(
+        *stacked, NO_SELECTION, *data
+    )
+    assert float(logp) == expected
+    stages = [x for s in range(2) for x in (d_alpha[s], d_log_phi[s], d_level[s, 1:], d_row[s])]
+    for got, want in zip(gradient, [*stages, d_log_pi, np.zeros(0)], strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_compiled_logit_normal_loglik_equals_quadrature_by_scipy():

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 import pytest
+from conftest import rows_op_inputs
 from pytensor.gradient import verify_grad
 from scipy import integrate, special, stats
 
@@ -113,13 +114,18 @@ def test_rows_kernel_equals_the_published_likelihood_written_out(likelihood):
 
 
 def test_rows_gradient_with_selection_equals_finite_differences():
+    # the Op takes each selection class's log w (two classes) and each row's class
     parameters, data = _kernel_inputs(1, levels=2, known=False)
-    constants = [pt.as_tensor(x) for x in data]
+    classes = np.array([0, 1, 1, 0, 0, 1, 0, 1])
+    log_class_w = np.log([0.3, 0.8])
+    op_parameters, op_data = rows_op_inputs([*parameters[:5], log_class_w], data, classes)
+    constants = [pt.as_tensor(x) for x in op_data]
 
     def loglik(*p):
-        return BetaBinomialRows()(*p, *constants)[0]
+        return BetaBinomialRows(1)(*p, *constants)[0]
 
-    verify_grad(loglik, parameters, rng=np.random.default_rng(2), abs_tol=1e-4, rel_tol=1e-4)
+    rng = np.random.default_rng(2)
+    verify_grad(loglik, op_parameters, rng=rng, abs_tol=1e-4, rel_tol=1e-4)
 
 
 def test_weight_one_is_no_selection():

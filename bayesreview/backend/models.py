@@ -86,14 +86,17 @@ def _bias_coefficients(data: ModelData, spec: ModelSpec, stage: str, suffix: str
     return prior_variable(prior, f"beta{suffix}", dims="bias_level")
 
 
-def _bias_shift(data: ModelData, spec: ModelSpec, stage: str, suffix: str, codes):
-    """The bias term: a (K,) vector of level shifts, a (J,) numeric term, or None."""
+def _bias_terms(data: ModelData, spec: ModelSpec, stage: str, suffix: str, rows: dict):
+    """(level coefficients, row shift) of one stage, as the rows' Ops take them.
+
+    The logit shifts of the non-reference bias levels, a (K - 1,) vector (empty without a
+    categorical covariate), and each row's shift, (J,): a numeric covariate's slope times the
+    row's value, else the rows' zeros (``zero_row_shift``).
+    """
     beta = _bias_coefficients(data, spec, stage, suffix)
-    if beta is None:
-        return None
-    if data.bias.kind == "numeric":
-        return beta * codes
-    return pt.concatenate([pt.zeros(1), beta])
+    if beta is not None and data.bias.kind == "numeric":
+        return pt.zeros(0), beta * rows["bias_value"]
+    return (pt.zeros(0) if beta is None else beta), rows["zero_row_shift"]
 
 
 def _standard_normal_where_prior_only(prior: Prior, variable, prior_only) -> None:
@@ -273,14 +276,14 @@ def _no_totals(n_levels: int):
 
 
 def _log_selection_weights(data: ModelData, spec: ModelSpec):
-    """log w of each row under publication selection (its class's relative publication
-    probability of a study with no events), or an empty vector without selection."""
+    """(log w of each selection class, each row's class) under publication selection: w is
+    the class's relative publication probability of a study with no events. Both empty
+    without selection."""
     if spec.selection is None:
-        return pt.zeros(0)
+        return pt.zeros(0), pt.zeros(0, dtype="int64")
     weights = [prior_variable(spec.prior(key), key) for key in SELECTION_CLASSES.values()]
     weight = pm.Deterministic("selection_weight", pt.stack(weights), dims="selection_class")
-    classes = _row_data("selection_class", selection_classes(data))
-    return pt.log(weight)[classes]
+    return pt.log(weight), _row_data("selection_class", selection_classes(data))
 
 
 def row_arrays(data: ModelData) -> dict[str, np.ndarray]:
@@ -289,8 +292,8 @@ def row_arrays(data: ModelData) -> dict[str, np.ndarray]:
     ``group_idx`` and ``weights``; ``bias_value``, a numeric covariate's values (only with
     one); ``bias_level``, each row's categorical level code (0 where it is missing, and for
     every row without a categorical covariate); ``bias_known``, 1 where the level is given
-    (every row without missing levels); and ``zero_row_shift``, zeros (stages x rows), the
-    per-row shift of a model without a numeric covariate. Data rather than constants sized by
+    (every row without missing levels); and ``zero_row_shift``, a zero per row, the row shift
+    of every stage of a model without a numeric covariate. Data rather than constants sized by
     the number of rows: PyTensor compiles each of those into the log density as an array
     allocated at run time.
     """
@@ -301,7 +304,7 @@ def row_arrays(data: ModelData) -> dict[str, np.ndarray]:
     if bias is not None and not categorical:
         arrays["bias_value"] = np.asarray(bias.codes, dtype=float)
     else:
-        arrays["zero_row_shift"] = np.zeros((len(data.stage_counts()), n_rows))
+        arrays["zero_row_shift"] = np.zeros(n_rows)
     codes = bias.codes if categorical else np.zeros(n_rows, dtype=int)
     arrays["bias_level"] = np.maximum(codes, 0)
     arrays["bias_known"] = (codes >= 0).astype(float)
@@ -316,8 +319,7 @@ def _rows_likelihood(data: ModelData, spec: ModelSpec, rows: dict, stages):
     its gradient in one pass. ``rows`` are the containers of :func:`row_arrays`.
     """
     bias = data.bias
-    categorical = bias is not None and bias.kind == "categorical"
-    parts = []
+    parameters, counts = [], []
     for suffix, y, n in stages:
         stage = "conditional" if suffix else "marginal"
         if spec.likelihood == "beta_binomial":
@@ -325,21 +327,16 @@ def _rows_likelihood(data: ModelData, spec: ModelSpec, rows: dict, stages):
         else:
             alpha = group_variable(data, spec.prior("intercept", stage), f"alpha{suffix}")
             scale = _logit_normal_scale(data, spec, stage, suffix)
-        shift = _bias_shift(data, spec, stage, suffix, rows.get("bias_value"))
-        level_shift = shift if categorical else pt.zeros(1)
-        parts.append((alpha, scale, level_shift, y, n, shift))
-    *stacked, row_shifts = zip(*parts, strict=True)
-    alpha, scale, level_shift, events, trials = (pt.stack(values) for values in stacked)
-    row_shift = rows.get("zero_row_shift")
-    if row_shift is None:
-        row_shift = pt.stack(row_shifts)
+        parameters += [alpha, scale, *_bias_terms(data, spec, stage, suffix, rows)]
+        counts += [y, n]
+    categorical = bias is not None and bias.kind == "categorical"
     n_levels = len(bias.levels) if categorical else 1
     log_pi, totals = _missing_levels(data) or (pt.zeros(n_levels), _no_totals(n_levels))
-    log_w = _log_selection_weights(data, spec)
-    op = BetaBinomialRows() if spec.likelihood == "beta_binomial" else LogitNormalRows()
-    return op(
-        alpha, scale, level_shift, row_shift, log_pi, log_w, rows["group_idx"], events, trials,
-        rows["weights"], rows["bias_level"], rows["bias_known"], totals,
+    log_class_w, classes = _log_selection_weights(data, spec)
+    rows_op = BetaBinomialRows if spec.likelihood == "beta_binomial" else LogitNormalRows
+    return rows_op(len(stages))(
+        *parameters, log_pi, log_class_w, rows["group_idx"], *counts, rows["weights"],
+        rows["bias_level"], rows["bias_known"], totals, classes,
     )[0]  # fmt: skip
 
 

@@ -37,6 +37,7 @@ study effects at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 
@@ -550,6 +551,43 @@ def simplex_log_probabilities_gradient(z: np.ndarray, upstream: np.ndarray) -> n
     return d_w[:-1] - d_w[-1]
 
 
+@numba.njit(cache=True)
+def stage_rows(rows):
+    """The (S, n) array of a tuple of S (n,) arrays, one per stage."""
+    out = np.empty((len(rows), rows[0].shape[0]))
+    for s in range(len(rows)):
+        out[s] = rows[s]
+    return out
+
+
+@numba.njit(cache=True)
+def level_shifts(coefficients):
+    """(S, K): each stage's logit shift per bias level, 0 at the reference level, from a tuple
+    of S (K - 1,) coefficient vectors (empty without a categorical covariate: K = 1)."""
+    out = np.zeros((len(coefficients), coefficients[0].shape[0] + 1))
+    for s in range(len(coefficients)):
+        out[s, 1:] = coefficients[s]
+    return out
+
+
+@numba.njit(cache=True)
+def row_log_weights(log_class_weights, classes):
+    """Each row's log w, its selection class's (empty without selection: no classes)."""
+    if log_class_weights.shape[0] == 0:
+        return np.zeros(0)
+    return log_class_weights[classes]
+
+
+@numba.njit(cache=True)
+def class_gradient(row_gradient, classes, n_classes: int):
+    """The gradient with respect to the classes' log w from the rows' (the adjoint of
+    :func:`row_log_weights`)."""
+    out = np.zeros(n_classes)
+    for j in range(row_gradient.shape[0]):
+        out[classes[j]] += row_gradient[j]
+    return out
+
+
 _KERNELS = (
     _log_sigmoid,
     tabulated_beta_binomial,
@@ -568,6 +606,10 @@ _KERNELS = (
     logit_normal_rows,
     simplex_log_probabilities,
     simplex_log_probabilities_gradient,
+    stage_rows,
+    level_shifts,
+    row_log_weights,
+    class_gradient,
 )
 
 
@@ -588,7 +630,8 @@ def _kernel_version() -> int:
     """A number that changes with the kernels' code (and the quadrature rule they read): part
     of PyTensor's numba cache key."""
     code = b"".join(_code_digest(f.py_func.__code__) for f in _KERNELS)
-    code += _GH_NODES.tobytes() + _GH_LOG_WEIGHTS.tobytes() + _NODE_SOURCE.encode()
+    code += _GH_NODES.tobytes() + _GH_LOG_WEIGHTS.tobytes()
+    code += _NODE_SOURCE.encode() + _ROWS_NODE_SOURCE.encode()
     return int(hashlib.sha256(code).hexdigest()[:12], 16)
 
 
@@ -657,20 +700,44 @@ class TabulatedBetaBinomial(_LikelihoodOp):
 
 
 class _RowsOp(_LikelihoodOp):
-    """Per-study likelihood of all stages, missing levels marginalised: the inputs of
-    :func:`beta_binomial_rows` and :func:`logit_normal_rows`."""
+    """Per-study likelihood of ``n_stages`` stages, missing levels marginalised: the kernels
+    :func:`beta_binomial_rows` and :func:`logit_normal_rows`, their inputs given per stage.
 
-    input_types = ((2, "float64"),) * 4 + ((1, "float64"),) * 2 + ((1, "int64"),)
-    input_types += ((2, "float64"),) * 2 + ((1, "float64"), (1, "int64"), (1, "float64"))
-    input_types += ((1, "int64"),)
-    n_parameters = 6
+    Inputs, for each stage s in turn: alpha_s (G,), scale_s (G,) (log_phi or tau), the bias
+    coefficients of the non-reference levels (K - 1,) (empty without a categorical covariate)
+    and row_shift_s (J,); then log_pi (K,) and the selection classes' log w (D,) (empty
+    without selection). Those are the parameters; the data follow: group (J,) int, for each
+    stage events_s and trials_s (J,), then weights (J,), level (J,) int, known (J,), totals
+    (K,) int and each row's selection class (J,) int (empty without selection). The outputs
+    are the log-likelihood and its gradient with respect to each parameter.
+
+    Taking each stage's vectors as they are, rather than stacked into (S, G) and (S, J)
+    arrays in the graph, keeps the joins, and the splits of their gradients, out of the
+    compiled log-density: the node packs them itself (:data:`_ROWS_NODE_SOURCE`).
+    """
+
+    __props__ = ("n_stages",)
+
+    def __init__(self, n_stages: int = 1):
+        if n_stages < 1:
+            raise ValueError(f"{type(self).__name__}: n_stages must be at least 1, got {n_stages}")
+        self.n_stages = n_stages
+        vector, integers = (1, "float64"), (1, "int64")
+        self.input_types = (vector,) * (4 * n_stages + 2) + (integers,)
+        self.input_types += (vector,) * (2 * n_stages + 1) + (integers, vector, integers, integers)
+        self.n_parameters = 4 * n_stages + 2
+
+    def perform(self, node, inputs, output_storage) -> None:
+        logp, *gradient = _rows_node_function(self.kernel, self.n_stages)(*inputs)
+        output_storage[0][0] = logp
+        for storage, values in zip(output_storage[1:], gradient, strict=True):
+            storage[0] = values
 
 
 class BetaBinomialRows(_RowsOp):
     """The per-study beta-binomial of all stages, missing bias levels marginalised.
 
-    See :func:`beta_binomial_rows` for the inputs; the outputs are the log-likelihood and its
-    gradient with respect to alpha, log_phi, level_shift, row_shift, log_pi and log_w.
+    The inputs of :class:`_RowsOp` with log_phi as the scale (:func:`beta_binomial_rows`).
     """
 
     kernel = staticmethod(beta_binomial_rows)
@@ -679,9 +746,7 @@ class BetaBinomialRows(_RowsOp):
 class LogitNormalRows(_RowsOp):
     """The per-study binomial-normal likelihood of all stages, study effects integrated out.
 
-    See :func:`logit_normal_rows`: the inputs of :class:`BetaBinomialRows` with tau in place
-    of log_phi; the outputs are the log-likelihood and its gradient with respect to alpha, tau,
-    level_shift, row_shift, log_pi and log_w.
+    The inputs of :class:`_RowsOp` with tau as the scale (:func:`logit_normal_rows`).
     """
 
     kernel = staticmethod(logit_normal_rows)
@@ -756,6 +821,64 @@ def _node_function(kernel, n_inputs: int):
     return numba.njit(namespace["likelihood_node"])
 
 
+#: The numba implementation of a rows Op's node: packs the stages' inputs into the (S, ...)
+#: arrays of the kernel (fresh C-contiguous arrays, as :data:`_NODE_SOURCE` does), gathers
+#: each row's log w from its class's, and hands back the gradient per stage and per class.
+_ROWS_NODE_SOURCE = """
+def likelihood_node({arguments}):
+    logp, d_alpha, d_scale, d_level_shift, d_row_shift, d_log_pi, d_log_w = kernel(
+        stage_rows(({alphas})), stage_rows(({scales})), level_shifts(({coefficients})),
+        stage_rows(({row_shifts})), log_pi.copy(),
+        row_log_weights(log_class_w.copy(), classes.copy()), group.copy(),
+        stage_rows(({events})), stage_rows(({trials})), weights.copy(), level.copy(),
+        known.copy(), totals.copy(),
+    )
+    return (np.array(logp), {gradients}, d_log_pi,
+            class_gradient(d_log_w, classes, log_class_w.shape[0]))
+"""
+
+_STAGE_PARAMETERS = ("alpha", "scale", "coefficients", "row_shift")
+
+
+@functools.cache
+def _rows_node_function(kernel, n_stages: int):
+    """The njit-compiled :data:`_ROWS_NODE_SOURCE` for ``kernel`` with ``n_stages`` stages."""
+    stages = range(n_stages)
+    names = [f"{name}_{s}" for s in stages for name in _STAGE_PARAMETERS]
+    names += ["log_pi", "log_class_w", "group"]
+    names += [f"{name}_{s}" for s in stages for name in ("events", "trials")]
+    names += ["weights", "level", "known", "totals", "classes"]
+
+    def copies(name: str) -> str:
+        return "".join(f"{name}_{s}.copy(), " for s in stages)
+
+    gradients = ", ".join(
+        f"d_alpha[{s}].copy(), d_scale[{s}].copy(), d_level_shift[{s}, 1:].copy(), "
+        f"d_row_shift[{s}].copy()"
+        for s in stages
+    )
+    source = _ROWS_NODE_SOURCE.format(
+        arguments=", ".join(names),
+        alphas=copies("alpha"),
+        scales=copies("scale"),
+        coefficients=copies("coefficients"),
+        row_shifts=copies("row_shift"),
+        events=copies("events"),
+        trials=copies("trials"),
+        gradients=gradients,
+    )
+    namespace = {
+        "kernel": kernel,
+        "np": np,
+        "stage_rows": stage_rows,
+        "level_shifts": level_shifts,
+        "row_log_weights": row_log_weights,
+        "class_gradient": class_gradient,
+    }
+    exec(compile(source, "<bayesreview rows likelihood node>", "exec"), namespace)
+    return numba.njit(namespace["likelihood_node"])
+
+
 def _register_numba() -> None:
     """The Ops' numba implementation, cached on disk by PyTensor under the kernels' version."""
     from pytensor.link.numba.dispatch import basic
@@ -763,14 +886,17 @@ def _register_numba() -> None:
     def funcify(op, node=None, **kwargs):
         return _node_function(op.kernel, len(op.input_types)), _kernel_version()
 
+    def rows(op, node=None, **kwargs):
+        return _rows_node_function(op.kernel, op.n_stages), _kernel_version()
+
     def simplex(kernel):
         return lambda op, node=None, **kwargs: (kernel, _kernel_version())
 
     register = getattr(basic, "register_funcify_default_op_cache_key", None)
     implementations = {
         TabulatedBetaBinomial: funcify,
-        BetaBinomialRows: funcify,
-        LogitNormalRows: funcify,
+        BetaBinomialRows: rows,
+        LogitNormalRows: rows,
         SimplexLogProbabilities: simplex(simplex_log_probabilities),
         SimplexLogProbabilitiesGradient: simplex(simplex_log_probabilities_gradient),
     }
