@@ -626,9 +626,10 @@ def _code_digest(code) -> bytes:
     return hashlib.sha256(b"\x00".join(parts)).digest()
 
 
+@functools.cache
 def _kernel_version() -> int:
     """A number that changes with the kernels' code (and the quadrature rule they read): part
-    of PyTensor's numba cache key."""
+    of PyTensor's numba cache key (computed once per process)."""
     code = b"".join(_code_digest(f.py_func.__code__) for f in _KERNELS)
     code += _GH_NODES.tobytes() + _GH_LOG_WEIGHTS.tobytes()
     code += _NODE_SOURCE.encode() + _ROWS_NODE_SOURCE.encode()
@@ -834,7 +835,7 @@ def likelihood_node({arguments}):
         known.copy(), totals.copy(),
     )
     return (np.array(logp), {gradients}, d_log_pi,
-            class_gradient(d_log_w, classes, log_class_w.shape[0]))
+            class_gradient(d_log_w, classes.copy(), log_class_w.shape[0]))
 """
 
 _STAGE_PARAMETERS = ("alpha", "scale", "coefficients", "row_shift")
