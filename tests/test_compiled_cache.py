@@ -9,6 +9,7 @@ cache instead of compiling them.
 from __future__ import annotations
 
 import ctypes
+import os
 import subprocess
 import sys
 import textwrap
@@ -239,6 +240,7 @@ def test_the_likelihood_ops_compile_their_kernel_for_one_type_of_inputs():
         import numpy as np
         from pytensor.link.numba.dispatch.basic import numba_funcify
         from bayesreview.backend.ops import BetaBinomialRows, beta_binomial_rows
+        from conftest import rows_op_inputs
         rng = np.random.default_rng(0)
         trials = rng.integers(1, 15, 12).astype(float)
         events = np.vstack([rng.binomial(trials.astype(int), 0.6)] * 2).astype(float)
@@ -249,13 +251,8 @@ def test_the_likelihood_ops_compile_their_kernel_for_one_type_of_inputs():
             events, np.vstack([trials, events[0]]), np.ones(12), rng.integers(0, 3, 12),
             np.ones(12), np.full(3, -1, dtype=np.int64),
         ]
-        alpha, log_phi, level_shift, row_shift = inputs[:4]
-        stages = [
-            x for s in range(2) for x in (alpha[s], log_phi[s], level_shift[s, 1:], row_shift[s])
-        ]
-        counts = [x for s in range(2) for x in (inputs[7][s], inputs[8][s])]
-        classes = np.zeros(0, dtype=np.int64)
-        plain = [*stages, *inputs[4:7], *counts, *inputs[9:], classes]
+        parameters, data = rows_op_inputs(inputs[:5], inputs[6:])  # no selection
+        plain = [*parameters, *data]
         wide = np.zeros(6)
         wide[::2] = plain[0]
         frozen = plain[8].copy()
@@ -269,7 +266,11 @@ def test_the_likelihood_ops_compile_their_kernel_for_one_type_of_inputs():
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
     )
     values, *signatures = done.stdout.split("\n")[:-1]
     odd_value, plain_value, kernel_value = map(float, values.split())
