@@ -596,3 +596,33 @@ def test_adjusted_rows_name_their_reference_level(studies, fast_fit):
         "design: each group's own studies"
     }
     assert result.summary(adjusted=False)["median_rate"].isna().all()
+
+
+def test_joint_model_median_rates_do_not_depend_on_the_number_of_threads(monkeypatch):
+    # each block of posterior draws has its own random stream: one thread or several, the
+    # same values; and the blocks cover every draw of every group
+    from bayesreview.quantities import MEDIAN_BLOCK_DRAWS, Stage, _median_rates
+
+    rng = np.random.default_rng(3)
+    n_draws = MEDIAN_BLOCK_DRAWS + 7  # a last, shorter block
+    stages = [
+        Stage("beta_binomial", rng.normal(0, 1, (n_draws, 3)), rng.gamma(5, 1, (n_draws, 3)), None)
+        for _ in range(2)
+    ]
+    outcomes = ("complete", "partial", "any")
+    threaded = _median_rates(stages, 0, outcomes, np.random.default_rng(1))
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    single = _median_rates(stages, 0, outcomes, np.random.default_rng(1))
+    for outcome in outcomes:
+        np.testing.assert_array_equal(threaded[outcome], single[outcome])
+        assert threaded[outcome].shape == (n_draws, 3)
+        assert np.all((threaded[outcome] > 0) & (threaded[outcome] < 1))
+    # the last (shorter) block's values belong to its own draws: the median of p1 p2 there by
+    # direct simulation
+    s, g = n_draws - 1, 2
+    mu1, mu2 = special.expit(stages[0].alpha[s, g]), special.expit(stages[1].alpha[s, g])
+    phi1, phi2 = stages[0].scale[s, g], stages[1].scale[s, g]
+    direct = np.random.default_rng(9)
+    p1 = direct.beta(mu1 * phi1, (1 - mu1) * phi1, 400_000)
+    p2 = direct.beta(mu2 * phi2, (1 - mu2) * phi2, 400_000)
+    assert threaded["complete"][s, g] == pytest.approx(np.median(p1 * p2), abs=0.03)
