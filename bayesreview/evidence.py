@@ -43,6 +43,7 @@ from bayesreview.errors import BayesReviewError
 
 __all__ = [
     "EXPERIMENTS",
+    "FOLLOW_UP_FIRST_SEED",
     "MODEL_MODULES",
     "REGENERATE",
     "cache_root",
@@ -94,6 +95,11 @@ REGENERATE: dict[str, str] = {
 
 #: Hex digits of a fingerprint or settings hash.
 HASH_LENGTH = 12
+
+#: First seed of an experiment's follow-up replicates: its main replicates take the seeds
+#: 0, 1, 2, ...; a check repeated on fresh data (a quantity that failed on the main seeds,
+#: tested again) takes seeds from here on, so the two never share a simulated data set.
+FOLLOW_UP_FIRST_SEED = 100_000
 
 
 # ---------------------------------------------------------------------------------------------

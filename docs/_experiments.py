@@ -45,9 +45,10 @@ def gather_records(
 ) -> pd.DataFrame:
     """One table of every configuration's replicates made by today's code.
 
-    From the cache (leaving out the columns ``drop``); a configuration without records there
-    keeps its rows of the committed table when that table was made by today's code with the
-    same settings. Empty when there is nothing.
+    From the cache (leaving out the columns ``drop``), and from the committed table where that
+    table was made by today's code with the same settings: its rows of seeds the cache has no
+    record of are kept (the cache of another machine, or one cleared since). Empty when there
+    is nothing.
     """
     fingerprint = loaded_fingerprint(experiment)
     committed, meta = (None, {})
@@ -57,9 +58,8 @@ def gather_records(
     for name, config in settings.items():
         table = read_replicates(experiment, config)
         if len(table):
-            parts.append(table.drop(columns=[c for c in drop if c in table]))
-            parts[-1] = parts[-1].assign(configuration=name)
-            continue
+            table = table.drop(columns=[c for c in drop if c in table]).assign(configuration=name)
+            parts.append(table)
         stored = meta.get("configurations", {}).get(name, {})
         if (
             committed is not None
@@ -67,8 +67,11 @@ def gather_records(
             and stored.get("settings_hash") == settings_hash(config)
         ):
             rows = committed[committed["configuration"] == name].drop(columns="fingerprint")
-            parts.append(rows.dropna(axis=1, how="all"))
-            print(f"{name}: no records in the cache; kept the {len(rows)} rows of {evidence}")
+            if len(table):
+                rows = rows[~rows["seed"].isin(table["seed"])]
+            if len(rows):
+                parts.append(rows.dropna(axis=1, how="all"))
+                print(f"{name}: kept {len(rows)} rows of {evidence} not in the cache")
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

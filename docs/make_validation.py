@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bayesreview.evidence import (
+    FOLLOW_UP_FIRST_SEED,
     REGENERATE,
     check_evidence,
     read_evidence,
@@ -61,6 +62,9 @@ from _experiments import dask_client, gather_records, run_experiment, write_tabl
 DOCS = Path(__file__).resolve().parent
 EXPERIMENT = "sbc"
 LEVEL = 0.05
+#: A configuration with a failing quantity is run again on this many times its replicates, at
+#: fresh seeds (FOLLOW_UP_FIRST_SEED, ...), and the failing quantities are tested on those.
+FOLLOW_UP_FACTOR = 2
 #: Sampler settings of --quick (a check that the pipeline runs, not evidence).
 QUICK = {"draws": 40, "tune": 40, "thin": 2}
 FAMILIES = {
@@ -86,12 +90,42 @@ def family(quantity: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def run(configs: list[str], replicates: int, n_jobs: int, client, overrides: dict) -> None:
+def run(configs: list[str], seeds: range, n_jobs: int, client, overrides: dict) -> None:
     jobs = {
-        name: (sbc_job(name, **overrides), range(replicates), sbc_settings(name, **overrides))
+        name: (sbc_job(name, **overrides), seeds, sbc_settings(name, **overrides))
         for name in configs
     }
     run_experiment(EXPERIMENT, jobs, n_jobs, client)
+
+
+def split_seeds(ranks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(main replicates, follow-up replicates at fresh seeds) of one configuration's rows."""
+    fresh = ranks["seed"] >= FOLLOW_UP_FIRST_SEED
+    return ranks[~fresh].dropna(axis=1, how="all"), ranks[fresh].dropna(axis=1, how="all")
+
+
+def failing(ranks: pd.DataFrame) -> list[str]:
+    """The quantities failing the uniformity test (Bonferroni) in ``ranks``."""
+    uniform = sbc_uniformity(ranks, int(ranks["L"].iloc[0]), level=LEVEL)
+    return uniform.loc[uniform["fails"], "quantity"].tolist()
+
+
+def follow_up_test(fresh: pd.DataFrame, quantities: list[str]) -> pd.DataFrame:
+    """The uniformity test of ``quantities`` (those that failed on the main seeds) on the
+    follow-up replicates, Bonferroni over those quantities alone."""
+    columns = [RANK_PREFIX + q for q in quantities]
+    return sbc_uniformity(fresh[columns], int(fresh["L"].iloc[0]), level=LEVEL)
+
+
+def to_follow_up(table: pd.DataFrame, configs: list[str], replicates: int) -> list[str]:
+    """The configurations among ``configs`` with a failing quantity on their main seeds and
+    fewer than ``FOLLOW_UP_FACTOR * replicates`` follow-up replicates."""
+    out = []
+    for name in configs:
+        main, fresh = split_seeds(table[table["configuration"] == name])
+        if len(main) and failing(main) and len(fresh) < FOLLOW_UP_FACTOR * replicates:
+            out.append(name)
+    return out
 
 
 def aggregate(evidence: Path, overrides: dict) -> pd.DataFrame:
@@ -225,6 +259,45 @@ def _timing(table: pd.DataFrame) -> str:
     )
 
 
+def follow_up_summary(fails: list[str], fresh: pd.DataFrame) -> str:
+    """The summary table's cell for the follow-up of the quantities ``fails``."""
+    if not fails:
+        return "–"
+    if len(fresh) == 0:
+        return "not run yet"
+    again = follow_up_test(fresh, fails)
+    still = again.loc[again["fails"], "quantity"].tolist()
+    return f"{len(fresh)} replicates: " + (
+        f"{', '.join(still)} fail again" if still else "none fails"
+    )
+
+
+def follow_up_section(fails: list[str], fresh: pd.DataFrame) -> list[str]:
+    """Lines of a configuration's section on its follow-up at fresh seeds (none without
+    failing quantities)."""
+    if not fails:
+        return []
+    if len(fresh) == 0:
+        return ["", f"Not yet tested again on fresh seeds: {', '.join(fails)}."]
+    again = follow_up_test(fresh, fails)
+    seeds = fresh["seed"]
+    rows = [
+        f"| {r.quantity} | {r.chi2:.2f} | {r.df} | {r.p_value:.3f} | "
+        f"{'**fails again**' if r.fails else 'passes'} |"
+        for r in again.itertuples()
+    ]
+    return [
+        "",
+        f"Tested again on {len(fresh)} replicates at fresh seeds ({seeds.min()} to "
+        f"{seeds.max()}), Bonferroni over the {len(fails)} quantities that failed above "
+        f"(threshold {LEVEL / len(fails):.3g}):",
+        "",
+        "| quantity | chi-square | df | p-value | on fresh seeds |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+
+
 def report(evidence: Path, page: Path, figures: Path) -> None:
     if evidence.is_file():
         table, meta = read_evidence(evidence)
@@ -233,9 +306,9 @@ def report(evidence: Path, page: Path, figures: Path) -> None:
     fingerprint = meta.get("fingerprint", "none")
     sections, summary_rows = [], []
     for name in SBC_CONFIGURATIONS:
-        ranks = table[table["configuration"] == name].dropna(axis=1, how="all")
+        ranks, fresh = split_seeds(table[table["configuration"] == name])
         if len(ranks) == 0:
-            summary_rows.append(f"| `{name}` | 0 | – | – | – | – | – | not run |")
+            summary_rows.append(f"| `{name}` | 0 | – | – | – | – | – | not run | – |")
             continue
         L = int(ranks["L"].iloc[0])
         uniform = sbc_uniformity(ranks, L, level=LEVEL)
@@ -245,7 +318,7 @@ def report(evidence: Path, page: Path, figures: Path) -> None:
         summary_rows.append(
             f"| `{name}` | {len(ranks)} | {len(uniform)} | {uniform['p_value'].min():.3g} | "
             f"{divergent} | {ranks['max_rhat'].max():.3f} | {ranks['min_ess'].min():.0f} | "
-            f"{', '.join(fails) or 'none'} |"
+            f"{', '.join(fails) or 'none'} | {follow_up_summary(fails, fresh)} |"
         )
         rows = [
             f"| {r.quantity} | {r.chi2:.2f} | {r.df} | {r.p_value:.3f} | "
@@ -271,13 +344,15 @@ def report(evidence: Path, page: Path, figures: Path) -> None:
                     "| quantity | chi-square | df | p-value | Bonferroni |",
                     "|---|---|---|---|---|",
                     *rows,
+                    *follow_up_section(fails, fresh),
                 ]
             )
         )
     header = [
         "| configuration | replicates | quantities | smallest p-value "
-        "| replicates with divergences | largest R-hat | smallest ESS | failing (Bonferroni) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| replicates with divergences | largest R-hat | smallest ESS | failing (Bonferroni) "
+        "| on fresh seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     problems = check_evidence(
         EXPERIMENT,
@@ -298,6 +373,11 @@ def report(evidence: Path, page: Path, figures: Path) -> None:
             sections="\n\n".join(sections) or "No replicates yet.",
             status=status,
             command=REGENERATE[EXPERIMENT],
+            factor=FOLLOW_UP_FACTOR,
+            first_seed=f"{FOLLOW_UP_FIRST_SEED:,}",
+            configurations=len(SBC_CONFIGURATIONS),
+            level=LEVEL,
+            chance=1 - (1 - LEVEL) ** len(SBC_CONFIGURATIONS),
             minimum=SBC_MIN_REPLICATES,
             studies=data.n_rows,
             patients=int(data.trials.sum()),
@@ -346,6 +426,13 @@ configuration (Bonferroni). The plots show ECDF(rank) - uniform with 95% simulta
 beta-binomial the mean rate is a monotone function of alpha, so its ranks equal alpha's: a
 check that the reported rates are computed from the right draws.
 
+A quantity that fails is tested again, with the others that failed in its configuration
+(Bonferroni over them), on {factor} times as many replicates at fresh seeds (from
+{first_seed}). With {configurations} configurations, each tested at family-wise level {level},
+at least one fails with probability 1 - (1 - {level})^{configurations} = {chance:.0%} even
+when every posterior is right (were the configurations independent): a miscalibration fails
+again on fresh data, a chance failure as a rule does not.
+
 A miscalibrated fit is caught by the same test: `tests/test_validation.py` simulates with an
 intercept prior ten times wider than the fitted one and checks that the intercepts fail.
 
@@ -367,8 +454,10 @@ outside the repository (`$BAYESREVIEW_CACHE`, else `$XDG_CACHE_HOME/bayesreview`
 reuses a record of other code or other settings. The repository keeps one table,
 `docs/evidence/sbc.csv` (one row per replicate, a `configuration` column; its sidecar
 `docs/evidence/sbc.json` names the fingerprint and the settings), from which this page is
-written. `tests/test_evidence.py` fails when that fingerprint is not today's code's, or when a
-configuration has fewer than {minimum} replicates. To regenerate (from the repository root):
+written (the follow-up replicates are its rows with seeds from {first_seed}).
+`tests/test_evidence.py` fails when that fingerprint is not today's code's, when a
+configuration has fewer than {minimum} replicates, or when a quantity that fails has not been
+tested again on fresh seeds. To regenerate (from the repository root):
 
     {command}
 
@@ -423,7 +512,14 @@ def main(argv: list[str] | None = None) -> int:
     overrides = QUICK if args.quick else {}
     evidence = out / "evidence" / "sbc.csv"
     if not args.report_only:
-        run(configs, args.replicates, args.n_jobs, dask_client(args.scheduler), overrides)
+        client = dask_client(args.scheduler)
+        run(configs, range(args.replicates), args.n_jobs, client, overrides)
+        follow_up = to_follow_up(aggregate(evidence, overrides), configs, args.replicates)
+        if follow_up:
+            print(f"quantities failing in {', '.join(follow_up)}: testing them on fresh seeds")
+            first = FOLLOW_UP_FIRST_SEED
+            seeds = range(first, first + FOLLOW_UP_FACTOR * args.replicates)
+            run(follow_up, seeds, args.n_jobs, client, overrides)
         write_table(
             EXPERIMENT,
             evidence,

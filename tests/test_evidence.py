@@ -33,10 +33,12 @@ from bayesreview.evidence import (
     write_evidence,
 )
 from bayesreview.validation import (
+    RANK_PREFIX,
     SBC_CONFIGURATIONS,
     SBC_MIN_REPLICATES,
     run_replicates,
     sbc_settings,
+    sbc_uniformity,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -324,3 +326,18 @@ def test_write_and_check_evidence(copies, tmp_path):
     missing = check_evidence("coverage", tmp_path / "nowhere.csv", {})
     assert len(missing) == 1 and "missing" in missing[0]
     assert "python docs/make_coverage.py" in missing[0]
+
+
+def test_every_failing_sbc_quantity_was_tested_again_on_fresh_seeds():
+    """A quantity failing its uniformity test on the main seeds has follow-up replicates at
+    fresh seeds (docs/make_validation.py runs them): at least as many as the main run."""
+    table, _ = read_evidence(EVIDENCE / "sbc.csv")
+    for name, rows in table.groupby("configuration"):
+        fresh = rows["seed"] >= evidence.FOLLOW_UP_FIRST_SEED
+        main = rows[~fresh].dropna(axis=1, how="all")
+        assert len(main) >= SBC_MIN_REPLICATES, name
+        uniform = sbc_uniformity(main, int(main["L"].iloc[0]))
+        failed = [RANK_PREFIX + q for q in uniform.loc[uniform["fails"], "quantity"]]
+        if failed:
+            follow_up = rows.loc[fresh, failed].dropna()
+            assert len(follow_up) >= SBC_MIN_REPLICATES, (name, failed)
