@@ -302,7 +302,7 @@ def _median_rates(stages, level, outcomes, rng) -> dict[str, np.ndarray]:
     eta2 = second.eta(level)
     n_draws, n_groups = eta1.shape
     blocks = [
-        (g, slice(start, start + MEDIAN_BLOCK_DRAWS))
+        (g, slice(start, min(start + MEDIAN_BLOCK_DRAWS, n_draws)))
         for g in range(n_groups)
         for start in range(0, n_draws, MEDIAN_BLOCK_DRAWS)
     ]
@@ -310,7 +310,7 @@ def _median_rates(stages, level, outcomes, rng) -> dict[str, np.ndarray]:
 
     def block_medians(block: tuple[int, slice], stream: np.random.Generator):
         g, draws = block
-        inner = (len(range(n_draws)[draws]), MEDIAN_INNER_DRAWS)
+        inner = (draws.stop - draws.start, MEDIAN_INNER_DRAWS)
         p1 = first.new_rate(eta1[draws, g, None], first.scale[draws, g, None], stream, inner)
         p2 = second.new_rate(eta2[draws, g, None], second.scale[draws, g, None], stream, inner)
         return np.median(p1 * p2, axis=1), np.median(p1 * (1 - p2), axis=1)

@@ -450,3 +450,47 @@ def test_refit_arrays_set_every_data_container_of_the_model(case):
     for name, values in arrays.items():
         assert np.shape(values) == np.shape(containers[name]), name
         np.testing.assert_array_equal(values, containers[name], err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"outcome": "any", "bias": "risk_of_bias"},  # the level probabilities' simplex Ops
+        {"outcome": "response", "by": "group"},  # the two-stage rows Op
+    ],
+)
+def test_the_verification_compiles_nothing_and_agrees_with_pymc(options):
+    # verify() evaluates PyTensor's graph with the Python linker: the same values as PyMC's
+    # own log density (its default backend), and no numba compilation (which would cost a
+    # second compile of the log density, about 1.4 s per model)
+    from numba.core import event
+
+    from bayesreview.backend.nutpie_cache import python_reference, verify
+
+    studies = br.load_dataset("calcinosis_cutis")
+    data = model_data(studies, **options)
+    spec = br.load_spec("response" if options["outcome"] == "response" else "beta_binomial")
+    model = build_model(data, spec)
+    compiled = compile_cached(model)
+    compiled.logp_func(np.zeros(compiled.n_dim))  # its numba version is compiled, whatever
+    started = []
+
+    class Compiles(event.Listener):
+        def on_start(self, ev):
+            started.append(ev.data.get("dispatcher"))
+
+        def on_end(self, ev):
+            pass
+
+    listener = Compiles()
+    event.register("numba:compile", listener)
+    try:
+        assert verify(compiled) is None
+        x = np.random.default_rng(3).normal(0.0, 1.0, compiled.n_dim)
+        logp, grad = python_reference(compiled.logp_func)(x)
+    finally:
+        event.unregister("numba:compile", listener)
+    assert started == []
+    expected_logp, expected_grad = _pymc_logp_and_gradient(model)(_point(compiled, x))
+    assert float(logp) == pytest.approx(expected_logp, rel=1e-10)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-9, atol=1e-10)

@@ -552,6 +552,21 @@ def simplex_log_probabilities_gradient(z: np.ndarray, upstream: np.ndarray) -> n
 
 
 @numba.njit(cache=True)
+def simplex_node(z):
+    """:func:`simplex_log_probabilities` on a C-contiguous copy of z: the numba node of
+    :class:`SimplexLogProbabilities`, so the kernel is compiled for the one type that the
+    Op's Python ``perform`` also gives it."""
+    return simplex_log_probabilities(z.copy())
+
+
+@numba.njit(cache=True)
+def simplex_gradient_node(z, upstream):
+    """:func:`simplex_log_probabilities_gradient` on C-contiguous copies (as
+    :func:`simplex_node`)."""
+    return simplex_log_probabilities_gradient(z.copy(), upstream.copy())
+
+
+@numba.njit(cache=True)
 def stage_rows(rows):
     """The (S, n) array of a tuple of S (n,) arrays, one per stage."""
     out = np.empty((len(rows), rows[0].shape[0]))
@@ -606,6 +621,8 @@ _KERNELS = (
     logit_normal_rows,
     simplex_log_probabilities,
     simplex_log_probabilities_gradient,
+    simplex_node,
+    simplex_gradient_node,
     stage_rows,
     level_shifts,
     row_log_weights,
@@ -634,6 +651,11 @@ def _kernel_version() -> int:
     code += _GH_NODES.tobytes() + _GH_LOG_WEIGHTS.tobytes()
     code += _NODE_SOURCE.encode() + _ROWS_NODE_SOURCE.encode()
     return int(hashlib.sha256(code).hexdigest()[:12], 16)
+
+
+def _fresh(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous, writable copy of ``x``."""
+    return np.array(x, order="C", copy=True)
 
 
 class _LikelihoodOp(Op):
@@ -668,7 +690,9 @@ class _LikelihoodOp(Op):
         return Apply(self, variables, outputs)
 
     def perform(self, node, inputs, output_storage) -> None:
-        logp, *gradient = self.kernel(*inputs)
+        # fresh C-contiguous, writable copies, as the numba node hands the kernel
+        # (:data:`_NODE_SOURCE`): the kernel's one compiled version serves both
+        logp, *gradient = self.kernel(*(_fresh(x) for x in inputs))
         output_storage[0][0] = np.asarray(logp)
         for storage, values in zip(output_storage[1:], gradient, strict=True):
             storage[0] = values
@@ -729,10 +753,40 @@ class _RowsOp(_LikelihoodOp):
         self.n_parameters = 4 * n_stages + 2
 
     def perform(self, node, inputs, output_storage) -> None:
-        logp, *gradient = _rows_node_function(self.kernel, self.n_stages)(*inputs)
-        output_storage[0][0] = logp
+        """The kernel called from Python on the arrays :data:`_ROWS_NODE_SOURCE` packs, built
+        with numpy: fresh C-contiguous, writable arrays of the types the numba node hands it,
+        so that evaluating the graph in Python compiles nothing."""
+        n = self.n_stages
+        stages = [inputs[4 * s : 4 * s + 4] for s in range(n)]
+        log_pi, log_class_w, group = inputs[4 * n : 4 * n + 3]
+        counts = inputs[4 * n + 3 : 6 * n + 3]
+        weights, level, known, totals, classes = inputs[6 * n + 3 :]
+        coefficients = np.array([stage[2] for stage in stages], dtype=float)
+        level_shift = np.zeros((n, coefficients.shape[1] + 1))
+        level_shift[:, 1:] = coefficients
+        logp, d_alpha, d_scale, d_level_shift, d_row_shift, d_log_pi, d_log_w = self.kernel(
+            np.array([stage[0] for stage in stages], dtype=float),
+            np.array([stage[1] for stage in stages], dtype=float),
+            level_shift,
+            np.array([stage[3] for stage in stages], dtype=float),
+            _fresh(log_pi),
+            np.array(log_class_w[classes], dtype=float),
+            _fresh(group),
+            np.array(counts[0::2], dtype=float),
+            np.array(counts[1::2], dtype=float),
+            _fresh(weights),
+            _fresh(level),
+            _fresh(known),
+            _fresh(totals),
+        )
+        gradient = []
+        for s in range(n):
+            gradient += [d_alpha[s], d_scale[s], d_level_shift[s, 1:], d_row_shift[s]]
+        class_w = np.bincount(classes, weights=d_log_w, minlength=log_class_w.shape[0])
+        gradient += [d_log_pi, class_w.astype(float)]
+        output_storage[0][0] = np.asarray(logp)
         for storage, values in zip(output_storage[1:], gradient, strict=True):
-            storage[0] = values
+            storage[0] = np.array(values, dtype=float)
 
 
 class BetaBinomialRows(_RowsOp):
@@ -769,7 +823,7 @@ class SimplexLogProbabilities(Op):
         return Apply(self, [z], [pt.dvector()])
 
     def perform(self, node, inputs, output_storage) -> None:
-        output_storage[0][0] = simplex_log_probabilities(inputs[0])
+        output_storage[0][0] = simplex_log_probabilities(_fresh(inputs[0]))
 
     def infer_shape(self, fgraph, node, input_shapes):
         return [(input_shapes[0][0] + 1,)]
@@ -790,7 +844,7 @@ class SimplexLogProbabilitiesGradient(Op):
         return Apply(self, [z, upstream], [pt.dvector()])
 
     def perform(self, node, inputs, output_storage) -> None:
-        output_storage[0][0] = simplex_log_probabilities_gradient(*inputs)
+        output_storage[0][0] = simplex_log_probabilities_gradient(*(_fresh(x) for x in inputs))
 
     def infer_shape(self, fgraph, node, input_shapes):
         return [input_shapes[0]]
@@ -827,15 +881,16 @@ def _node_function(kernel, n_inputs: int):
 #: each row's log w from its class's, and hands back the gradient per stage and per class.
 _ROWS_NODE_SOURCE = """
 def likelihood_node({arguments}):
+    row_classes = classes.copy()
     logp, d_alpha, d_scale, d_level_shift, d_row_shift, d_log_pi, d_log_w = kernel(
         stage_rows(({alphas})), stage_rows(({scales})), level_shifts(({coefficients})),
         stage_rows(({row_shifts})), log_pi.copy(),
-        row_log_weights(log_class_w.copy(), classes.copy()), group.copy(),
+        row_log_weights(log_class_w.copy(), row_classes), group.copy(),
         stage_rows(({events})), stage_rows(({trials})), weights.copy(), level.copy(),
         known.copy(), totals.copy(),
     )
     return (np.array(logp), {gradients}, d_log_pi,
-            class_gradient(d_log_w, classes.copy(), log_class_w.shape[0]))
+            class_gradient(d_log_w, row_classes, log_class_w.shape[0]))
 """
 
 _STAGE_PARAMETERS = ("alpha", "scale", "coefficients", "row_shift")
@@ -898,8 +953,8 @@ def _register_numba() -> None:
         TabulatedBetaBinomial: funcify,
         BetaBinomialRows: rows,
         LogitNormalRows: rows,
-        SimplexLogProbabilities: simplex(simplex_log_probabilities),
-        SimplexLogProbabilitiesGradient: simplex(simplex_log_probabilities_gradient),
+        SimplexLogProbabilities: simplex(simplex_node),
+        SimplexLogProbabilitiesGradient: simplex(simplex_gradient_node),
     }
     for op_type, implementation in implementations.items():
         if register is not None:
