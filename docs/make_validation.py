@@ -104,17 +104,20 @@ def split_seeds(ranks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ranks[~fresh].dropna(axis=1, how="all"), ranks[fresh].dropna(axis=1, how="all")
 
 
-def failing(ranks: pd.DataFrame) -> list[str]:
-    """The quantities failing the uniformity test (Bonferroni) in ``ranks``."""
-    uniform = sbc_uniformity(ranks, int(ranks["L"].iloc[0]), level=LEVEL)
+def uniformity(ranks: pd.DataFrame) -> pd.DataFrame:
+    """The uniformity test (Bonferroni over its quantities) of the rank columns of ``ranks``."""
+    return sbc_uniformity(ranks, int(ranks["L"].iloc[0]), level=LEVEL)
+
+
+def failing(uniform: pd.DataFrame) -> list[str]:
+    """The quantities that fail in the uniformity table ``uniform``."""
     return uniform.loc[uniform["fails"], "quantity"].tolist()
 
 
 def follow_up_test(fresh: pd.DataFrame, quantities: list[str]) -> pd.DataFrame:
     """The uniformity test of ``quantities`` (those that failed on the main seeds) on the
     follow-up replicates, Bonferroni over those quantities alone."""
-    columns = [RANK_PREFIX + q for q in quantities]
-    return sbc_uniformity(fresh[columns], int(fresh["L"].iloc[0]), level=LEVEL)
+    return uniformity(fresh[["L", *(RANK_PREFIX + q for q in quantities)]])
 
 
 def to_follow_up(table: pd.DataFrame, configs: list[str], replicates: int) -> list[str]:
@@ -123,7 +126,7 @@ def to_follow_up(table: pd.DataFrame, configs: list[str], replicates: int) -> li
     out = []
     for name in configs:
         main, fresh = split_seeds(table[table["configuration"] == name])
-        if len(main) and failing(main) and len(fresh) < FOLLOW_UP_FACTOR * replicates:
+        if len(main) and failing(uniformity(main)) and len(fresh) < FOLLOW_UP_FACTOR * replicates:
             out.append(name)
     return out
 
@@ -259,27 +262,28 @@ def _timing(table: pd.DataFrame) -> str:
     )
 
 
-def follow_up_summary(fails: list[str], fresh: pd.DataFrame) -> str:
-    """The summary table's cell for the follow-up of the quantities ``fails``."""
+def follow_up_summary(fails: list[str], fresh: pd.DataFrame, again: pd.DataFrame | None) -> str:
+    """The summary table's cell for the follow-up of the quantities ``fails``: ``again`` is
+    their :func:`follow_up_test` on the replicates ``fresh`` (None before it has run)."""
     if not fails:
         return "–"
-    if len(fresh) == 0:
+    if again is None:
         return "not run yet"
-    again = follow_up_test(fresh, fails)
-    still = again.loc[again["fails"], "quantity"].tolist()
+    still = failing(again)
     return f"{len(fresh)} replicates: " + (
         f"{', '.join(still)} fail again" if still else "none fails"
     )
 
 
-def follow_up_section(fails: list[str], fresh: pd.DataFrame) -> list[str]:
+def follow_up_section(
+    fails: list[str], fresh: pd.DataFrame, again: pd.DataFrame | None
+) -> list[str]:
     """Lines of a configuration's section on its follow-up at fresh seeds (none without
-    failing quantities)."""
+    failing quantities); arguments as :func:`follow_up_summary`."""
     if not fails:
         return []
-    if len(fresh) == 0:
+    if again is None:
         return ["", f"Not yet tested again on fresh seeds: {', '.join(fails)}."]
-    again = follow_up_test(fresh, fails)
     seeds = fresh["seed"]
     rows = [
         f"| {r.quantity} | {r.chi2:.2f} | {r.df} | {r.p_value:.3f} | "
@@ -311,14 +315,15 @@ def report(evidence: Path, page: Path, figures: Path) -> None:
             summary_rows.append(f"| `{name}` | 0 | – | – | – | – | – | not run | – |")
             continue
         L = int(ranks["L"].iloc[0])
-        uniform = sbc_uniformity(ranks, L, level=LEVEL)
+        uniform = uniformity(ranks)
         path = figure(name, ranks, L, figures)
         divergent = int((ranks["divergences"] > 0).sum())
-        fails = uniform.loc[uniform["fails"], "quantity"].tolist()
+        fails = failing(uniform)
+        again = follow_up_test(fresh, fails) if fails and len(fresh) else None
         summary_rows.append(
             f"| `{name}` | {len(ranks)} | {len(uniform)} | {uniform['p_value'].min():.3g} | "
             f"{divergent} | {ranks['max_rhat'].max():.3f} | {ranks['min_ess'].min():.0f} | "
-            f"{', '.join(fails) or 'none'} | {follow_up_summary(fails, fresh)} |"
+            f"{', '.join(fails) or 'none'} | {follow_up_summary(fails, fresh, again)} |"
         )
         rows = [
             f"| {r.quantity} | {r.chi2:.2f} | {r.df} | {r.p_value:.3f} | "
@@ -344,7 +349,7 @@ def report(evidence: Path, page: Path, figures: Path) -> None:
                     "| quantity | chi-square | df | p-value | Bonferroni |",
                     "|---|---|---|---|---|",
                     *rows,
-                    *follow_up_section(fails, fresh),
+                    *follow_up_section(fails, fresh, again),
                 ]
             )
         )
