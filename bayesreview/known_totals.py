@@ -112,40 +112,51 @@ MAX_STATES = 2_000_000
 
 @numba.njit(cache=True)
 def count_states(totals):
-    """Mixed-radix strides, each state's level counts (S, K) and the states ordered by their
-    count sum with the offsets of each sum (the states reachable after j studies)."""
+    """The recursion's states (count vectors c, 0 <= c_k <= T_k) ordered by their count sum:
+    ``offsets`` (the states of sum j are ``offsets[j]`` to ``offsets[j + 1] - 1``, those
+    reachable after j studies) and ``successor`` (S, K): the state that adding one study at
+    level k leads to, or -1 where c_k = T_k. The first state is all zeros, the last the
+    totals."""
     n_levels = totals.shape[0]
     stride = np.ones(n_levels, dtype=np.int64)
     for k in range(1, n_levels):
         stride[k] = stride[k - 1] * (totals[k - 1] + 1)
     n_states = stride[n_levels - 1] * (totals[n_levels - 1] + 1)
-    counts = np.zeros((n_states, n_levels), dtype=np.int64)
+    # level sum of each state in mixed-radix order (an odometer: state s is state s - 1 plus one)
+    counts = np.zeros(n_levels, dtype=np.int64)
     level_sum = np.zeros(n_states, dtype=np.int64)
-    for s in range(1, n_states):  # an odometer: state s is state s - 1 plus one
-        for k in range(n_levels):
-            counts[s, k] = counts[s - 1, k]
+    for s in range(1, n_states):
         level_sum[s] = level_sum[s - 1] + 1
         k = 0
-        while counts[s, k] == totals[k]:
-            level_sum[s] -= counts[s, k]
-            counts[s, k] = 0
+        while counts[k] == totals[k]:
+            level_sum[s] -= counts[k]
+            counts[k] = 0
             k += 1
-        counts[s, k] += 1
+        counts[k] += 1
     n_rows = level_sum[n_states - 1]
     offsets = np.zeros(n_rows + 2, dtype=np.int64)
     for s in range(n_states):
         offsets[level_sum[s] + 1] += 1
     for j in range(n_rows + 1):
         offsets[j + 1] += offsets[j]
-    order = np.empty(n_states, dtype=np.int64)
+    position = np.empty(n_states, dtype=np.int64)  # counting sort by level sum
     filled = offsets[:-1].copy()
-    for s in range(n_states):  # counting sort by level sum
-        order[filled[level_sum[s]]] = s
+    for s in range(n_states):
+        position[s] = filled[level_sum[s]]
         filled[level_sum[s]] += 1
-    position = np.empty(n_states, dtype=np.int64)
-    for i in range(n_states):
-        position[order[i]] = i
-    return stride, counts, order, offsets, position
+    successor = np.full((n_states, n_levels), -1, dtype=np.int64)
+    counts[:] = 0
+    for s in range(n_states):  # the odometer again, now with the positions known
+        if s > 0:
+            k = 0
+            while counts[k] == totals[k]:
+                counts[k] = 0
+                k += 1
+            counts[k] += 1
+        for k in range(n_levels):
+            if counts[k] < totals[k]:
+                successor[position[s], k] = position[s + stride[k]]
+    return offsets, successor
 
 
 @numba.njit(cache=True)
@@ -160,8 +171,8 @@ def forward_backward(loglik, totals):
     each level's column to its total.
     """
     n_rows, n_levels = loglik.shape
-    stride, counts, order, offsets, position = count_states(totals)
-    n_states = counts.shape[0]
+    offsets, successor = count_states(totals)
+    n_states = successor.shape[0]
     scaled = np.empty((n_rows, n_levels))
     log_z = 0.0
     probabilities = np.zeros((n_rows, n_levels))
@@ -180,13 +191,13 @@ def forward_backward(loglik, totals):
     for j in range(n_rows):
         largest = 0.0
         for i in range(offsets[j], offsets[j + 1]):
-            s = order[i]
             a = forward[i]
             if a == 0.0:
                 continue
             for k in range(n_levels):
-                if counts[s, k] < totals[k]:
-                    forward[position[s + stride[k]]] += a * scaled[j, k]
+                following = successor[i, k]
+                if following >= 0:
+                    forward[following] += a * scaled[j, k]
         for i in range(offsets[j + 1], offsets[j + 2]):
             largest = max(largest, forward[i])
         if largest == 0.0:
@@ -196,18 +207,17 @@ def forward_backward(loglik, totals):
         log_z += math.log(largest)
     after = np.zeros(n_states)
     after[n_states - 1] = 1.0
-    before = np.zeros(n_states)
     for j in range(n_rows - 1, -1, -1):
         largest = 0.0
         for i in range(offsets[j], offsets[j + 1]):
-            s = order[i]
             total = 0.0
             for k in range(n_levels):
-                if counts[s, k] < totals[k]:
-                    v = scaled[j, k] * after[s + stride[k]]
+                following = successor[i, k]
+                if following >= 0:
+                    v = scaled[j, k] * after[following]
                     total += v
                     probabilities[j, k] += forward[i] * v
-            before[s] = total
+            after[i] = total  # the states of sum j: read only from study j - 1 on
             largest = max(largest, total)
         row = 0.0
         for k in range(n_levels):
@@ -215,8 +225,7 @@ def forward_backward(loglik, totals):
         for k in range(n_levels):
             probabilities[j, k] /= row
         for i in range(offsets[j], offsets[j + 1]):
-            s = order[i]
-            after[s] = before[s] / largest
+            after[i] /= largest
     return log_z, probabilities
 
 

@@ -16,6 +16,7 @@ from bayesreview.errors import DataError
 from bayesreview.known_totals import (
     assignment_count,
     check_totals,
+    count_states,
     level_probabilities_given_totals,
     log_likelihood_given_totals,
 )
@@ -45,6 +46,30 @@ def test_recursion_equals_enumeration_of_all_assignments(seed):
     expected, marginals = _enumerate(loglik, TOTALS)
     assert log_likelihood_given_totals(loglik, TOTALS) == pytest.approx(expected, abs=1e-12)
     np.testing.assert_allclose(level_probabilities_given_totals(loglik, TOTALS), marginals)
+
+
+@pytest.mark.parametrize("totals", [(3, 3, 2), (0, 4), (2, 0, 1, 3), (5,)])
+def test_states_are_every_count_vector_by_sum_with_their_successors(totals):
+    # every vector c with 0 <= c_k <= T_k, listed here with itertools, not the odometer
+    vectors = list(itertools.product(*(range(t + 1) for t in totals)))
+    offsets, successor = count_states(np.asarray(totals, dtype=np.int64))
+    assert successor.shape == (len(vectors), len(totals))
+    sums = [sum(c) for c in vectors]
+    assert offsets.tolist() == [0, *np.cumsum(np.bincount(sums, minlength=sum(totals) + 1))]
+    # recover each position's vector by walking from the all-zero state (position 0)
+    state_of = {0: (0,) * len(totals)}
+    for j in range(sum(totals)):
+        for i in range(offsets[j], offsets[j + 1]):
+            for k, following in enumerate(successor[i]):
+                c = list(state_of[i])
+                c[k] += 1
+                if c[k] > totals[k]:
+                    assert following == -1
+                    continue
+                assert offsets[j + 1] <= following < offsets[j + 2]  # one study later
+                assert state_of.setdefault(int(following), tuple(c)) == tuple(c)
+    assert sorted(state_of.values()) == sorted(vectors)  # each vector once
+    assert state_of[len(vectors) - 1] == tuple(totals)  # the last state: the totals
 
 
 def test_rated_studies_fix_their_level():
