@@ -15,8 +15,9 @@ the bundled review), not K^J. The same recursion run backwards gives each study'
 level probabilities P(b_j = k | y, theta), which are also the gradient of log p(y | theta)
 with respect to L[j, k]; summed over the studies they equal the totals exactly.
 
-The recursion is a numba kernel (:func:`forward_backward`), also called by the model's
-likelihood Op (:mod:`bayesreview.backend.ops`), which builds L from the parameters.
+The recursion is a numba kernel (:func:`forward_backward`). The model's likelihood Op
+(:mod:`bayesreview.backend.ops`), which builds L from the parameters, calls it on the states
+tabulated once per data set (:func:`packed_states`, :func:`forward_backward_packed`).
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ __all__ = [
     "check_totals",
     "count_states",
     "forward_backward",
+    "forward_backward_packed",
     "level_probabilities_given_totals",
     "log_likelihood_given_totals",
+    "packed_states",
 ]
 
 
@@ -160,6 +163,20 @@ def count_states(totals):
 
 
 @numba.njit(cache=True)
+def packed_states(totals):
+    """The totals (K,), then the offsets and the successor table (S x K, row by row) of
+    :func:`count_states`, in one int64 vector: what :func:`forward_backward_packed` takes,
+    computed once per data set (the likelihood Ops' ``totals`` input)."""
+    offsets, successor = count_states(totals)
+    n_levels, n_offsets = totals.shape[0], offsets.shape[0]
+    packed = np.empty(n_levels + n_offsets + successor.size, dtype=np.int64)
+    packed[:n_levels] = totals
+    packed[n_levels : n_levels + n_offsets] = offsets
+    packed[n_levels + n_offsets :] = successor.ravel()
+    return packed
+
+
+@numba.njit(cache=True)
 def forward_backward(loglik, totals):
     """(log of the sum over consistent assignments of prod_j exp(L[j, b_j]), (J, K) level
     probabilities), without the 1 / N; -inf and zeros where no assignment is possible.
@@ -170,9 +187,24 @@ def forward_backward(loglik, totals):
     a linear scale, rescaled after every study. Each study's row of probabilities sums to 1,
     each level's column to its total.
     """
+    return forward_backward_packed(loglik, packed_states(totals))
+
+
+@numba.njit(cache=True)
+def forward_backward_packed(loglik, packed):
+    """:func:`forward_backward` on the states of :func:`packed_states` (``packed``), which a
+    caller with many ``loglik`` for the same totals computes once."""
     n_rows, n_levels = loglik.shape
-    offsets, successor = count_states(totals)
-    n_states = successor.shape[0]
+    n_assigned = 0
+    for k in range(n_levels):
+        n_assigned += packed[k]
+    if n_assigned != n_rows:
+        raise ValueError("forward_backward_packed: the totals must sum to the rows of loglik")
+    # packed[offsets + j]: the first state of count sum j; packed[successors + i * K + k]:
+    # state i's successor at level k (indexed in place: slices would be strided views)
+    offsets = n_levels
+    successors = offsets + n_rows + 2
+    n_states = (packed.shape[0] - successors) // n_levels
     scaled = np.empty((n_rows, n_levels))
     log_z = 0.0
     probabilities = np.zeros((n_rows, n_levels))
@@ -190,29 +222,29 @@ def forward_backward(loglik, totals):
     forward[0] = 1.0
     for j in range(n_rows):
         largest = 0.0
-        for i in range(offsets[j], offsets[j + 1]):
+        for i in range(packed[offsets + j], packed[offsets + j + 1]):
             a = forward[i]
             if a == 0.0:
                 continue
             for k in range(n_levels):
-                following = successor[i, k]
+                following = packed[successors + i * n_levels + k]
                 if following >= 0:
                     forward[following] += a * scaled[j, k]
-        for i in range(offsets[j + 1], offsets[j + 2]):
+        for i in range(packed[offsets + j + 1], packed[offsets + j + 2]):
             largest = max(largest, forward[i])
         if largest == 0.0:
             return -math.inf, probabilities
-        for i in range(offsets[j + 1], offsets[j + 2]):
+        for i in range(packed[offsets + j + 1], packed[offsets + j + 2]):
             forward[i] /= largest
         log_z += math.log(largest)
     after = np.zeros(n_states)
     after[n_states - 1] = 1.0
     for j in range(n_rows - 1, -1, -1):
         largest = 0.0
-        for i in range(offsets[j], offsets[j + 1]):
+        for i in range(packed[offsets + j], packed[offsets + j + 1]):
             total = 0.0
             for k in range(n_levels):
-                following = successor[i, k]
+                following = packed[successors + i * n_levels + k]
                 if following >= 0:
                     v = scaled[j, k] * after[following]
                     total += v
@@ -224,7 +256,7 @@ def forward_backward(loglik, totals):
             row += probabilities[j, k]
         for k in range(n_levels):
             probabilities[j, k] /= row
-        for i in range(offsets[j], offsets[j + 1]):
+        for i in range(packed[offsets + j], packed[offsets + j + 1]):
             after[i] /= largest
     return log_z, probabilities
 

@@ -186,10 +186,12 @@ def _levels_given_totals(stages, data: ModelData) -> np.ndarray:
     """Every study's level probabilities (S, J, K) given the data, the draw and the totals.
 
     The marginals of the forward-backward recursion
-    (:func:`bayesreview.known_totals.forward_backward`) of each draw; a rated study's level
-    is certain, and a study left out (weight 0) enters with a flat likelihood.
+    (:func:`bayesreview.known_totals.forward_backward_packed`) of each draw, on the states
+    tabulated once; a rated study's level is certain, and a study left out (weight 0) enters
+    with a flat likelihood.
     """
-    from bayesreview.known_totals import forward_backward
+    from bayesreview.backend.models import known_totals_array
+    from bayesreview.known_totals import forward_backward_packed
 
     bias = data.bias
     loglik = _levels_loglik(stages, data) * data.weights[None, :, None]
@@ -198,8 +200,8 @@ def _levels_given_totals(stages, data: ModelData) -> np.ndarray:
     impossible[rated] = True
     impossible[rated, bias.codes[rated]] = False
     loglik = np.where(impossible[None], -np.inf, loglik)
-    totals = np.asarray(bias.totals, dtype=np.int64)
-    return np.stack([forward_backward(draw, totals)[1] for draw in loglik])
+    states = known_totals_array(data)
+    return np.stack([forward_backward_packed(draw, states)[1] for draw in loglik])
 
 
 def _in_sample_members(data: ModelData) -> list[np.ndarray]:

@@ -33,6 +33,7 @@ from bayesreview.backend.ops import (
     logit_normal_rows,
     tabulated_beta_binomial,
 )
+from bayesreview.known_totals import packed_states
 from bayesreview.model_data import cell_covariates, model_data, tabulate
 
 
@@ -208,9 +209,10 @@ def _rows(mixture: bool, seed: int = 0, totals: bool = False):
     missing = mixture or totals
     known = (rng.uniform(size=n_rows) < 0.5) if missing else np.ones(n_rows, dtype=bool)
     level = rng.integers(0, n_levels, n_rows)
-    counts = np.full(n_levels, -1)
-    if totals:  # the levels' totals: rated studies' levels plus one possible assignment
-        counts = np.bincount(level, minlength=n_levels)
+    counts = np.full(n_levels, -1, dtype=np.int64)
+    if totals:  # the levels' totals (rated studies' levels plus one possible assignment), and
+        # their recursion's states, as the model hands them to the Op
+        counts = packed_states(np.bincount(level, minlength=n_levels).astype(np.int64))
     data = [
         rng.integers(0, 3, n_rows),  # group
         np.vstack([events, responders]),
@@ -218,7 +220,7 @@ def _rows(mixture: bool, seed: int = 0, totals: bool = False):
         rng.integers(0, 3, n_rows).astype(float) * (rng.uniform(size=n_rows) < 0.9),  # weights
         level,
         known.astype(float),
-        counts.astype(np.int64),
+        counts,
     ]
     return parameters, data
 
@@ -253,7 +255,8 @@ def test_rows_value_with_known_totals_equals_enumeration():
     """The average over every assignment of the unrated rows' levels consistent with the
     totals of prod_j exp(L_j), enumerated; rows of weight 0 count toward the totals."""
     (alpha, log_phi, level_shift, row_shift, log_pi), data = _rows(False, seed=3, totals=True)
-    group, events, trials, weights, level, known, totals = data
+    group, events, trials, weights, level, known, states = data
+    totals = states[:3]  # packed_states: the totals, then their states
     at_level = _scipy_rows(alpha, log_phi, level_shift, row_shift, group, events, trials, weights)
     rated = known > 0
     free = np.flatnonzero(~rated)
@@ -272,7 +275,8 @@ def test_logit_normal_rows_with_known_totals_equal_enumeration():
     """The logit-normal rows share the recursion: the average over the consistent
     assignments, each row's effect integrated out by scipy's quadrature."""
     (alpha, _, level_shift, row_shift, log_pi), data = _rows(False, seed=6, totals=True)
-    group, events, trials, weights, level, known, totals = data
+    group, events, trials, weights, level, known, states = data
+    totals = states[:3]  # packed_states: the totals, then their states
     tau = np.random.default_rng(7).uniform(0.2, 1.5, (2, 3))
     at_level = np.zeros((len(group), 3))
     for j, g in enumerate(group):

@@ -54,6 +54,7 @@ from bayesreview.backend.ops import (
 )
 from bayesreview.backend.priors import prior_logp, prior_variable
 from bayesreview.errors import SpecError
+from bayesreview.known_totals import packed_states
 from bayesreview.model_data import (
     LEVEL_PROBABILITY,
     PRIOR_ONLY_GROUP,
@@ -233,7 +234,8 @@ def _missing_levels(data: ModelData):
     """(log pi, totals) where some rows' categorical bias level is missing, else None.
 
     With known level totals the missing levels are marginalised over the assignments
-    consistent with them (``totals``; log pi is 0 and unused); otherwise
+    consistent with them (``totals``, :func:`known_totals_array`; log pi is 0 and unused);
+    otherwise
     pi ~ Dirichlet(prior counts) and ``totals`` is -1 for every level.
     """
     bias = data.bias
@@ -241,9 +243,15 @@ def _missing_levels(data: ModelData):
         return None
     n_levels = len(bias.levels)
     if bias.known_totals:
-        totals = pm.Data("bias_totals", np.asarray(bias.totals, dtype=np.int64), dims="level")
-        return pt.zeros(n_levels), totals
+        return pt.zeros(n_levels), pm.Data("bias_totals", known_totals_array(data))
     return _level_log_probabilities(bias.prior_counts), _no_totals(n_levels)
+
+
+def known_totals_array(data: ModelData) -> np.ndarray:
+    """The ``bias_totals`` container of a model with known level totals: the totals and the
+    states of their recursion, tabulated once per data set rather than at every evaluation
+    (:func:`bayesreview.known_totals.packed_states`)."""
+    return packed_states(np.asarray(data.bias.totals, dtype=np.int64))
 
 
 def _level_log_probabilities(prior_counts):

@@ -49,7 +49,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from bayesreview.integrals import GAUSS_HERMITE_LOG_WEIGHTS, GAUSS_HERMITE_NODES
-from bayesreview.known_totals import count_states, forward_backward
+from bayesreview.known_totals import count_states, forward_backward_packed, packed_states
 
 
 @numba.njit(cache=True)
@@ -256,7 +256,9 @@ def _known_totals_over_levels(
     Row j at level k has L_jk = w_j sum_s values[s, j, k] (-inf at the other levels where its
     level is known); the log-likelihood is log sum over the assignments with these totals of
     prod_j exp(L_j,b_j), minus log N, by the recursion of
-    :func:`bayesreview.known_totals.forward_backward`, whose level probabilities P_jk are the
+    :func:`bayesreview.known_totals.forward_backward_packed` on ``totals``, the totals and
+    their states (:func:`bayesreview.known_totals.packed_states`), whose level probabilities
+    P_jk are the
     gradient with respect to L_jk. A row of weight 0 stays in the recursion (its level counts
     toward the totals) with a flat likelihood. The gradient with respect to log pi is 0.
     """
@@ -269,7 +271,7 @@ def _known_totals_over_levels(
                 continue
             for s in range(n_stages):
                 loglik[j, k] += weights[j] * values[s, j, k]
-    log_z, probabilities = forward_backward(loglik, totals)
+    log_z, probabilities = forward_backward_packed(loglik, totals)
     log_n = math.lgamma(n_rows + 1.0)
     for k in range(n_levels):
         log_n -= math.lgamma(totals[k] + 1.0)
@@ -383,10 +385,11 @@ def beta_binomial_rows(
     events, trials : (S, J) float arrays
     weights, known : (J,) float arrays
         Weight of each row, and 1 where its level is known.
-    totals : (K,) int array
-        The number of rows at each level, where it is known (the missing levels are then
-        marginalised over the assignments with these totals, and ``log_pi`` is not used);
-        -1 everywhere otherwise.
+    totals : int array
+        Where the number of rows at each level is known, those totals followed by the states
+        of their recursion (:func:`bayesreview.known_totals.packed_states`): the missing
+        levels are then marginalised over the assignments with these totals, and ``log_pi``
+        is not used. Otherwise (K,), -1 everywhere.
     """
     n_stages, n_levels = level_shift.shape
     n_rows = group.shape[0]
@@ -611,7 +614,8 @@ _KERNELS = (
     beta_binomial_term,
     _mixture_over_levels,
     count_states,
-    forward_backward,
+    packed_states,
+    forward_backward_packed,
     _known_totals_over_levels,
     _over_levels,
     _log1mexp,
@@ -733,7 +737,8 @@ class _RowsOp(_LikelihoodOp):
     and row_shift_s (J,); then log_pi (K,) and the selection classes' log w (D,) (empty
     without selection). Those are the parameters; the data follow: group (J,) int, for each
     stage events_s and trials_s (J,), then weights (J,), level (J,) int, known (J,), totals
-    (K,) int and each row's selection class (J,) int (empty without selection). The outputs
+    int (the level totals and their states, or (K,) of -1: :func:`beta_binomial_rows`) and
+    each row's selection class (J,) int (empty without selection). The outputs
     are the log-likelihood and its gradient with respect to each parameter.
 
     Taking each stage's vectors as they are, rather than stacked into (S, G) and (S, J)

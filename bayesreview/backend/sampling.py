@@ -17,7 +17,7 @@ from typing import Any
 import arviz as az
 import numpy as np
 
-from bayesreview.backend.models import REPORTED_AS, build_model, row_arrays
+from bayesreview.backend.models import REPORTED_AS, build_model, known_totals_array, row_arrays
 from bayesreview.errors import BayesReviewError
 from bayesreview.model_data import (
     POOLED_LOG_SCALE,
@@ -146,7 +146,7 @@ def _count_arrays(data: ModelData, tabulated: Tabulated | None) -> dict[str, np.
         return arrays
     arrays = row_arrays(data)
     if data.bias is not None and data.bias.known_totals:
-        arrays["bias_totals"] = np.asarray(data.bias.totals, dtype=np.int64)
+        arrays["bias_totals"] = known_totals_array(data)
     for suffix, events, trials in data.stage_counts():
         arrays[f"events{suffix}"] = events
         arrays[f"trials{suffix}"] = trials
