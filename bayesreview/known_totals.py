@@ -10,8 +10,9 @@ the data is
     p(y | theta) = (1 / N) sum_{b : counts(b) = T} prod_j exp(L[j, b_j])
 
 which a forward recursion over the studies computes exactly: its state after j studies is the
-count of each level used so far, so the cost is J x K x prod_k (T_k + 1) (40 x 3 x 2,640 for
-the bundled review), not K^J. The same recursion run backwards gives each study's posterior
+count of each level used so far, and a state is reached after exactly as many studies as its
+counts add up to, so a pass visits each of the prod_k (T_k + 1) states once: K x prod_k
+(T_k + 1) steps (3 x 2,640 for the bundled review), not K^J. The same recursion run backwards gives each study's posterior
 level probabilities P(b_j = k | y, theta), which are also the gradient of log p(y | theta)
 with respect to L[j, k]; summed over the studies they equal the totals exactly.
 
