@@ -12,13 +12,15 @@ the data is
 which a forward recursion over the studies computes exactly: its state after j studies is the
 count of each level used so far, and a state is reached after exactly as many studies as its
 counts add up to, so a pass visits each of the prod_k (T_k + 1) states once: K x prod_k
-(T_k + 1) steps (3 x 2,640 for the bundled review), not K^J. The same recursion run backwards gives each study's posterior
-level probabilities P(b_j = k | y, theta), which are also the gradient of log p(y | theta)
-with respect to L[j, k]; summed over the studies they equal the totals exactly.
+(T_k + 1) steps (3 x 2,640 for the bundled review), not K^J. The same recursion run
+backwards gives each study's posterior level probabilities P(b_j = k | y, theta), which are
+also the gradient of log p(y | theta) with respect to L[j, k]; summed over the studies they
+equal the totals exactly.
 
-The recursion is a numba kernel (:func:`forward_backward`). The model's likelihood Op
-(:mod:`bayesreview.backend.ops`), which builds L from the parameters, calls it on the states
-tabulated once per data set (:func:`packed_states`, :func:`forward_backward_packed`).
+The recursion is a numba kernel (:func:`forward_backward_packed`) that follows a table of the
+states, tabulated with numpy once per data set (:func:`packed_states`);
+:func:`forward_backward` does both. The model's likelihood Op (:mod:`bayesreview.backend.ops`),
+which builds L from the parameters, calls the kernel on the table it holds as data.
 """
 
 from __future__ import annotations
@@ -114,71 +116,42 @@ def assignment_count(totals: Sequence[int]) -> float:
 MAX_STATES = 2_000_000
 
 
-@numba.njit(cache=True)
-def count_states(totals):
+def count_states(totals: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """The recursion's states (count vectors c, 0 <= c_k <= T_k) ordered by their count sum:
     ``offsets`` (the states of sum j are ``offsets[j]`` to ``offsets[j + 1] - 1``, those
     reachable after j studies) and ``successor`` (S, K): the state that adding one study at
     level k leads to, or -1 where c_k = T_k. The first state is all zeros, the last the
-    totals."""
-    n_levels = totals.shape[0]
-    stride = np.ones(n_levels, dtype=np.int64)
-    for k in range(1, n_levels):
-        stride[k] = stride[k - 1] * (totals[k - 1] + 1)
-    n_states = stride[n_levels - 1] * (totals[n_levels - 1] + 1)
-    # level sum of each state in mixed-radix order (an odometer: state s is state s - 1 plus one)
-    counts = np.zeros(n_levels, dtype=np.int64)
-    level_sum = np.zeros(n_states, dtype=np.int64)
-    for s in range(1, n_states):
-        level_sum[s] = level_sum[s - 1] + 1
-        k = 0
-        while counts[k] == totals[k]:
-            level_sum[s] -= counts[k]
-            counts[k] = 0
-            k += 1
-        counts[k] += 1
-    n_rows = level_sum[n_states - 1]
-    offsets = np.zeros(n_rows + 2, dtype=np.int64)
-    for s in range(n_states):
-        offsets[level_sum[s] + 1] += 1
-    for j in range(n_rows + 1):
-        offsets[j + 1] += offsets[j]
-    position = np.empty(n_states, dtype=np.int64)  # counting sort by level sum
-    filled = offsets[:-1].copy()
-    for s in range(n_states):
-        position[s] = filled[level_sum[s]]
-        filled[level_sum[s]] += 1
-    successor = np.full((n_states, n_levels), -1, dtype=np.int64)
-    counts[:] = 0
-    for s in range(n_states):  # the odometer again, now with the positions known
-        if s > 0:
-            k = 0
-            while counts[k] == totals[k]:
-                counts[k] = 0
-                k += 1
-            counts[k] += 1
-        for k in range(n_levels):
-            if counts[k] < totals[k]:
-                successor[position[s], k] = position[s + stride[k]]
-    return offsets, successor
+    totals; states of one sum keep their mixed-radix order (level 0 counting fastest).
+
+    numpy, not numba: computed once per data set, it compiles nothing, and the likelihood's
+    compiled code does not carry it.
+    """
+    totals = np.asarray(totals, dtype=np.int64)
+    n_levels = totals.size
+    stride = np.cumprod(np.concatenate(([1], totals[:-1] + 1)))
+    # every count vector in mixed-radix order: state s has c_k = (s // stride_k) % (T_k + 1)
+    counts = np.indices(tuple(totals[::-1] + 1)).reshape(n_levels, -1)[::-1].T
+    level_sum = counts.sum(axis=1)
+    order = np.argsort(level_sum, kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    offsets = np.concatenate(([0], np.cumsum(np.bincount(level_sum, minlength=totals.sum() + 1))))
+    room = counts[order] < totals
+    following = np.where(room, order[:, None] + stride, 0)
+    successor = np.where(room, position[following], -1)
+    return offsets.astype(np.int64), successor.astype(np.int64)
 
 
-@numba.njit(cache=True)
-def packed_states(totals):
+def packed_states(totals: Sequence[int]) -> np.ndarray:
     """The totals (K,), then the offsets and the successor table (S x K, row by row) of
     :func:`count_states`, in one int64 vector: what :func:`forward_backward_packed` takes,
     computed once per data set (the likelihood Ops' ``totals`` input)."""
+    totals = np.asarray(totals, dtype=np.int64)
     offsets, successor = count_states(totals)
-    n_levels, n_offsets = totals.shape[0], offsets.shape[0]
-    packed = np.empty(n_levels + n_offsets + successor.size, dtype=np.int64)
-    packed[:n_levels] = totals
-    packed[n_levels : n_levels + n_offsets] = offsets
-    packed[n_levels + n_offsets :] = successor.ravel()
-    return packed
+    return np.concatenate((totals, offsets, successor.ravel()))
 
 
-@numba.njit(cache=True)
-def forward_backward(loglik, totals):
+def forward_backward(loglik: np.ndarray, totals: Sequence[int]) -> tuple[float, np.ndarray]:
     """(log of the sum over consistent assignments of prod_j exp(L[j, b_j]), (J, K) level
     probabilities), without the 1 / N; -inf and zeros where no assignment is possible.
 
@@ -188,7 +161,7 @@ def forward_backward(loglik, totals):
     a linear scale, rescaled after every study. Each study's row of probabilities sums to 1,
     each level's column to its total.
     """
-    return forward_backward_packed(loglik, packed_states(totals))
+    return forward_backward_packed(np.asarray(loglik, dtype=float), packed_states(totals))
 
 
 @numba.njit(cache=True)

@@ -49,7 +49,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from bayesreview.integrals import GAUSS_HERMITE_LOG_WEIGHTS, GAUSS_HERMITE_NODES
-from bayesreview.known_totals import count_states, forward_backward_packed, packed_states
+from bayesreview.known_totals import forward_backward_packed
 
 
 @numba.njit(cache=True)
@@ -613,8 +613,6 @@ _KERNELS = (
     _log_rising_factorial,
     beta_binomial_term,
     _mixture_over_levels,
-    count_states,
-    packed_states,
     forward_backward_packed,
     _known_totals_over_levels,
     _over_levels,
