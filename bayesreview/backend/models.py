@@ -235,8 +235,7 @@ def _missing_levels(data: ModelData):
 
     With known level totals the missing levels are marginalised over the assignments
     consistent with them (``totals``, :func:`known_totals_array`; log pi is 0 and unused);
-    otherwise
-    pi ~ Dirichlet(prior counts) and ``totals`` is -1 for every level.
+    otherwise pi ~ Dirichlet(prior counts) and ``totals`` is -1 for every level.
     """
     bias = data.bias
     if bias is None or bias.kind != "categorical" or not bias.n_missing:

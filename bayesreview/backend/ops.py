@@ -256,11 +256,11 @@ def _known_totals_over_levels(
     Row j at level k has L_jk = w_j sum_s values[s, j, k] (-inf at the other levels where its
     level is known); the log-likelihood is log sum over the assignments with these totals of
     prod_j exp(L_j,b_j), minus log N, by the recursion of
-    :func:`bayesreview.known_totals.forward_backward_packed` on ``totals``, the totals and
-    their states (:func:`bayesreview.known_totals.packed_states`), whose level probabilities
-    P_jk are the
-    gradient with respect to L_jk. A row of weight 0 stays in the recursion (its level counts
-    toward the totals) with a flat likelihood. The gradient with respect to log pi is 0.
+    :func:`bayesreview.known_totals.forward_backward_packed` on ``totals`` (the totals and
+    their states, :func:`bayesreview.known_totals.packed_states`), whose level probabilities
+    P_jk are the gradient with respect to L_jk. A row of weight 0 stays in the recursion (its
+    level counts toward the totals) with a flat likelihood. The gradient with respect to log pi
+    is 0.
     """
     n_stages, n_rows, n_levels = values.shape
     loglik = np.zeros((n_rows, n_levels))
@@ -736,8 +736,8 @@ class _RowsOp(_LikelihoodOp):
     without selection). Those are the parameters; the data follow: group (J,) int, for each
     stage events_s and trials_s (J,), then weights (J,), level (J,) int, known (J,), totals
     int (the level totals and their states, or (K,) of -1: :func:`beta_binomial_rows`) and
-    each row's selection class (J,) int (empty without selection). The outputs
-    are the log-likelihood and its gradient with respect to each parameter.
+    each row's selection class (J,) int (empty without selection). The outputs are the
+    log-likelihood and its gradient with respect to each parameter.
 
     Taking each stage's vectors as they are, rather than stacked into (S, G) and (S, J)
     arrays in the graph, keeps the joins, and the splits of their gradients, out of the
