@@ -50,7 +50,7 @@ def test_recursion_equals_enumeration_of_all_assignments(seed):
 
 @pytest.mark.parametrize("totals", [(3, 3, 2), (0, 4), (2, 0, 1, 3), (5,)])
 def test_states_are_every_count_vector_by_sum_with_their_successors(totals):
-    # every vector c with 0 <= c_k <= T_k, listed here with itertools, not the odometer
+    # every vector c with 0 <= c_k <= T_k, listed here with itertools, independently of numpy
     vectors = list(itertools.product(*(range(t + 1) for t in totals)))
     offsets, successor = count_states(np.asarray(totals, dtype=np.int64))
     assert successor.shape == (len(vectors), len(totals))
