@@ -765,14 +765,37 @@ likelihood kernel (numba, stored on disk) and the model's PyTensor functions and
 the kernel is compiled once per machine, the model once per structure. `first_fit_*` gives
 what compiling costs each family (its first fit in a fresh process less a compiled refit in
 the same process; the note gives both) against the default model's, since the families
-differ in how long they sample (the known-totals recursion most). Measured on an earlier
-version and not taken: a lower LLVM optimisation level (`NUMBA_OPT=1` saved about 1 s; `0`
-disables caching), and calling the log-density from Python through `nutpie.from_pyfunc` (no
-callback to compile, but sampling took 4.5 s instead of 1 s). Also measured and not taken: running
-`analyze`'s three bias refits in spawned worker processes while the main fit runs and its
-results are written. On 2 CPUs it gained nothing warm (51.4 s one after another, 52.3 s in
-workers: nutpie's threads already keep both CPUs busy, and each worker imports PyMC again)
-and 11% cold (149 to 133 s: every process compiles the shared kernels itself).
+differ in how long they sample (the known-totals recursion most).
+
+Where a first compile goes: numba compiles a function that calls another jitted one by
+linking the callee's code into the caller's and generating machine code for the whole, so
+the rows kernel is compiled again inside each function that calls it (the Op's node,
+PyTensor's log-density and nutpie's callback), and the graph around the kernel (the priors,
+transforms and their gradients, one small numba function per node) costs as much again; a
+family with more parameters has a larger graph. Measured and not taken:
+
+- a lower LLVM optimisation level (`NUMBA_OPT=1` saved about 1 s; `0` disables caching);
+- calling the log-density from Python through `nutpie.from_pyfunc` (no callback to
+  compile, but sampling took 4.5 s instead of 1 s);
+- the rows kernel behind a C symbol (a `numba.cfunc` cached on disk, registered with
+  `llvmlite.binding.add_symbol` and called through `numba.types.ExternalFunction`), so that
+  its callers hold a declaration only. Measured twice (12-06 and 12-07), with the same
+  result: the three linkings it saves (about 5 s of a 43 s first default fit on this
+  machine, 12-07) are spent on the entry point's own compile and on passing the arrays
+  through it (first default fit 44.8 s against 42.8 s, one run each). It gains about 2 s
+  per later structure in one process, nothing on a first fit;
+- running `analyze`'s three bias refits in spawned worker processes while the main fit
+  runs and its results are written. On 2 CPUs it gained nothing warm (51.4 s one after
+  another, 52.3 s in workers: nutpie's threads already keep both CPUs busy, and each worker
+  imports PyMC again) and 11% cold (149 to 133 s: every process compiles the shared kernels
+  itself).
+
+What would compile once per family and machine (prototyped on 12-06 for the default model,
+not landed): the whole log-density as one Op on a hand-written kernel, its priors and
+transforms from the specification as data, so that every family's PyTensor graph is the
+same handful of nodes, with the kernel behind a C symbol. The prototype's graph around its
+kernel took 0.34 s warm per structure against about 1.2 s, and 3.6 s cold with the kernel
+kept out of it.
 """
 
 
