@@ -15,7 +15,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,8 @@ class Fit:
     spec: ModelSpec
     data: ModelData
     settings: dict[str, Any]
+    #: :meth:`diagnostics`, computed on its first call (ArviZ's summary of every parameter)
+    _diagnostics: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---- basic facts ----------------------------------------------------------------------
 
@@ -511,15 +513,15 @@ class Fit:
         """R-hat, bulk and tail ESS per model parameter, and the number of divergences.
 
         One row per scalar free parameter; ``divergences`` is the fit's total, repeated on
-        every row.
+        every row. Computed once per fit (a copy is returned).
         """
-        names = [v for v in self.idata.posterior.data_vars if v in self.settings["free_vars"]]
-        summary = az.summary(
-            self.idata, var_names=names, kind="diagnostics", round_to="none"
-        ).rename(columns={"r_hat": "r_hat", "ess_bulk": "ess_bulk", "ess_tail": "ess_tail"})
-        summary = summary[["r_hat", "ess_bulk", "ess_tail"]].rename_axis("parameter")
-        summary["divergences"] = self.divergences
-        return summary.reset_index()
+        if self._diagnostics is None:
+            names = [v for v in self.idata.posterior.data_vars if v in self.settings["free_vars"]]
+            summary = az.summary(self.idata, var_names=names, kind="diagnostics", round_to="none")
+            summary = summary[["r_hat", "ess_bulk", "ess_tail"]].rename_axis("parameter")
+            summary["divergences"] = self.divergences
+            self._diagnostics = summary.reset_index()
+        return self._diagnostics.copy()
 
     @property
     def divergences(self) -> int:

@@ -139,7 +139,7 @@ def count_states(totals: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     room = counts[order] < totals
     following = np.where(room, order[:, None] + stride, 0)
     successor = np.where(room, position[following], -1)
-    return offsets.astype(np.int64), successor.astype(np.int64)
+    return offsets.astype(np.int64, copy=False), successor.astype(np.int64, copy=False)
 
 
 def packed_states(totals: Sequence[int]) -> np.ndarray:

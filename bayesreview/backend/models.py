@@ -250,7 +250,7 @@ def known_totals_array(data: ModelData) -> np.ndarray:
     """The ``bias_totals`` container of a model with known level totals: the totals and the
     states of their recursion, tabulated once per data set rather than at every evaluation
     (:func:`bayesreview.known_totals.packed_states`)."""
-    return packed_states(np.asarray(data.bias.totals, dtype=np.int64))
+    return packed_states(data.bias.totals)
 
 
 def _level_log_probabilities(prior_counts):

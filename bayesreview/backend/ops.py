@@ -786,7 +786,7 @@ class _RowsOp(_LikelihoodOp):
         for s in range(n):
             gradient += [d_alpha[s], d_scale[s], d_level_shift[s, 1:], d_row_shift[s]]
         class_w = np.bincount(classes, weights=d_log_w, minlength=log_class_w.shape[0])
-        gradient += [d_log_pi, class_w.astype(float)]
+        gradient += [d_log_pi, class_w]
         output_storage[0][0] = np.asarray(logp)
         for storage, values in zip(output_storage[1:], gradient, strict=True):
             storage[0] = np.array(values, dtype=float)
