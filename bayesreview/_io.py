@@ -38,8 +38,10 @@ def save_fit_file(
 ) -> Path:
     """Write ``idata`` to a netCDF file, whole or not at all, with what :func:`bayesreview.
     load_fit` needs as attributes of its posterior: the package version, the model
-    ``structure``, the spec (TOML), the study table (CSV) and the settings (JSON)."""
+    ``structure``, the spec (TOML), the study table (CSV) and the settings (JSON); and the
+    processor the likelihood was compiled for (:func:`bayesreview.report.compiled_for`)."""
     from bayesreview import __version__
+    from bayesreview.report import compiled_for
 
     path = Path(path)
     idata = idata.copy()
@@ -50,6 +52,7 @@ def save_fit_file(
             "bayesreview_spec": spec_toml,
             "bayesreview_studies": studies_csv,
             "bayesreview_settings": json.dumps(dict(settings)),
+            "bayesreview_compiled_for": compiled_for(),
         }
     )
     with atomic_path(path) as temporary:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "bundled_dataset",
+    "compiled_for",
     "network_figures",
     "package_versions",
     "render_network_report",
@@ -89,6 +90,23 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def compiled_for() -> str:
+    """The processor that numba compiles the likelihoods for: ``NUMBA_CPU_NAME`` where it is
+    set, else this machine's, as LLVM names it (``"znver3"``, ``"skylake-avx512"``, ...).
+
+    The draws depend on it: code compiled for another processor may round differently in the
+    last bits, and over thousands of iterations the chains then part, so the same seed gives
+    other draws of the same posterior (equal up to Monte Carlo error). ``NUMBA_CPU_NAME=generic``
+    compiles for any processor of the architecture (more slowly), which takes the compiler's
+    part out of such differences; the system's maths library may still differ between
+    machines.
+    """
+    import numba
+    from llvmlite import binding
+
+    return numba.config.CPU_NAME or binding.get_host_cpu_name()
 
 
 _IDENTITY_COLUMNS = ("study", "modality", "n", *CATEGORIES)
@@ -635,9 +653,20 @@ def _settings_section(fit: Fit | NetworkFit) -> str:
     attrs = fit.idata.posterior.attrs
     fitted_with = attrs.get("bayesreview_version")
     version_rows = pd.DataFrame({"package": list(versions), "version": list(versions.values())})
+    if "bayesreview_compiled_for" in attrs:
+        compiled = f"the likelihood was compiled for {_e(attrs['bayesreview_compiled_for'])}"
+    elif fitted_with:  # saved by a version that did not record it
+        compiled = "the saved fit does not record which"
+    else:
+        compiled = f"the likelihood was compiled for {_e(compiled_for())}"
     parts = [
         "<h2>Settings and versions</h2>",
-        "<p>The same data, model, settings, seed and package versions give the same numbers.</p>",
+        "<p>The same data, model, settings, seed and package versions give the same numbers on "
+        f"a processor of the same kind ({compiled}). Code "
+        "compiled for another processor can round differently in the last digits, and the "
+        "chains then part: other draws of the same posterior, equal up to Monte Carlo error "
+        "(the environment variable NUMBA_CPU_NAME=generic, set on both machines, takes the "
+        "compiler's part out of such differences).</p>",
         _table(rows),
         _table(version_rows),
     ]

@@ -12,7 +12,13 @@ import matplotlib
 import pytest
 
 import bayesreview as br
-from bayesreview.report import bundled_dataset, package_versions, render_report, write_report
+from bayesreview.report import (
+    bundled_dataset,
+    compiled_for,
+    package_versions,
+    render_report,
+    write_report,
+)
 
 matplotlib.use("Agg")
 
@@ -142,6 +148,29 @@ def test_report_states_settings_versions_and_model(report_text, response_fit, re
     assert "Normal(mean 0, sd 1.5)" in text  # the intercept prior of models/response.toml
     divergences = int(response_fit.idata.sample_stats["diverging"].values.sum())
     assert f"Divergent transitions: {divergences}." in text
+    assert f"the likelihood was compiled for {compiled_for()}" in text
+
+
+def test_compiled_for_is_the_processor_numba_compiles_for(monkeypatch):
+    """What the report names is what numba's code generator targets (and keys its cache on):
+    the second entry of its magic tuple (target triple, CPU name, features)."""
+    import numba
+    from numba.core.registry import cpu_target
+
+    assert compiled_for() == cpu_target.target_context.codegen().magic_tuple()[1]
+    monkeypatch.setattr(numba.config, "CPU_NAME", "generic")
+    assert compiled_for() == "generic"
+
+
+def test_a_saved_fit_keeps_the_processor_it_was_compiled_for(response_fit, tmp_path):
+    response_fit.save(tmp_path / "fit.nc")
+    reloaded = br.load_fit(tmp_path / "fit.nc")
+    assert reloaded.idata.posterior.attrs["bayesreview_compiled_for"] == compiled_for()
+    reloaded.idata.posterior.attrs["bayesreview_compiled_for"] = "some-other-cpu"
+    text = render_report(reloaded, figures={})
+    assert "the likelihood was compiled for some-other-cpu" in text
+    del reloaded.idata.posterior.attrs["bayesreview_compiled_for"]  # a file of an older version
+    assert "the saved fit does not record which" in render_report(reloaded, figures={})
 
 
 def test_report_reconciles_bundled_data_after_reload(response_fit, tmp_path):
