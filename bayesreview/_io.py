@@ -39,9 +39,9 @@ def save_fit_file(
     """Write ``idata`` to a netCDF file, whole or not at all, with what :func:`bayesreview.
     load_fit` needs as attributes of its posterior: the package version, the model
     ``structure``, the spec (TOML), the study table (CSV) and the settings (JSON); and the
-    processor the likelihood was compiled for (:func:`bayesreview.report.compiled_for`)."""
+    processor the likelihood was compiled for (:func:`bayesreview.backend.compiled_for`)."""
     from bayesreview import __version__
-    from bayesreview.report import compiled_for
+    from bayesreview.backend import compiled_for
 
     path = Path(path)
     idata = idata.copy()

@@ -750,7 +750,7 @@ def fit(
     seed
         Random seed; the same seed and data give identical numbers on a processor of the
         same kind (another may give other draws of the same posterior:
-        :func:`bayesreview.report.compiled_for`). Default: drawn at random (and recorded in
+        :func:`bayesreview.backend.compiled_for`). Default: drawn at random (and recorded in
         ``settings``).
     progressbar
         Show the sampler's progress; default True.

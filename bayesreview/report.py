@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bayesreview._io import atomic_path
+from bayesreview.backend import compiled_for
 from bayesreview.data import CATEGORIES, dataset_info, list_datasets, load_dataset
 from bayesreview.display import pooled_totals_note
 from bayesreview.formatting import outcome_words, percent
@@ -42,7 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "bundled_dataset",
-    "compiled_for",
     "network_figures",
     "package_versions",
     "render_network_report",
@@ -90,23 +90,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def compiled_for() -> str:
-    """The processor that numba compiles the likelihoods for: ``NUMBA_CPU_NAME`` where it is
-    set, else this machine's, as LLVM names it (``"znver3"``, ``"skylake-avx512"``, ...).
-
-    The draws depend on it: code compiled for another processor may round differently in the
-    last bits, and over thousands of iterations the chains then part, so the same seed gives
-    other draws of the same posterior (equal up to Monte Carlo error). ``NUMBA_CPU_NAME=generic``
-    compiles for any processor of the architecture (more slowly), which takes the compiler's
-    part out of such differences; the system's maths library may still differ between
-    machines.
-    """
-    import numba
-    from llvmlite import binding
-
-    return numba.config.CPU_NAME or binding.get_host_cpu_name()
 
 
 _IDENTITY_COLUMNS = ("study", "modality", "n", *CATEGORIES)

@@ -12,13 +12,8 @@ import matplotlib
 import pytest
 
 import bayesreview as br
-from bayesreview.report import (
-    bundled_dataset,
-    compiled_for,
-    package_versions,
-    render_report,
-    write_report,
-)
+from bayesreview.backend import compiled_for
+from bayesreview.report import bundled_dataset, package_versions, render_report, write_report
 
 matplotlib.use("Agg")
 
