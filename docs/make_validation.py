@@ -462,7 +462,11 @@ reuses a record of other code or other settings. The repository keeps one table,
 written (the follow-up replicates are its rows with seeds from {first_seed}).
 `tests/test_evidence.py` fails when that fingerprint is not today's code's, when a
 configuration has fewer than {minimum} replicates, or when a quantity that fails has not been
-tested again on fresh seeds. To regenerate (from the repository root):
+tested again on fresh seeds. A replicate's ranks also depend, through the last digits of
+the arithmetic, on the processor that numba compiles for (`bayesreview.backend.compiled_for`):
+the same code and seeds on another kind of processor give other ranks, draws of the same
+distribution, so a rerun there tests the calibration again rather than repeating this table.
+To regenerate (from the repository root):
 
     {command}
 
