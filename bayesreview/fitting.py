@@ -748,10 +748,8 @@ def fit(
     draws, tune, chains
         Posterior draws per chain (default 1000), tuning steps (1000), chains (4).
     seed
-        Random seed; the same seed and data give identical numbers on a processor of the
-        same kind (another may give other draws of the same posterior:
-        :func:`bayesreview.backend.compiled_for`). Default: drawn at random (and recorded in
-        ``settings``).
+        Random seed (default: drawn at random, recorded in ``settings``); the same seed and data
+        give identical numbers on a processor of the same kind (``backend.compiled_for``).
     progressbar
         Show the sampler's progress; default True.
     sampler
