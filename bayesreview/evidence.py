@@ -53,6 +53,7 @@ __all__ = [
     "fingerprint_parts",
     "job_settings",
     "loaded_fingerprint",
+    "processors_sentence",
     "read_evidence",
     "replicates_dir",
     "settings_hash",
@@ -406,6 +407,7 @@ def write_evidence(
         "fingerprint": fingerprint,
         "regenerate": REGENERATE.get(experiment, ""),
         "files": parts,
+        "compiled_for": _processors(table),
         "configurations": {
             name: {
                 "settings_hash": settings_hash(configurations[name]),
@@ -417,6 +419,26 @@ def write_evidence(
     }
     _sidecar(path).write_text(json.dumps(meta, indent=1, sort_keys=False) + "\n", "utf-8")
     return path
+
+
+def _processors(table: pd.DataFrame) -> list[str]:
+    """The processors the replicates' likelihoods were compiled for (``compiled_for``, one
+    per replicate where the records hold it): ranks reproduce on the same processor only."""
+    if "compiled_for" not in table:
+        return []
+    return sorted(set(table["compiled_for"].dropna()))
+
+
+def processors_sentence(table: pd.DataFrame) -> str:
+    """A sentence for an evidence page: the processors its replicates' likelihoods were
+    compiled for (:func:`_processors`), on which alone their draws reproduce."""
+    processors = _processors(table)
+    if not processors:
+        return "The records do not say which processor numba compiled their likelihoods for."
+    recorded = int(table["compiled_for"].notna().sum())
+    where = "every replicate" if recorded == len(table) else f"{recorded} of {len(table)}"
+    names = ", ".join(f"`{p}`" for p in processors)
+    return f"Likelihoods compiled for {names} ({where}; `bayesreview.backend.compiled_for`)."
 
 
 def read_evidence(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:

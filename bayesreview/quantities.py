@@ -38,6 +38,10 @@ MEDIAN_INNER_DRAWS = 1000
 #: Posterior draws per block of that Monte Carlo (bounds each thread's memory: 16 MB a block).
 MEDIAN_BLOCK_DRAWS = 500
 
+#: Where the bias-adjusted rates are reported: the reference bias level (index 0), or the centre
+#: of a numeric covariate (its codes are centred, so the centre is 0).
+REFERENCE_LEVEL = 0
+
 
 def flat_posterior(posterior: xr.Dataset) -> dict[str, np.ndarray]:
     """Posterior variables as arrays shaped (chains x draws, ...)."""
@@ -257,6 +261,15 @@ def group_mix(posterior: dict[str, np.ndarray], stages, data: ModelData) -> tupl
     return list(range(n_levels)), weights
 
 
+def _by_outcome(first, second=None) -> dict[str, np.ndarray]:
+    """Each outcome's rate from the stages' rates (of a study, or their means): one stage's
+    ``outcome``; the joint model's complete (p1 p2), partial (p1 (1 - p2)) and any (p1)
+    response. The means of independent stages multiply alike."""
+    if second is None:
+        return {"outcome": first}
+    return {"complete": first * second, "partial": first * (1 - second), "any": first}
+
+
 def _outcome_moments(stages, levels, rng):
     """Per level: dict outcome -> (mean (S,G), second moment (S,G), new-study draw (S,G))."""
     per_level = []
@@ -274,14 +287,30 @@ def _outcome_moments(stages, levels, rng):
         m2 = second.mean_rate(eta2, second.scale)
         s2 = second.second_moment(eta2, second.scale)
         p2 = second.new_rate(eta2, second.scale, rng)
-        per_level.append(
-            {
-                "complete": (m1 * m2, s1 * s2, p1 * p2),
-                "partial": (m1 * (1 - m2), s1 * (1 - 2 * m2 + s2), p1 * (1 - p2)),
-                "any": (m1, s1, p1),
-            }
-        )
+        means, draws = _by_outcome(m1, m2), _by_outcome(p1, p2)
+        seconds = {"complete": s1 * s2, "partial": s1 * (1 - 2 * m2 + s2), "any": s1}
+        per_level.append({o: (means[o], seconds[o], draws[o]) for o in means})
     return per_level
+
+
+def _outcome_key(outcome: str, stages) -> str:
+    """The key of ``outcome`` in :func:`_by_outcome`'s dict: ``"outcome"`` for one stage."""
+    return "outcome" if len(stages) == 1 else outcome
+
+
+def reference_rates(
+    posterior: dict[str, np.ndarray], data: ModelData, likelihood: str
+) -> np.ndarray:
+    """The population mean rate at the reference bias level per draw, outcome and group,
+    (S, O, G): ``rate`` of :func:`pooled_rates` (the bias-adjusted rate) alone.
+
+    A refit that reports no other pooled quantity (leave-one-out, sensitivity grids, bias
+    analyses) need not pay for the others: the joint model's median-study rates are a Monte
+    Carlo of :data:`MEDIAN_INNER_DRAWS` inner draws per posterior draw. No random draws.
+    """
+    stages = stages_from_posterior(posterior, data, likelihood)
+    means = _by_outcome(*(s.mean_rate(s.eta(REFERENCE_LEVEL), s.scale) for s in stages))
+    return np.stack([means[_outcome_key(o, stages)] for o in data.reported_outcomes], axis=1)
 
 
 def _median_rates(stages, level, outcomes, rng) -> dict[str, np.ndarray]:
@@ -342,16 +371,15 @@ def pooled_rates(
     stages = stages_from_posterior(posterior, data, likelihood)
     outcomes = data.reported_outcomes
     levels, weights = group_mix(posterior, stages, data)
-    reference = 0  # the reference level, or the centre of a numeric covariate (codes - centre)
     per_level = _outcome_moments(stages, levels, rng)
-    at_reference = _outcome_moments(stages, [reference], rng)[0]
-    medians = _median_rates(stages, reference, outcomes, rng)
+    at_reference = _outcome_moments(stages, [REFERENCE_LEVEL], rng)[0]
+    medians = _median_rates(stages, REFERENCE_LEVEL, outcomes, rng)
 
     def stack(values):
         return np.stack(values, axis=1)
 
     def key(outcome):
-        return "outcome" if len(stages) == 1 else outcome
+        return _outcome_key(outcome, stages)
 
     rate = stack([at_reference[key(o)][0] for o in outcomes])
     second = stack([at_reference[key(o)][1] for o in outcomes])

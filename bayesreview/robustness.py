@@ -91,20 +91,20 @@ def _refit_rates(
     """Pooled rate draws (S, O, G) at the reference bias level, and convergence problems.
 
     Calls the backend directly: :func:`bayesreview.backend.sampling.sample` reuses the
-    compiled model of this structure and spec, and ``pooled_rates`` computes the reported
-    rates; nothing per study.
+    compiled model of this structure and spec, and ``reference_rates`` computes the reported
+    rates; nothing per study, and none of the other pooled quantities.
     """
     from bayesreview.backend.sampling import SamplerSettings, sample
     from bayesreview.model_data import tabulated_counts
-    from bayesreview.quantities import flat_posterior, pooled_rates
+    from bayesreview.quantities import flat_posterior, reference_rates
 
     # the model reads the numbers of rows, cells and terms at run time: one compiled model
     tabulated = tabulated_counts(scenario.data, scenario.spec)
     run = SamplerSettings(sampler, draws, tune, chains, seed)
     idata, free = sample(scenario.data, scenario.spec, run, tabulated)
-    flat = flat_posterior(idata.posterior)
-    rng = np.random.default_rng([seed, 1])
-    rates = pooled_rates(flat, scenario.data, scenario.spec.likelihood, rng)["rate"]
+    rates = reference_rates(
+        flat_posterior(idata.posterior), scenario.data, scenario.spec.likelihood
+    )
     problems = []
     stats_ = idata.sample_stats
     divergent = int(stats_["diverging"].sum()) if "diverging" in stats_ else 0

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from bayesreview.backend import compiled_for
 from bayesreview.errors import BayesReviewError
 from bayesreview.evidence import (
     job_settings,
@@ -161,12 +162,15 @@ def _read_record(path: Path, fingerprint: str, digest: str) -> dict | None:
 
 def _call(
     job: Callable[[int], Mapping[str, Any]], seed: int, check: tuple[str, str] | None = None
-) -> tuple[bool, Any, float]:
-    """Run one replicate; never raises: (True, result, seconds) or (False, traceback, seconds).
+) -> tuple[bool, Any, float, str]:
+    """Run one replicate; never raises: (True, result, seconds, processor) or (False,
+    traceback, seconds, processor), the processor the worker's likelihoods are compiled for
+    (:func:`bayesreview.backend.compiled_for`: the draws depend on it).
 
     ``check`` is (experiment, fingerprint): the worker first checks that the code it runs has
     that fingerprint (a cluster's workers may run another version than the client's).
     """
+    processor = compiled_for()
     start = time.perf_counter()
     try:
         if check is not None:
@@ -181,9 +185,9 @@ def _call(
             raise TypeError(f"job({seed}) returned {type(result).__name__}, not a dict")
         # fail here, in the worker, if the result cannot be saved
         json.dumps(dict(result), default=_jsonable)
-        return True, dict(result), time.perf_counter() - start
+        return True, dict(result), time.perf_counter() - start, processor
     except Exception:  # every failure is reported with its seed
-        return False, traceback.format_exc(), time.perf_counter() - start
+        return False, traceback.format_exc(), time.perf_counter() - start, processor
 
 
 def _checked_seeds(seeds: Iterable[int]) -> list[int]:
@@ -229,10 +233,12 @@ def run_replicates(
     Each finished replicate is a JSON record
     ``<cache>/replicates/<experiment>/<fingerprint>-<settings hash>/seed-<seed>.json`` (a
     temporary file, then an atomic rename) holding the seed, the fingerprint, the settings and
-    their hash, the seconds it took and the job's result. A crash loses no finished replicate;
-    a rerun with the same code and settings skips the seeds already saved and can extend the
-    run with more seeds. A record of another fingerprint or settings is never reused: it lives
-    in another folder, and one found in this folder with other values inside is rerun.
+    their hash, the seconds it took, the processor the worker's likelihoods were compiled for
+    (``compiled_for``, :func:`bayesreview.backend.compiled_for`) and the job's result. A crash
+    loses no finished replicate; a rerun with the same code and settings skips the seeds
+    already saved and can extend the run with more seeds. A record of another fingerprint or
+    settings is never reused: it lives in another folder, and one found in this folder with
+    other values inside is rerun.
 
     Parameters
     ----------
@@ -277,7 +283,8 @@ def run_replicates(
     -------
     pandas.DataFrame
         One row per requested seed that has a result (this run's and earlier runs'), sorted
-        by seed: ``seed``, ``seconds`` and one column per key of the job's dict. ``attrs``
+        by seed: ``seed``, ``seconds``, ``compiled_for`` (absent from records written before
+        it was recorded) and one column per key of the job's dict. ``attrs``
         holds ``folder``, ``fingerprint``, ``settings_hash``, ``ran`` (seeds run now),
         ``skipped`` (seeds already done) and ``failures``.
 
@@ -308,9 +315,10 @@ def run_replicates(
 
     with progress(len(todo), f"{experiment} replicates", progressbar) as advance:
 
-        def save(seed: int, ok: bool, value: Any, seconds: float) -> None:
+        def save(seed: int, ok: bool, value: Any, seconds: float, processor: str | None) -> None:
             if ok:
-                record = {"seed": seed, **header, "seconds": round(seconds, 3), "result": value}
+                record = {"seed": seed, **header, "seconds": round(seconds, 3)}
+                record.update(compiled_for=processor, result=value)
                 _write_atomic(_result_path(out_dir, seed), record)
             else:
                 failures[seed] = value
@@ -351,10 +359,10 @@ def _run_in_processes(job, seeds: list[int], n_jobs: int, save, check) -> None:
         for future in as_completed(futures):
             seed = futures[future]
             try:
-                ok, value, seconds = future.result()
+                outcome = future.result()
             except Exception:  # a worker died or the job could not be pickled
-                ok, value, seconds = False, traceback.format_exc(), math.nan
-            save(seed, ok, value, seconds)
+                outcome = False, traceback.format_exc(), math.nan, None
+            save(seed, *outcome)
 
 
 def _run_on_client(client, job, seeds: list[int], save, check) -> None:
@@ -366,11 +374,16 @@ def _run_on_client(client, job, seeds: list[int], save, check) -> None:
     for future in dask_as_completed(futures):
         seed = seed_of[future.key]
         try:
-            ok, value, seconds = future.result()
+            outcome = future.result()
         except Exception:  # a worker died or the job could not be pickled
-            ok, value, seconds = False, traceback.format_exc(), math.nan
-        save(seed, ok, value, seconds)
+            outcome = False, traceback.format_exc(), math.nan, None
+        save(seed, *outcome)
         future.release()
+
+
+def _processor(record: Mapping[str, Any]) -> dict[str, str]:
+    """``compiled_for`` of a replicate's record; none in a record written before it was."""
+    return {"compiled_for": record["compiled_for"]} if "compiled_for" in record else {}
 
 
 def _table(
@@ -382,7 +395,10 @@ def _table(
         paths = [_result_path(out_dir, s) for s in seeds]
     records = [r for r in (_read_record(p, fingerprint, digest) for p in paths) if r is not None]
     if records:
-        rows = [{"seed": r["seed"], "seconds": r.get("seconds"), **r["result"]} for r in records]
+        rows = [
+            {"seed": r["seed"], "seconds": r.get("seconds"), **_processor(r), **r["result"]}
+            for r in records
+        ]
         table = pd.DataFrame(rows).sort_values("seed", kind="stable").reset_index(drop=True)
     else:
         table = pd.DataFrame(

@@ -58,7 +58,12 @@ from bayesreview.bias_simulation import (
     selection_table,
     selection_weight_table,
 )
-from bayesreview.evidence import REGENERATE, check_evidence, read_evidence
+from bayesreview.evidence import (
+    REGENERATE,
+    check_evidence,
+    processors_sentence,
+    read_evidence,
+)
 from bayesreview.fitting import ESS_MIN, RHAT_MAX, WEAK_SD_RATIO
 from bayesreview.report import write_text_atomic
 from bayesreview.spec import SELECTION_CLASSES, load_spec
@@ -383,6 +388,7 @@ def report(evidence: Path, page: Path) -> None:
         status = f"The table was made by code with fingerprint `{fingerprint}`."
         if not problems:
             status = f"The table was made by today's code (fingerprint `{fingerprint}`)."
+        status += " " + processors_sentence(replicates)
         counts = replicates["configuration"].value_counts()
         status += " Replicates: " + ", ".join(
             f"`{name}` {int(counts.get(name, 0))}" for name in BIAS_CONFIGURATIONS

@@ -51,6 +51,7 @@ from bayesreview.coverage import (
 from bayesreview.evidence import (
     REGENERATE,
     check_evidence,
+    processors_sentence,
     read_evidence,
 )
 
@@ -290,6 +291,7 @@ def report(evidence: Path, page: Path, figure_dir: Path) -> None:
         status = f"The table was made by code with fingerprint `{fingerprint}`."
         if not problems:
             status = f"The table was made by today's code (fingerprint `{fingerprint}`)."
+        status += " " + processors_sentence(replicates)
         bayes = table[table["method"].str.startswith("bayes") & (table["target"] == "mean")]
         per_model = []
         for method, part in bayes.groupby("method", sort=False):

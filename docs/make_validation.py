@@ -38,6 +38,7 @@ from bayesreview.evidence import (
     FOLLOW_UP_FIRST_SEED,
     REGENERATE,
     check_evidence,
+    processors_sentence,
     read_evidence,
 )
 from bayesreview.spec import load_spec
@@ -366,7 +367,8 @@ def report(evidence: Path, page: Path, figures: Path) -> None:
         SBC_MIN_REPLICATES,
     )
     status = (
-        f"The table was made by today's code (fingerprint `{fingerprint}`)."
+        f"The table was made by today's code (fingerprint `{fingerprint}`). "
+        + processors_sentence(table)
         if not problems
         else "**This evidence is not complete or not current:**\n\n"
         + "\n".join(f"* {p.replace(str(DOCS.parent) + '/', '')}" for p in problems)

@@ -308,7 +308,11 @@ def test_write_and_check_evidence(copies, tmp_path):
     assert set(saved["fingerprint"]) == {code_fingerprint("sbc")}
     assert saved.drop(columns="fingerprint").equals(table)
     assert meta["configurations"]["two"]["replicates"] == 2
+    assert meta["compiled_for"] == []  # records that do not say which processor
     assert check_evidence("sbc", path, configurations, 2) == []
+    made_on = table.assign(compiled_for=["znver3", "znver3", None, "skylake", "znver3"])
+    write_evidence(made_on, "sbc", tmp_path / "made_on.csv", configurations)
+    assert read_evidence(tmp_path / "made_on.csv")[1]["compiled_for"] == ["skylake", "znver3"]
 
     problems = check_evidence("sbc", path, configurations, {"one": 3, "two": 5})
     assert len(problems) == 1 and "'two' has 2 replicates, fewer than 5" in problems[0]

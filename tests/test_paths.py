@@ -23,6 +23,7 @@ from bayesreview.quantities import (
     level_probabilities,
     log_likelihood,
     pooled_rates,
+    reference_rates,
     stages_from_posterior,
     study_rates,
 )
@@ -559,6 +560,49 @@ def test_joint_model_median_rates_by_simulation():
     assert rates["rate_median"][0, outcomes.index("any"), 0] == pytest.approx(
         stats.beta(mu1 * 5.0, (1 - mu1) * 5.0).median(), rel=1e-9
     )
+
+
+def test_reference_rates_of_the_joint_and_the_logit_normal_model():
+    # the mean rates at the reference level in closed form: E[p1 p2] = E[p1] E[p2] for the
+    # joint model's independent stages (beta means expit(alpha)), and the logit-normal mean
+    # by quadrature; the bias shift of the other level must not enter
+    table = pd.DataFrame(
+        {
+            "study": ["a", "b", "c"],
+            "modality": ["m", "m", "k"],
+            "n": [4, 6, 5],
+            "complete": [1, 2, 0],
+            "partial": [1, 1, 2],
+            "none": [2, 3, 3],
+            "unknown": [0, 0, 0],
+            "risk_of_bias": ["low", "high", "low"],
+        }
+    )
+    data = model_data(br.read_studies(table), "response", bias="risk_of_bias")
+    alpha, alpha_cond = np.array([[0.4, -1.1], [1.3, 0.2]]), np.array([[-0.3, 0.9], [0.1, -2.0]])
+    posterior = {
+        "alpha": alpha,
+        "phi": np.full((2, 2), 5.0),
+        "beta": np.array([[2.5], [-1.5]]),
+        "alpha_cond": alpha_cond,
+        "phi_cond": np.full((2, 2), 0.7),
+        "beta_cond": np.array([[-3.0], [1.0]]),
+    }
+    rates = reference_rates(posterior, data, "beta_binomial")
+    outcomes = list(data.reported_outcomes)
+    p1, p2 = special.expit(alpha), special.expit(alpha_cond)
+    expected = {"complete": p1 * p2, "partial": p1 * (1 - p2), "any": p1}
+    for outcome, values in expected.items():
+        np.testing.assert_allclose(rates[:, outcomes.index(outcome), :], values, rtol=1e-12)
+
+    one = model_data(br.read_studies(_one_group_table([1, 2], [3, 4])), "events")
+    eta, tau = np.array([[0.7], [-1.2]]), np.array([[1.5], [0.4]])
+    ln = reference_rates({"alpha": eta, "tau": tau}, one, "logit_normal")
+    for s in range(2):
+        mean, _ = integrate.quad(
+            lambda z, s=s: special.expit(eta[s, 0] + tau[s, 0] * z) * stats.norm.pdf(z), -30, 30
+        )
+        assert ln[s, 0, 0] == pytest.approx(mean, rel=1e-8)
 
 
 def test_summary_reports_both_estimands_and_the_model_scale(calcinosis_fit, fast_fit, studies):

@@ -16,6 +16,7 @@ import pytest
 from scipy import special, stats
 
 import bayesreview as br
+from bayesreview.backend import compiled_for
 from bayesreview.evidence import job_settings, loaded_fingerprint, replicates_dir, settings_hash
 from bayesreview.validation import (
     RANK_PREFIX,
@@ -127,6 +128,8 @@ def test_records_are_plain_json_with_fingerprint_and_settings(tmp_path):
     path = folder(tmp_path) / "seed-5.json"
     record = json.loads(path.read_text())
     assert record.pop("seconds") >= 0
+    # the processor the draws depend on: that of the worker which ran the replicate
+    assert record.pop("compiled_for") == compiled_for()
     assert record == {
         "seed": 5,
         "experiment": "test",
@@ -179,7 +182,7 @@ def test_the_default_fingerprint_is_that_of_the_code_running(tmp_path):
     assert Path(table.attrs["folder"]).parent == tmp_path / "replicates" / "sbc"
     assert Path(table.attrs["folder"]).name.startswith(f"{fingerprint}-")
     # a worker whose code has another fingerprint refuses to run the replicate
-    ok, message, _ = _call(square_job, 1, ("sbc", "000000000000"))
+    ok, message, *_ = _call(square_job, 1, ("sbc", "000000000000"))
     assert not ok and "fingerprint" in message and "000000000000" in message
     assert _call(square_job, 1, ("sbc", fingerprint))[:2] == (True, square_job(1))
 
