@@ -788,7 +788,25 @@ family with more parameters has a larger graph. Measured and not taken:
   runs and its results are written. On 2 CPUs it gained nothing warm (51.4 s one after
   another, 52.3 s in workers: nutpie's threads already keep both CPUs busy, and each worker
   imports PyMC again) and 11% cold (149 to 133 s: every process compiles the shared kernels
-  itself).
+  itself);
+- stacking the joint response model's two stages into one parameter of each kind (a
+  (2, G) intercept instead of `alpha` and `alpha_cond`, and likewise for the log
+  concentrations and their pooling): building and compiling the model with empty caches
+  took 47.1 s against 47.7 s (12-07, one run each). Fewer nodes, the same kinds of node,
+  and numba compiles each kind of node function once per process;
+- static shapes for the group-sized data containers, which takes the `SpecifyShape`
+  checks (2.1 to 2.8 s to compile the first, 12-07) out of every family's graph: the
+  default model's log-density then compiled in 29.1 s against 27.7 s, the time moving to
+  the rows node (12.8 to 16.0 s).
+
+Where the families' compile differs (12-07, empty caches, one first fit each; numba's
+compile time of the log-density function, and of the node functions inside it): the
+default model 27.7 s (the rows node with its kernel 12.8 s, elementwise nodes 4.7 s); the
+joint response model 32.5 s (rows node 14.6 s: its two stages are packed by functions
+compiled for tuples of two; elementwise nodes 5.2 s); missing levels 35.1 s (rows node
+11.0 s, elementwise 5.6 s, and the two simplex Ops 5.3 s); selection 30.2 s (elementwise
+5.8 s). Each family's excess is a few seconds spread over the kinds of node its graph has
+and the default's lacks, which is what the one-Op route below removes.
 
 What would compile once per family and machine (prototyped on 12-06 for the default model,
 not landed): the whole log-density as one Op on a hand-written kernel, its priors and
