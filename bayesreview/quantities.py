@@ -304,9 +304,10 @@ def reference_rates(
     """The population mean rate at the reference bias level per draw, outcome and group,
     (S, O, G): ``rate`` of :func:`pooled_rates` (the bias-adjusted rate) alone.
 
-    A refit that reports no other pooled quantity (leave-one-out, sensitivity grids, bias
-    analyses) need not pay for the others: the joint model's median-study rates are a Monte
-    Carlo of :data:`MEDIAN_INNER_DRAWS` inner draws per posterior draw. No random draws.
+    A refit that reports no other pooled quantity (those of
+    :func:`bayesreview.robustness.sensitivity`) need not pay for the others: the joint model's
+    median-study rates are a Monte Carlo of :data:`MEDIAN_INNER_DRAWS` inner draws per
+    posterior draw. No random draws.
     """
     stages = stages_from_posterior(posterior, data, likelihood)
     means = _by_outcome(*(s.mean_rate(s.eta(REFERENCE_LEVEL), s.scale) for s in stages))
