@@ -513,20 +513,31 @@ FAMILY_SCRIPT = (
 )
 
 
-def first_fit_of_family(name: str) -> str:
-    """Seconds of the first fit of model family ``name`` in a new process (compiling included;
-    4 chains x 1000 draws), as a new user's first call, then of the same fit again (compiled):
-    "first second"."""
+def family_table(name: str) -> pd.DataFrame:
+    """Family ``name``'s own data: hasselblad1998 for the network, else the bundled table."""
     import bayesreview as br
 
-    warnings.simplefilter("ignore")
-    table = network_trials() if name == "network" else br.load_dataset("calcinosis_cutis")
+    return network_trials() if name == "network" else br.load_dataset("calcinosis_cutis")
+
+
+def fit_twice(table: pd.DataFrame, arguments: dict) -> str:
+    """Seconds of ``bayesreview.fit(table, **arguments)`` (4 chains x 1000 draws), then of the
+    same fit again: "first second", as the fresh-process scripts print them."""
+    import bayesreview as br
+
     seconds = []
     for _ in range(2):
         start = time.perf_counter()
-        br.fit(table, seed=1, progressbar=False, **SAMPLING, **FAMILIES[name])
+        br.fit(table, seed=1, progressbar=False, **SAMPLING, **arguments)
         seconds.append(time.perf_counter() - start)
     return " ".join(f"{s:.6f}" for s in seconds)
+
+
+def first_fit_of_family(name: str) -> str:
+    """Seconds of the first fit of model family ``name`` in a new process (compiling included),
+    as a new user's first call, then of the same fit again (compiled): "first second"."""
+    warnings.simplefilter("ignore")
+    return fit_twice(family_table(name), FAMILIES[name])
 
 
 #: Fresh processes per family in :func:`bench_families`; each figure is their median. One run
@@ -601,14 +612,11 @@ def new_shape_table(name: str) -> tuple[pd.DataFrame, dict]:
     third study of each group (every third trial, for the network): fewer studies, the same
     groups. With known totals, the totals of the subset: the published ones scaled to its
     number of studies (largest remainder)."""
-    import bayesreview as br
-
     arguments = dict(FAMILIES[name])
+    table = family_table(name)
     if name == "network":
-        table = network_trials()
         trials = list(dict.fromkeys(table["study"]))
         return table[table["study"].isin(trials[0::3] + trials[1::3])], arguments
-    table = br.load_dataset("calcinosis_cutis")
     by = arguments.get("by", "modality")
     position = table.groupby(by, sort=False).cumcount()
     subset = table[position % 3 != 2]
@@ -631,15 +639,8 @@ def new_shape_fits(name: str) -> str:
     import bayesreview as br
 
     warnings.simplefilter("ignore")
-    table = network_trials() if name == "network" else br.load_dataset("calcinosis_cutis")
-    br.fit(table, seed=1, progressbar=False, **SAMPLING, **FAMILIES[name])
-    subset, arguments = new_shape_table(name)
-    seconds = []
-    for _ in range(2):
-        start = time.perf_counter()
-        br.fit(subset, seed=1, progressbar=False, **SAMPLING, **arguments)
-        seconds.append(time.perf_counter() - start)
-    return " ".join(f"{s:.6f}" for s in seconds)
+    br.fit(family_table(name), seed=1, progressbar=False, **SAMPLING, **FAMILIES[name])
+    return fit_twice(*new_shape_table(name))
 
 
 NEW_SHAPE_SCRIPT = (
