@@ -17,10 +17,13 @@ The same model with another design ``x`` is the unrelated-mean-effects model of 
 inconsistency check (:func:`bayesreview.network.inconsistency`): one free parameter per pair
 of treatments compared directly, nothing tying them together.
 
-A model is built and compiled once per shape (arms, studies, parameters) and specification
-and kept with the package's other compiled models
-(:func:`bayesreview.backend.sampling.cached_model`); a refit of the same shape only changes
-the values of its ``pm.Data`` containers.
+A model is built and compiled once per padded size and specification and kept with the
+package's other compiled models (:func:`bayesreview.backend.sampling.cached_model`): the arms,
+studies and log odds ratios are padded to powers of two (:data:`SMALLEST_PADDING`) with
+entries that carry no data (an arm of 0 patients, a study without arms, a column of zeros in
+the design), whose parameters are then standard normal or follow their prior and are dropped
+after sampling, so that data sets of other sizes, and refits, only change the values of its
+``pm.Data`` containers.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pymc as pm
 
 from bayesreview.backend.priors import prior_variable
 from bayesreview.backend.sampling import SamplerSettings, cached_model, run_nuts
+from bayesreview.model_data import padded_size
 from bayesreview.spec import Prior
 
 __all__ = ["network_arrays", "network_model", "sample_network"]
@@ -83,6 +87,25 @@ def network_arrays(
     }
 
 
+#: Smallest padded number of arms (and studies) and of log odds ratios (then the next power
+#: of two).
+SMALLEST_PADDING = {"arm": 16, "contrast": 4}
+
+
+def _padded_arrays(arrays: dict[str, np.ndarray], n_arms: int, n_contrasts: int):
+    """``arrays`` (:func:`network_arrays`) with arms of no patients added up to ``n_arms``
+    (study 0, no treatment) and columns of zeros in the design up to ``n_contrasts``."""
+    extra = n_arms - len(arrays["events"])
+    design = np.zeros((n_arms, n_contrasts))
+    design[: len(arrays["events"]), : arrays["design"].shape[1]] = arrays["design"]
+    padded = {
+        name: np.concatenate([values, np.zeros(extra, values.dtype)])
+        for name, values in arrays.items()
+        if name != "design"
+    }
+    return {**padded, "design": design}
+
+
 def sample_network(
     arrays: dict[str, np.ndarray],
     n_studies: int,
@@ -91,10 +114,24 @@ def sample_network(
     run: SamplerSettings,
 ) -> az.InferenceData:
     """Sample the network model of ``arrays`` (:func:`network_arrays`); the compiled model
-    of this shape and these priors is reused where one is kept."""
+    of this padded size and these priors is reused where one is kept. The posterior holds
+    the data's own arms, studies and log odds ratios (``parameters``) only."""
     n_arms = len(arrays["events"])
-    key = ("network", run.sampler, n_arms, n_studies, tuple(parameters), tuple(priors.items()))
+    arms = padded_size(n_arms, SMALLEST_PADDING["arm"])
+    # as many studies as arms: a study has an arm at least, so one size bucket serves both
+    size = {
+        "arm": arms,
+        "study": arms,
+        "contrast": padded_size(len(parameters), SMALLEST_PADDING["contrast"]),
+    }
+    names = [f"contrast {k}" for k in range(size["contrast"])]
+    key = ("network", run.sampler, *size.values(), tuple(priors.items()))
     model, compiled = cached_model(
-        key, lambda: network_model(n_arms, n_studies, parameters, priors), run.sampler
+        key, lambda: network_model(size["arm"], size["study"], names, priors), run.sampler
     )
-    return run_nuts(model, compiled, arrays, run)
+    padded = _padded_arrays(arrays, size["arm"], size["contrast"])
+    idata = run_nuts(model, compiled, padded, run)
+    own = {"arm": n_arms, "study": n_studies, "contrast": len(parameters)}
+    posterior = idata.posterior.isel({dim: slice(0, n) for dim, n in own.items()})
+    idata.posterior = posterior.assign_coords(contrast=list(parameters))
+    return idata
