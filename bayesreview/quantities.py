@@ -314,8 +314,8 @@ def reference_rates(
     return np.stack([means[_outcome_key(o, stages)] for o in data.reported_outcomes], axis=1)
 
 
-def _median_rates(stages, level, outcomes, rng) -> dict[str, np.ndarray]:
-    """Median-study rate (S, G) at one level per outcome.
+def _median_rates(stages, level, rng) -> dict[str, np.ndarray]:
+    """Median-study rate (S, G) at one level per outcome, keyed as :func:`_by_outcome`.
 
     One stage: the median of its distribution of study rates, exactly. The joint model's
     complete (p1 p2) and partial (p1 (1 - p2)) response: the median of
@@ -329,7 +329,7 @@ def _median_rates(stages, level, outcomes, rng) -> dict[str, np.ndarray]:
     eta1 = first.eta(level)
     median1 = first.median_rate(eta1, first.scale)
     if len(stages) == 1:
-        return {outcomes[0]: median1}
+        return _by_outcome(median1)
     second = stages[1]
     eta2 = second.eta(level)
     n_draws, n_groups = eta1.shape
@@ -374,7 +374,7 @@ def pooled_rates(
     levels, weights = group_mix(posterior, stages, data)
     per_level = _outcome_moments(stages, levels, rng)
     at_reference = _outcome_moments(stages, [REFERENCE_LEVEL], rng)[0]
-    medians = _median_rates(stages, REFERENCE_LEVEL, outcomes, rng)
+    medians = _median_rates(stages, REFERENCE_LEVEL, rng)
 
     def stack(values):
         return np.stack(values, axis=1)
@@ -401,7 +401,7 @@ def pooled_rates(
     )
     return {
         "rate": rate,
-        "rate_median": stack([medians[o if len(stages) > 1 else outcomes[0]] for o in outcomes]),
+        "rate_median": stack([medians[key(o)] for o in outcomes]),
         "rate_mix": rate_mix,
         "rate_pred": rate_pred,
         "rate_pred_mix": rate_pred_mix,

@@ -412,6 +412,36 @@ def test_data_sets_of_other_shapes_share_one_compiled_model(monkeypatch):
     assert len(builds) == 1
 
 
+def test_network_data_sets_of_other_shapes_share_one_compiled_model(monkeypatch):
+    # hasselblad1998 (50 arms of 24 trials, 3 log odds ratios) and the same less every third
+    # trial (33 arms of 16 trials): one model build, padded; each posterior holds the data's
+    # own arms, studies and treatments only
+    from bayesreview.backend import network, sampling
+
+    builds = []
+    original = network.network_model
+    monkeypatch.setattr(
+        network, "network_model", lambda *args: builds.append(args[:2]) or original(*args)
+    )
+    sampling.clear_compiled_models()
+    trials = br.read_studies(Path(__file__).parent / "data" / "hasselblad1998.csv")
+    kept = [k % 3 != 2 for k in range(trials["study"].nunique())]
+    fewer = trials[trials["study"].isin(trials["study"].unique()[kept])]
+    options = {"outcome": "events", "draws": 50, "tune": 50, "chains": 2}
+    for table in (trials, fewer):
+        fitted = quiet_fit(
+            table, model="network", reference="no_contact", seed=1, progressbar=False, **options
+        )
+        posterior = fitted.idata.posterior
+        assert posterior.sizes["arm"] == len(table)
+        assert posterior.sizes["study"] == table["study"].nunique()
+        assert sorted(posterior["contrast"].values) == sorted(
+            set(table["modality"]) - {"no_contact"}
+        )
+    sampling.clear_compiled_models()
+    assert len(builds) == 1
+
+
 _CONTAINER_CASES = {
     "default": ({"outcome": "any"}, "beta_binomial", False),
     "logit_normal": ({"outcome": "any"}, "logit_normal", False),

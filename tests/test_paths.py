@@ -654,9 +654,9 @@ def test_joint_model_median_rates_do_not_depend_on_the_number_of_threads(monkeyp
         for _ in range(2)
     ]
     outcomes = ("complete", "partial", "any")
-    threaded = _median_rates(stages, 0, outcomes, np.random.default_rng(1))
+    threaded = _median_rates(stages, 0, np.random.default_rng(1))
     monkeypatch.setattr("os.cpu_count", lambda: 1)
-    single = _median_rates(stages, 0, outcomes, np.random.default_rng(1))
+    single = _median_rates(stages, 0, np.random.default_rng(1))
     for outcome in outcomes:
         np.testing.assert_array_equal(threaded[outcome], single[outcome])
         assert threaded[outcome].shape == (n_draws, 3)
