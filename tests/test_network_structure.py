@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytest
 import xarray as xr
 from scipy import special
@@ -251,3 +252,38 @@ def test_single_arm_sensitivity_sets_both_analyses_side_by_side():
     assert table.loc[["B", "C", "D"], "median_without"].notna().all()
     assert (table.loc[["B", "C", "D"], "note"] == "").all()
     assert "3 single-arm studies" in table.attrs["assumption"]
+
+
+def test_network_likelihood_is_the_binomial_log_likelihood_less_its_constant():
+    # the sampler's target: scipy's binomial log-pmf less the log binomial coefficients at
+    # arms of 0, 1, some and all events (and a padding arm of no patients), at moderate log
+    # odds; at extreme ones (|logit p| up to about 40, where p rounds to 0 or 1 and the pmf's
+    # log to -inf) y log p + (n - y) log(1 - p) with scipy's log_expit
+    from scipy import stats
+
+    from bayesreview.backend.network import network_arrays, network_model
+
+    priors = load_spec("network").priors
+    model = network_model(5, 3, ["B", "C"], priors)
+    design = np.array([[0, 0], [1, 0], [0, 0], [0, 1], [0, 0]], dtype=float)
+    arrays = network_arrays(
+        np.array([0, 0, 1, 1, 2]), design, np.array([0, 1, 7, 30, 0]), np.array([12, 40, 20, 30, 0])
+    )
+    with model:
+        pm.set_data(arrays)
+    graphs = model.replace_rvs_by_values([model.potentials[0], model["logit_p"]])
+    potential, logit_p = (model.compile_fn(g, inputs=model.value_vars) for g in graphs)
+    n, y = arrays["trials"], arrays["events"]
+    rng = np.random.default_rng(4)
+    shapes = {name: value.shape for name, value in model.initial_point().items()}
+    for scale in (0.5, 8.0):
+        point = {name: rng.normal(0, scale, shape) for name, shape in shapes.items()}
+        x = logit_p(point)
+        if scale < 1:
+            expected = np.sum(
+                stats.binom.logpmf(y, n, special.expit(x)) - np.log(special.comb(n, y))
+            )
+        else:
+            assert np.abs(x).max() > 30
+            expected = np.sum(y * special.log_expit(x) + (n - y) * special.log_expit(-x))
+        np.testing.assert_allclose(potential(point), expected, rtol=1e-10)

@@ -11,7 +11,11 @@ d[t_ik] + u_ik. The arm effects u make each contrast u_ik - u_ib of two arms of 
 with SD tau between studies, and two contrasts of one multi-arm study correlate 0.5: the usual
 random-effects network model with a common heterogeneity. The study baselines mu_i are
 exchangeable, which is what lets a single-arm study in: its arm informs m + d[t], the rate of
-its treatment in a typical study. Both u and mu are sampled non-centred.
+its treatment in a typical study. Both u and mu are sampled non-centred. The sampler's
+target holds the binomial log-likelihood without its constant, the log binomial coefficients:
+sum y_ik logit p_ik - n_ik log(1 + exp(logit p_ik)), the same posterior at a fraction of the
+cost of evaluating log Gamma at every step (the fit's log-likelihoods for PSIS-LOO and the
+deviance are the full ones, computed from the draws).
 
 The same model with another design ``x`` is the unrelated-mean-effects model of the
 inconsistency check (:func:`bayesreview.network.inconsistency`): one free parameter per pair
@@ -33,6 +37,7 @@ from collections.abc import Mapping
 import arviz as az
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 
 from bayesreview.backend.priors import prior_variable
 from bayesreview.backend.sampling import SamplerSettings, cached_model, run_nuts
@@ -70,7 +75,7 @@ def network_model(
         pm.Deterministic("mu", mu, dims="study")
         logit_p = mu[study_idx] + design @ d + u
         pm.Deterministic("logit_p", logit_p, dims="arm")
-        pm.Potential("loglik", pm.logp(pm.Binomial.dist(n=n, logit_p=logit_p), y).sum())
+        pm.Potential("loglik", (y * logit_p - n * pt.softplus(logit_p)).sum())
     return model
 
 
