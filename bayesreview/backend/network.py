@@ -119,8 +119,9 @@ def sample_network(
     run: SamplerSettings,
 ) -> az.InferenceData:
     """Sample the network model of ``arrays`` (:func:`network_arrays`); the compiled model
-    of this padded size and these priors is reused where one is kept. The posterior holds
-    the data's own arms, studies and log odds ratios (``parameters``) only."""
+    of this padded size and these priors is reused where one is kept. Returns the posterior
+    of the data's own arms, studies and log odds ratios (``parameters``) and the sampler's
+    statistics."""
     n_arms = len(arrays["events"])
     arms = padded_size(n_arms, SMALLEST_PADDING["arm"])
     # as many studies as arms: a study has an arm at least, so one size bucket serves both
@@ -138,5 +139,6 @@ def sample_network(
     idata = run_nuts(model, compiled, padded, run)
     own = {"arm": n_arms, "study": n_studies, "contrast": len(parameters)}
     posterior = idata.posterior.isel({dim: slice(0, n) for dim, n in own.items()})
-    idata.posterior = posterior.assign_coords(contrast=list(parameters))
-    return idata
+    posterior = posterior.assign_coords(contrast=list(parameters))
+    # as the single-arm families': PyMC's sampler would also return the padded data containers
+    return az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats)
