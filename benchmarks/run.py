@@ -828,6 +828,11 @@ NOTES = """
   data too. A new data set of up to 8 groups, any number of studies and any denominators
   reuses the model compiled for the bundled data (`new_dataset_*`): in the same process, or
   through the disk cache in the next.
+- The network model is padded likewise: arms (and, to as many, studies) to a power of two
+  (at least 16), log odds ratios to a power of two (at least 4), with arms of no patients,
+  studies without arms and columns of zeros in the design, dropped after sampling
+  (`new_shape_network`). Its sampler's target is the binomial log-likelihood without the
+  log binomial coefficients, which are constant: no log Gamma at every step.
 - The likelihoods are PyTensor Ops on numba kernels, each giving the log-likelihood and its
   gradient in one call: per study (`bayesreview.backend.ops.BetaBinomialRows`, and
   `LogitNormalRows` with each study's effect integrated out) below 256 studies, and for
