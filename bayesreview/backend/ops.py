@@ -538,20 +538,45 @@ def logit_normal_rows(
 @numba.njit(cache=True)
 def simplex_log_probabilities(z: np.ndarray) -> np.ndarray:
     """log pi = log_softmax([z, -sum z]): PyMC's simplex map from K - 1 free coordinates to K
-    log-probabilities."""
-    w = np.empty(z.shape[0] + 1)
-    w[:-1] = z
-    w[-1] = -z.sum()
-    top = w.max()
-    return w - (top + np.log(np.exp(w - top).sum()))
+    log-probabilities.
+
+    Written as loops: numba compiles array slicing and reductions (``w[:-1] = z``,
+    ``w.max()``) in seconds, a loop in a fraction of one, and every first fit pays for it.
+    """
+    n_free = z.shape[0]
+    w = np.empty(n_free + 1)
+    total = 0.0
+    for k in range(n_free):
+        w[k] = z[k]
+        total += z[k]
+    w[n_free] = -total
+    top = w[0]
+    for k in range(1, n_free + 1):
+        top = max(top, w[k])
+    mass = 0.0
+    for k in range(n_free + 1):
+        mass += math.exp(w[k] - top)
+    log_mass = top + math.log(mass)
+    for k in range(n_free + 1):
+        w[k] -= log_mass
+    return w
 
 
 @numba.njit(cache=True)
 def simplex_log_probabilities_gradient(z: np.ndarray, upstream: np.ndarray) -> np.ndarray:
     """d/dz of sum_k upstream_k log pi_k(z): with d log pi_k / d w_m = [k = m] - pi_m,
-    d/dw_m = upstream_m - pi_m sum(upstream), and w = [z, -sum z]."""
-    d_w = upstream - np.exp(simplex_log_probabilities(z)) * upstream.sum()
-    return d_w[:-1] - d_w[-1]
+    d/dw_m = upstream_m - pi_m sum(upstream), and w = [z, -sum z]. Loops, as
+    :func:`simplex_log_probabilities`."""
+    log_pi = simplex_log_probabilities(z)
+    n_free = z.shape[0]
+    upstream_total = 0.0
+    for k in range(n_free + 1):
+        upstream_total += upstream[k]
+    d_last = upstream[n_free] - math.exp(log_pi[n_free]) * upstream_total
+    out = np.empty(n_free)
+    for k in range(n_free):
+        out[k] = upstream[k] - math.exp(log_pi[k]) * upstream_total - d_last
+    return out
 
 
 @numba.njit(cache=True)
@@ -571,10 +596,13 @@ def simplex_gradient_node(z, upstream):
 
 @numba.njit(cache=True)
 def stage_rows(rows):
-    """The (S, n) array of a tuple of S (n,) arrays, one per stage."""
+    """The (S, n) array of a tuple of S (n,) arrays, one per stage (loops, as
+    :func:`simplex_log_probabilities`: a row assignment ``out[s] = rows[s]`` took numba about
+    2 s to compile)."""
     out = np.empty((len(rows), rows[0].shape[0]))
     for s in range(len(rows)):
-        out[s] = rows[s]
+        for j in range(out.shape[1]):
+            out[s, j] = rows[s][j]
     return out
 
 
@@ -584,7 +612,8 @@ def level_shifts(coefficients):
     of S (K - 1,) coefficient vectors (empty without a categorical covariate: K = 1)."""
     out = np.zeros((len(coefficients), coefficients[0].shape[0] + 1))
     for s in range(len(coefficients)):
-        out[s, 1:] = coefficients[s]
+        for k in range(coefficients[s].shape[0]):
+            out[s, k + 1] = coefficients[s][k]
     return out
 
 
