@@ -749,7 +749,9 @@ def fit(
         Posterior draws per chain (default 1000), tuning steps (1000), chains (4).
     seed
         Random seed (default: drawn at random, recorded in ``settings``); the same seed and data
-        give identical numbers on a processor of the same kind (``backend.compiled_for``).
+        give identical numbers on a processor of the same kind (``backend.compiled_for``) once
+        the model is in the compile cache. The process that compiles it first can differ from
+        later ones in the last bit of the log density, and its chains then part from theirs.
     progressbar
         Show the sampler's progress; default True.
     sampler
