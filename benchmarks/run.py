@@ -915,6 +915,15 @@ compiled for tuples of two; elementwise nodes 5.2 s); missing levels 35.1 s (row
 5.8 s). Each family's excess is a few seconds spread over the kinds of node its graph has
 and the default's lacks, which is what the one-Op route below removes.
 
+Since then (12-07, numba's compile events on a first fit with empty caches) the helpers
+that packed the stages and mapped the simplex are loops: numba took seconds to compile an
+array slice assignment or reduction (`w[:-1] = z` and `w.max()` in the simplex map 5.6 s,
+`out[s] = rows[s]` in `stage_rows` 1.9 s) and a fraction of a second for the same loop. The
+simplex nodes now compile in 1.3 s (were 5.1 s) and `stage_rows` no longer shows in any
+family's list. The missing-level family's remaining excess (about 4 s) is spread over the
+nodes of its larger graph (shape checks, joins, gathers, elementwise), as is the selection
+family's.
+
 What would compile once per family and machine (prototyped on 12-06 for the default model,
 not landed): the whole log-density as one Op on a hand-written kernel, its priors and
 transforms from the specification as data, so that every family's PyTensor graph is the
