@@ -724,9 +724,8 @@ def fit(
     by
         Column whose levels are pooled separately; default ``"modality"``.
     bias
-        Optional covariate column: categorical (e.g. ``"risk_of_bias"``, ``"design"``; a logit
+        Covariate column (default None): categorical (``"risk_of_bias"``, ``"design"``: a logit
         shift per non-reference level, missing levels marginalised) or numeric (a slope).
-        Default None.
     bias_reference
         Reference level; default the first level of an ordered categorical (``low`` for
         risk_of_bias), else the most common level. For a numeric covariate, the value at which
@@ -748,10 +747,9 @@ def fit(
     draws, tune, chains
         Posterior draws per chain (default 1000), tuning steps (1000), chains (4).
     seed
-        Random seed (default: drawn at random, recorded in ``settings``); the same seed and data
-        give identical numbers on a processor of the same kind (``backend.compiled_for``) once
-        the model is in the compile cache. The process that compiles it first can differ from
-        later ones in the last bit of the log density, and its chains then part from theirs.
+        Random seed (default: drawn at random, recorded in ``settings``). The same seed and data
+        give the same draws on a processor of the same kind (``backend.compiled_for``) once the
+        model is in the compile cache (its first compile can differ in the last bit).
     progressbar
         Show the sampler's progress; default True.
     sampler
